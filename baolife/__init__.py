@@ -1,0 +1,9 @@
+"""BaoLife: the server of an online, real-time life simulation game.
+
+See DESIGN.md and PROTOCOL.md in the repository for the shape of the server
+and its wire protocol. The game core (``baolife.tick``, ``baolife.model``,
+``baolife.content``) does no I/O; ``baolife.net``, ``baolife.db`` and
+``baolife.ai`` are adapters around it, wired together by ``baolife.app``.
+"""
+
+__version__ = "0.1.0"

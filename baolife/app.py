@@ -1,0 +1,359 @@
+"""Builds the nursery tree of DESIGN.md from a config, runs it, drains it.
+
+::
+
+    App.run
+    └── store (SQLite or MySQL pool), migrated
+        └── app nursery
+            ├── signals: SIGTERM/SIGINT start a graceful shutdown
+            ├── saver: write-behind flushes
+            ├── ai workers
+            ├── tick loop
+            ├── store watch: readiness
+            ├── websocket listener (+ one nursery of connections)
+            └── http listener: /healthz /readyz /metrics and the web client
+
+Graceful shutdown, inside ``shutdown_timeout``: stop accepting, stop the
+tick loop at a tick boundary (it queues ``bye`` shutdown and close 1001 to
+every connection), let the connections close, flush every dirty player,
+close the store. The exit status is 0 when everything was saved.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import signal
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+import structlog
+import trio
+from prometheus_client.core import Metric
+
+from . import content as content_pkg
+from .ai.offline import ScriptedProvider
+from .ai.service import NpcService, Provider
+from .config import Settings
+from .content.schema import Content
+from .db.saver import Saver
+from .db.store import Store, StoreError, open_store
+from .net.auth import Auth
+from .net.http import HttpListener, Route, static_routes
+from .net.listener import WsListener
+from .obs import Metrics, counter, gauge
+from .players import Directory
+from .tick.engine import World
+from .tick.loop import Inbox, Kick, TickLoop
+
+__all__ = ["App"]
+
+log = structlog.get_logger("baolife.app")
+
+WEB_DIR = Path(__file__).parent / "web"
+STORE_CHECK_EVERY = 5.0
+SUMMARY_EVERY_SECONDS = 60.0
+
+
+class App:
+    """One BaoLife server process. ``await app.run()`` returns the exit status.
+
+    ``root`` is the folder a relative SQLite path is resolved against;
+    ``signals`` installs the SIGTERM/SIGINT handlers (the CLI does; tests
+    call :meth:`request_shutdown`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        content: Content | None = None,
+        provider: Provider | None = None,
+        root: str = ".",
+        signals: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.content = content if content is not None else content_pkg.load()
+        self.provider = provider
+        self.root = root
+        self.signals = signals
+        self.metrics = Metrics()
+        self.exit_code = 0
+        self.draining = False
+        self.store_ok = False
+        self.ws_port: int | None = None
+        self.http_port: int | None = None
+        self._shutdown = trio.Event()
+        self._last_tick_at = 0.0
+        self._summary = [0, 0.0, 0.0, 0, 0]  # ticks, sum seconds, max seconds, frames, bytes
+        self._summary_every = max(1, round(SUMMARY_EVERY_SECONDS * settings.tick_hz))
+
+    def request_shutdown(self) -> None:
+        """Start the graceful shutdown (idempotent)."""
+        self._shutdown.set()
+
+    # ----------------------------------------------------------------- the tree
+
+    async def run(self, *, task_status: trio.TaskStatus[App] = trio.TASK_STATUS_IGNORED) -> int:
+        s = self.settings
+        seed = s.seed if s.seed >= 0 else secrets.randbits(62)
+        async with open_store(s.db_url, pool_size=s.db_pool, root=self.root) as store:
+            await self._prepare(store)
+            self._build(store, random.Random(seed))  # noqa: S311 - game dice, not secrets
+            async with trio.open_nursery() as root:
+                self._root = root
+                if self.signals:
+                    root.start_soon(self._watch_signals)
+                await root.start(self.saver.run)
+                await root.start(self.npc.run)
+                await root.start(self.loop.run)
+                root.start_soon(self._watch_store)
+                self.ws_port = await root.start(self.ws.run)
+                self.http_port = await root.start(self.http.run)
+                log.info(
+                    "started",
+                    ws=f"{s.ws_bind[0]}:{self.ws_port}",
+                    http=f"{s.http_bind[0]}:{self.http_port}",
+                    store=store.kind,
+                    seed=seed,
+                    tick_hz=s.tick_hz,
+                    day_ticks=s.day_ticks,
+                    npc_provider=getattr(self.npc.provider, "name", "?"),
+                )
+                task_status.started(self)
+                await self._shutdown.wait()
+                await self._drain()
+                root.cancel_scope.cancel()
+        log.info("stopped", exit_code=self.exit_code)
+        return self.exit_code
+
+    async def _prepare(self, store: Store) -> None:
+        if self.settings.db_migrate:
+            applied = await store.migrate()
+            if applied:
+                log.info("migrated", applied=applied)
+        else:
+            pending = await store.pending_migrations()
+            if pending:
+                raise StoreError(f"schema is behind ({', '.join(pending)}); run `baolife migrate`")
+        self.store = store
+        self.store_ok = True
+
+    def _build(self, store: Store, rng: random.Random) -> None:
+        s = self.settings
+        self.inbox = Inbox(limit=max(10000, 4 * s.max_connections))
+        fallback = ScriptedProvider(self.content)
+        self.npc = NpcService(
+            self.provider or fallback,
+            fallback,
+            workers=s.ai_workers,
+            queue=s.ai_queue,
+            timeout=s.ai_timeout,
+            deliver=self.inbox.put,
+            observe=self.metrics.observe_npc,
+        )
+        self.world = World(
+            self.content, day_ticks=s.day_ticks, year_days=s.year_days, rng=rng, submit_say=self.npc.submit
+        )
+        self.directory = Directory(
+            store, lambda pid, name: self.world.rules.new_life(pid, name, 1), capacity=s.max_loaded_players
+        )
+        self.loop = TickLoop(
+            self.world,
+            self.inbox,
+            tick_hz=s.tick_hz,
+            mark_dirty=self.directory.mark_dirty,
+            on_online=self._on_online,
+            on_tick=self._on_tick,
+        )
+        self.saver = Saver(
+            store,
+            self.directory,
+            interval=s.save_interval,
+            batch=s.save_batch,
+            on_fenced=self._on_fenced,
+            observe=self.metrics.observe_flush,
+        )
+        self.ws = WsListener(
+            s,
+            self.loop,
+            self.inbox,
+            Auth(store, self.directory, self.inbox, register_per_ip_hour=s.register_per_ip_hour),
+        )
+        routes: dict[str, Route] = static_routes(WEB_DIR)
+        routes.update({"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics})
+        self.http = HttpListener(s.http_bind[0], s.http_bind[1], routes)
+        self.metrics.add_source(self._collect)
+
+    async def _drain(self) -> None:
+        s = self.settings
+        started = trio.current_time()
+        self.draining = True
+        log.info("shutdown_started", connections=len(self.ws.sessions), dirty=self.directory.dirty_count)
+        with trio.move_on_after(s.shutdown_timeout) as scope:
+            self.ws.stop_accepting()
+            await self.loop.stop()
+            cut = await self.ws.drain(min(5.0, s.shutdown_timeout / 4))
+            unsaved = await self.saver.flush_all()
+        if scope.cancelled_caught:
+            unsaved = self.directory.dirty_count
+            cut = len(self.ws.sessions)
+        if unsaved:
+            self.exit_code = 1
+            log.error("shutdown_unsaved", players=unsaved)
+        log.info(
+            "shutdown_complete",
+            seconds=round(trio.current_time() - started, 2),
+            unsaved=unsaved,
+            connections_cut=cut,
+            saved_rows=self.saver.rows,
+        )
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                if not self._shutdown.is_set():
+                    log.info("signal", signal=signal.Signals(signum).name)
+                    self.request_shutdown()
+                else:
+                    log.warning("second_signal_exiting_now", signal=signal.Signals(signum).name)
+                    self.exit_code = 1
+                    self._root.cancel_scope.cancel()
+
+    async def _watch_store(self) -> None:
+        while True:
+            ok = False
+            with trio.move_on_after(3.0):
+                try:
+                    await self.store.ping()
+                    ok = True
+                except StoreError as exc:
+                    log.warning("store_unreachable", error=str(exc))
+            if ok != self.store_ok:
+                log.info("store_state", reachable=ok)
+            self.store_ok = ok
+            await trio.sleep(STORE_CHECK_EVERY)
+
+    # ----------------------------------------------------------------- hooks
+
+    def _on_online(self, pid: int, online: bool) -> None:
+        if not online:
+            self.directory.release(pid)
+
+    def _on_fenced(self, pid: int) -> None:
+        session = self.loop.by_player.get(pid)
+        if session is not None:
+            self.inbox.put(Kick(session, "replaced", 4000), force=True)
+
+    def _on_tick(self, tick: int, seconds: float, frames: int, nbytes: int) -> None:
+        self._last_tick_at = trio.current_time()
+        self.metrics.observe_tick(seconds, frames, nbytes)
+        summary = self._summary
+        summary[0] += 1
+        summary[1] += seconds
+        summary[2] = max(summary[2], seconds)
+        summary[3] += frames
+        summary[4] += nbytes
+        if summary[0] >= self._summary_every:
+            log.info(
+                "ticks",
+                tick=tick,
+                players=len(self.loop.by_player),
+                connections=len(self.ws.sessions),
+                loaded=len(self.directory),
+                dirty=self.directory.dirty_count,
+                tick_ms_mean=round(1000 * summary[1] / summary[0], 3),
+                tick_ms_max=round(1000 * summary[2], 3),
+                frames=summary[3],
+                bytes=summary[4],
+                overruns=self.loop.overruns,
+            )
+            self._summary = [0, 0.0, 0.0, 0, 0]
+
+    # ----------------------------------------------------------------- http
+
+    def healthy(self) -> bool:
+        """The tick loop advanced recently."""
+        limit = max(2.0, 20.0 / self.settings.tick_hz)
+        return self.loop.advanced.is_set() and trio.current_time() - self._last_tick_at < limit
+
+    def readiness(self) -> list[str]:
+        """Why this process should not get new players now (empty: ready)."""
+        problems = []
+        if self.draining:
+            problems.append("draining")
+        if not self.healthy():
+            problems.append("tick loop stalled")
+        if not self.store_ok:
+            problems.append("store unreachable")
+        if self.saver.failing:
+            problems.append("saves failing")
+        if not self.directory.has_room:
+            problems.append("no room to load more players")
+        if len(self.ws.sessions) >= self.settings.max_connections:
+            problems.append("connection limit reached")
+        return problems
+
+    def _healthz(self) -> tuple[int, str, bytes]:
+        ok = self.healthy()
+        body = {"ok": ok, "tick": self.loop.tick}
+        return (200 if ok else 503), "application/json", orjson.dumps(body)
+
+    def _readyz(self) -> tuple[int, str, bytes]:
+        problems = self.readiness()
+        body = {"ready": not problems, "problems": problems}
+        return (503 if problems else 200), "application/json", orjson.dumps(body)
+
+    def _metrics(self) -> tuple[int, str, bytes]:
+        return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render()
+
+    def _collect(self) -> Iterable[Metric]:
+        loop, world, d, saver, ws, npc = self.loop, self.world, self.directory, self.saver, self.ws, self.npc
+        ls, ds, ws_stats, ns, wst = (
+            loop.statistics(),
+            d.statistics(),
+            ws.statistics(),
+            npc.statistics(),
+            world.statistics(),
+        )
+        yield counter("baolife_ticks", "Ticks run", ls.tick)
+        yield counter("baolife_tick_overruns", "Ticks that ended after their deadline", ls.overruns)
+        yield gauge("baolife_players_online", "Players logged in on a connection", ls.online)
+        yield gauge("baolife_players_loaded", "Players held in memory (LRU)", ds.loaded)
+        yield gauge("baolife_players_loaded_capacity", "Players the LRU may hold (max_loaded_players)", ds.capacity)
+        yield gauge("baolife_players_dirty", "Players with unsaved changes", ds.dirty)
+        yield counter("baolife_player_evictions", "Players dropped from memory after being saved", ds.evictions)
+        yield counter("baolife_player_loads", "Players loaded from the store", ds.loads)
+        yield counter("baolife_player_loads_coalesced", "Logins that waited for a load already under way", ds.coalesced)
+        yield gauge("baolife_connections", "Open WebSocket connections", ws_stats.connections)
+        yield counter("baolife_connections_accepted", "WebSocket handshakes accepted", ws_stats.accepted)
+        yield counter(
+            "baolife_connections_refused", "WebSocket handshakes refused, by reason", ws_stats.refused, "reason"
+        )
+        yield counter("baolife_connections_closed", "Connections ended, by reason", ws_stats.closed, "reason")
+        yield counter("baolife_inbound_messages", "Inbound messages by type", ws_stats.inbound, "type")
+        errors = dict(loop.error_counts)
+        for code, n in world.error_counts.items():
+            errors[code] = errors.get(code, 0) + n
+        yield counter("baolife_errors_sent", "error ops sent, by code", errors, "code")
+        yield gauge("baolife_outbound_queued_frames", "Frames waiting in connection writers", ws_stats.queued_frames)
+        yield gauge("baolife_outbound_queued_frames_max", "Deepest connection queue", ws_stats.max_queued_frames)
+        yield gauge("baolife_outbound_queued_bytes", "Bytes waiting in connection writers", ws_stats.queued_bytes)
+        yield gauge("baolife_inbox_items", "Items waiting for the next tick", len(self.inbox))
+        yield counter("baolife_player_days", "Game days lived", wst.player_days)
+        yield counter("baolife_event_checks", "Random-event checks", wst.checks)
+        yield counter("baolife_event_evaluations", "Event conditions evaluated", wst.evaluations)
+        yield counter("baolife_events_fired", "Life events that happened", wst.events_fired)
+        yield counter("baolife_deaths", "Lives ended", wst.deaths)
+        saver_stats = saver.statistics()
+        yield counter("baolife_flush_rows", "Player rows saved", saver_stats.rows)
+        yield counter(
+            "baolife_saves_fenced", "Saves refused because another process owns the player", saver_stats.fenced
+        )
+        yield gauge("baolife_store_up", "1 when the store answered its last check", 1.0 if self.store_ok else 0.0)
+        yield gauge("baolife_npc_queue", "NPC reply jobs waiting", ns.queued)
+        yield gauge("baolife_npc_queue_capacity", "NPC reply job channel size (ai_queue)", ns.capacity)
+        yield gauge("baolife_npc_workers_busy", "NPC workers on a job", ns.busy_workers)
+        yield counter("baolife_npc_fallbacks", "NPC replies answered by the scripted fallback", ns.fallbacks)
+        yield gauge("baolife_draining", "1 while shutting down", 1.0 if self.draining else 0.0)

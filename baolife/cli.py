@@ -1,0 +1,126 @@
+"""The ``baolife`` command: ``serve``, ``migrate``, ``content``, ``settings``.
+
+Configuration errors print one line naming the setting and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import orjson
+import trio
+
+from . import config
+from .content import ContentError
+from .content import load as load_content
+
+__all__ = ["main"]
+
+EPILOG = (
+    "Settings come from BAOLIFE_* environment variables over the --config TOML file; `baolife settings` lists them."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="baolife", description="BaoLife game server.", epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server until SIGTERM or SIGINT", epilog=EPILOG)
+    serve.add_argument("--config", metavar="FILE", help="TOML file of settings (environment variables win)")
+    serve.add_argument(
+        "--log-format", choices=["auto", "json", "console"], help="log format (default: BAOLIFE_LOG_FORMAT, auto)"
+    )
+
+    migrate = sub.add_parser("migrate", help="apply pending database schema migrations and exit", epilog=EPILOG)
+    migrate.add_argument("--config", metavar="FILE", help="TOML file of settings (environment variables win)")
+
+    content = sub.add_parser("content", help="check the game content")
+    content_sub = content.add_subparsers(dest="content_command", required=True, metavar="SUBCOMMAND")
+    content_sub.add_parser("stats", help="print content counts as JSON; exit 1 if the content does not validate")
+    content_sub.add_parser("check", help="validate the content; exit 1 with the first problem")
+
+    sub.add_parser("settings", help="list every setting, its environment variable and default")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    return config.from_environ(getattr(args, "config", None))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .app import App
+    from .obs import configure_logging
+
+    settings = _settings(args)
+    if args.log_format:
+        settings = settings.replace(log_format=args.log_format)
+    content = load_content()
+    writer = configure_logging(settings.log_format, settings.log_level)
+    try:
+        return trio.run(App(settings, content=content, signals=True).run)
+    finally:
+        writer.close()
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from .db.store import open_store
+
+    settings = _settings(args)
+
+    async def run() -> list[str]:
+        async with open_store(settings.db_url, pool_size=settings.db_pool) as store:
+            return await store.migrate()
+
+    applied = trio.run(run)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def _content(args: argparse.Namespace) -> int:
+    from .tick.registry import EventRegistry
+
+    content = load_content()
+    if args.content_command == "check":
+        print(f"content ok: {len(content.events)} events, {len(content.actions)} actions")
+        return 0
+    registry = EventRegistry(content)
+    per_stage = {stage: 0 for stage in content.stage_order}
+    for event in content.events.values():
+        for stage in registry.stages_of(event):
+            per_stage[stage] += 1
+    stats = {
+        "events": len(content.events),
+        "followup_events": sum(1 for e in content.events.values() if e.followup),
+        "actions": len(content.actions),
+        "jobs": len(content.jobs),
+        "education_levels": len(content.levels),
+        "npc_personas": len(content.personas),
+        "events_per_stage": per_stage,
+    }
+    sys.stdout.write(orjson.dumps(stats, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def _list_settings(_args: argparse.Namespace) -> int:
+    width = max(len(name) for name, _, _ in config.SETTINGS_DOC)
+    for name, default, doc in config.SETTINGS_DOC:
+        print(f"{name:<{width}}  {default!r:>28}  {doc}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    handlers = {"serve": _serve, "migrate": _migrate, "content": _content, "settings": _list_settings}
+    try:
+        return handlers[args.command](args)
+    except config.ConfigError as exc:
+        print(f"baolife: {exc}", file=sys.stderr)
+        return 2
+    except ContentError as exc:
+        print(f"baolife: content: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,281 @@
+"""Settings: one validated object built at start-up and passed down.
+
+Every setting has an environment variable ``BAOLIFE_<NAME>`` and a key
+``<name>`` in the optional TOML file given with ``--config``; the
+environment wins over the file, the file over the default. Nothing reads the
+environment at import time: :func:`load` is called once by the CLI.
+
+A bad value raises :class:`ConfigError` whose message is one line naming the
+setting and the reason; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+__all__ = ["ConfigError", "Settings", "load", "SETTINGS_DOC"]
+
+
+class ConfigError(Exception):
+    """A setting has a value the server cannot run with."""
+
+
+def _parse_bind(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8765")
+    host = host.strip("[]")
+    value = int(port)
+    if not 0 <= value <= 65535:
+        raise ValueError("port must be between 0 and 65535")
+    return host, value
+
+
+def _parse_db_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme == "sqlite":
+        if not (parts.path or parts.netloc):
+            raise ValueError("sqlite URL needs a path, e.g. sqlite:///var/baolife.db")
+        return text
+    if parts.scheme in ("mysql", "mariadb"):
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("must be mysql://user:password@host:port/database")
+        return text
+    raise ValueError("scheme must be sqlite:// or mysql://")
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[Any], Any]:
+    def parse(raw: Any) -> Any:
+        if isinstance(raw, bool):
+            raise ValueError("must be a number")
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be {'an integer' if kind is int else 'a number'}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _text(raw: Any) -> str:
+    return str(raw)
+
+
+def _flag(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+@attrs.frozen
+class _Spec:
+    parse: Callable[[Any], Any]
+    default: Any
+    doc: str
+
+
+# The single table of settings: name -> how to parse it, its default, what it means.
+_SPECS: dict[str, _Spec] = {
+    "ws_bind": _Spec(_parse_bind, "127.0.0.1:8765", "WebSocket listener HOST:PORT (path /ws)"),
+    "http_bind": _Spec(
+        _parse_bind, "127.0.0.1:8080", "HTTP listener for /healthz, /readyz, /metrics and the web client"
+    ),
+    "db_url": _Spec(
+        _parse_db_url, "sqlite:///var/baolife.db", "store: sqlite:///PATH or mysql://user:password@host:port/database"
+    ),
+    "db_pool": _Spec(_number(int, 1, 256), 8, "MySQL connection pool size"),
+    "db_migrate": _Spec(_flag, True, "apply pending schema migrations when serve starts"),
+    "tick_hz": _Spec(_number(float, 1, 100), 10.0, "ticks per second"),
+    "day_ticks": _Spec(_number(int, 1, 1000), 10, "ticks per game day"),
+    "year_days": _Spec(_number(int, 4, 365), 365, "game days per game year"),
+    "save_interval": _Spec(_number(float, 0.05, 600), 5.0, "seconds between write-behind flushes"),
+    "save_batch": _Spec(_number(int, 1, 10000), 500, "players per save statement batch"),
+    "max_loaded_players": _Spec(
+        _number(int, 10, 10_000_000), 20000, "players kept in memory (LRU of online and recently seen)"
+    ),
+    "max_connections": _Spec(
+        _number(int, 1, 1_000_000), 10000, "WebSocket connections in total; over it the handshake is refused with 503"
+    ),
+    "conn_per_ip": _Spec(_number(int, 1, 1_000_000), 20, "concurrent WebSocket connections per client IP"),
+    "register_per_ip_hour": _Spec(_number(int, 1, 1_000_000), 30, "registrations per client IP per hour"),
+    "msg_rate": _Spec(_number(float, 0.1, 100000), 20.0, "messages per second per connection (token bucket refill)"),
+    "msg_burst": _Spec(_number(int, 1, 100000), 40, "token bucket size of the per-connection message rate"),
+    "rate_strikes": _Spec(
+        _number(int, 1, 100000), 50, "messages dropped for rate in a row before the connection is closed 1008"
+    ),
+    "max_message_bytes": _Spec(_number(int, 256, 1_048_576), 4096, "largest inbound message; larger closes with 1009"),
+    "login_timeout": _Spec(_number(float, 0.1, 3600), 10.0, "seconds to log in before close 1008"),
+    "idle_timeout": _Spec(
+        _number(float, 1, 86400), 300.0, "seconds without a client message before bye idle and close 4001"
+    ),
+    "ping_interval": _Spec(
+        _number(float, 0.5, 3600), 20.0, "seconds of silence before the server pings a client to find dead peers"
+    ),
+    "outbound_frames": _Spec(
+        _number(int, 1, 100000), 64, "frames queued per connection before it counts as a slow client"
+    ),
+    "outbound_bytes": _Spec(
+        _number(int, 1024, 1 << 30), 262144, "bytes queued per connection before it counts as a slow client"
+    ),
+    "shutdown_timeout": _Spec(_number(float, 0.5, 600), 20.0, "seconds a graceful shutdown may take in all"),
+    "ai_workers": _Spec(_number(int, 1, 1024), 16, "NPC reply worker tasks"),
+    "ai_queue": _Spec(_number(int, 1, 1_000_000), 256, "NPC reply jobs waiting for a worker; over it say gets busy"),
+    "ai_base_url": _Spec(_text, "https://api.openai.com/v1", "OpenAI-compatible API base URL"),
+    "ai_api_key": _Spec(_text, "", "API key; empty means the offline scripted NPC provider"),
+    "ai_model": _Spec(_text, "gpt-4o-mini", "chat model name"),
+    "ai_context_turns": _Spec(_number(int, 0, 20), 6, "conversation turns sent with each NPC prompt"),
+    "ai_max_tokens": _Spec(_number(int, 16, 4096), 120, "max_tokens of each NPC reply"),
+    "ai_timeout": _Spec(_number(float, 0.5, 300), 15.0, "deadline of one NPC reply job, retries included"),
+    "ai_player_daily_calls": _Spec(_number(int, 0, 1_000_000), 30, "upstream calls per player per UTC day"),
+    "ai_daily_budget": _Spec(_number(float, 0, 1e9), 5.0, "upstream spend per UTC day, in the currency of the prices"),
+    "ai_price_in": _Spec(_number(float, 0, 1e6), 0.00015, "price per 1K input tokens"),
+    "ai_price_out": _Spec(_number(float, 0, 1e6), 0.0006, "price per 1K output tokens"),
+    "log_format": _Spec(
+        _choice("auto", "json", "console"), "auto", "log format: json, console, or auto (console on a TTY)"
+    ),
+    "log_level": _Spec(_choice("debug", "info", "warning", "error"), "info", "lowest log level written"),
+    "sentry_dsn": _Spec(_text, "", "Sentry DSN for error tracking; empty disables it"),
+    "tls_cert": _Spec(_text, "", "PEM certificate chain; with tls_key the WebSocket listener speaks TLS"),
+    "tls_key": _Spec(_text, "", "PEM private key for tls_cert"),
+    "seed": _Spec(_number(int, -1, 2**63 - 1), -1, "random seed of the game world; -1 draws one at start"),
+}
+
+SETTINGS_DOC: tuple[tuple[str, str, str], ...] = tuple(
+    (f"BAOLIFE_{name.upper()}", str(spec.default), spec.doc) for name, spec in _SPECS.items()
+)
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """The server's validated configuration. Build it with :func:`load` or
+    :meth:`defaults`; every field has already passed its check."""
+
+    ws_bind: tuple[str, int]
+    http_bind: tuple[str, int]
+    db_url: str
+    db_pool: int
+    db_migrate: bool
+    tick_hz: float
+    day_ticks: int
+    year_days: int
+    save_interval: float
+    save_batch: int
+    max_loaded_players: int
+    max_connections: int
+    conn_per_ip: int
+    register_per_ip_hour: int
+    msg_rate: float
+    msg_burst: int
+    rate_strikes: int
+    max_message_bytes: int
+    login_timeout: float
+    idle_timeout: float
+    ping_interval: float
+    outbound_frames: int
+    outbound_bytes: int
+    shutdown_timeout: float
+    ai_workers: int
+    ai_queue: int
+    ai_base_url: str
+    ai_api_key: str
+    ai_model: str
+    ai_context_turns: int
+    ai_max_tokens: int
+    ai_timeout: float
+    ai_player_daily_calls: int
+    ai_daily_budget: float
+    ai_price_in: float
+    ai_price_out: float
+    log_format: str
+    log_level: str
+    sentry_dsn: str
+    tls_cert: str
+    tls_key: str
+    seed: int
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> Settings:
+        """Settings with every default, then ``overrides`` (raw values, checked
+        like environment values). Used by tests and tools."""
+        return _build({name: spec.default for name, spec in _SPECS.items()} | overrides, {})
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (already parsed values)."""
+        return attrs.evolve(self, **changes)
+
+
+def _build(raw: Mapping[str, Any], origin: Mapping[str, str]) -> Settings:
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        spec = _SPECS.get(name)
+        if spec is None:
+            raise ConfigError(f"{origin.get(name, name)}: unknown setting")
+        try:
+            values[name] = spec.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{origin.get(name, 'BAOLIFE_' + name.upper())}={value!r}: {exc}") from None
+    settings = Settings(**values)
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("BAOLIFE_TLS_CERT and BAOLIFE_TLS_KEY: set both or neither")
+    return settings
+
+
+def load(env: Mapping[str, str], config_file: str | None = None) -> Settings:
+    """Build the settings from ``env`` (usually ``os.environ``) over the TOML
+    ``config_file`` over the defaults.
+
+    Raises:
+        ConfigError: a file that cannot be read or parsed, an unknown key in
+            it, or a value that fails its check. The message is one line.
+    """
+    raw: dict[str, Any] = {name: spec.default for name, spec in _SPECS.items()}
+    origin: dict[str, str] = {}
+    if config_file:
+        try:
+            with open(config_file, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"--config {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config {config_file}: not valid TOML ({exc})") from None
+        for key, value in data.items():
+            origin[key] = f"{config_file}: {key}"
+            if key not in _SPECS:
+                raise ConfigError(f"{config_file}: {key}: unknown setting")
+            raw[key] = value
+    for name in _SPECS:
+        env_name = f"BAOLIFE_{name.upper()}"
+        if env_name in env:
+            raw[name] = env[env_name]
+            origin[name] = env_name
+    if not raw["ai_api_key"] and env.get("OPENAI_API_KEY"):
+        raw["ai_api_key"] = env["OPENAI_API_KEY"]
+    return _build(raw, origin)
+
+
+def from_environ(config_file: str | None = None) -> Settings:
+    """:func:`load` with the process environment."""
+    return load(os.environ, config_file)

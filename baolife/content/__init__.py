@@ -1,0 +1,288 @@
+"""Game content: loaded from the TOML files in this folder and validated at start.
+
+:func:`load` reads ``world.toml``, ``actions.toml``, ``jobs.toml``,
+``education.toml``, ``personas.toml`` and every ``events/*.toml``, builds the
+classes of :mod:`baolife.content.schema` with strict types (no silent
+conversions), then cross-checks every reference. Any problem raises
+:class:`ContentError` naming the file and the id.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import cattrs
+
+from .schema import (
+    STAT_NAMES,
+    Action,
+    Conditions,
+    Content,
+    Effects,
+    Event,
+    Job,
+    Level,
+    Names,
+    Persona,
+    World,
+)
+
+__all__ = ["ContentError", "Content", "load", "DEFAULT_DIR", "TEMPLATE_FIELDS"]
+
+DEFAULT_DIR = Path(__file__).parent
+
+# Names a content text may use as $name; filled by the engine.
+TEMPLATE_FIELDS = frozenset({"name", "first", "surname", "age", "job", "npc", "npc_role", "money"})
+
+
+class ContentError(Exception):
+    """Content that does not validate; the message names file and id."""
+
+
+def _strict(kind: tuple[type, ...], what: str) -> Any:
+    def hook(value: Any, _type: Any) -> Any:
+        if isinstance(value, bool) and bool not in kind or not isinstance(value, kind):
+            raise TypeError(f"expected {what}, got {type(value).__name__} {value!r}")
+        return value
+
+    return hook
+
+
+def _converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, prefer_attrib_converters=True)
+    conv.register_structure_hook(str, _strict((str,), "a string"))
+    conv.register_structure_hook(int, _strict((int,), "an integer"))
+    conv.register_structure_hook(float, lambda v, _t: float(_strict((int, float), "a number")(v, _t)))
+    conv.register_structure_hook(bool, _strict((bool,), "true or false"))
+    return conv
+
+
+_CONV = _converter()
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ContentError(f"{path.name}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ContentError(f"{path.name}: not valid TOML: {exc}") from None
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ContentError(f"{where}: expected a table")
+    try:
+        return _CONV.structure(raw, cls)
+    except cattrs.BaseValidationError as exc:
+        raise ContentError(f"{where}: {'; '.join(cattrs.transform_error(exc))}") from None
+    except (TypeError, ValueError) as exc:
+        raise ContentError(f"{where}: {exc}") from None
+
+
+def _items(data: dict[str, Any], key: str, rel: str) -> list[dict[str, Any]]:
+    extra = set(data) - {key}
+    if extra:
+        raise ContentError(f"{rel}: unknown top-level key(s) {sorted(extra)}; expected [[{key}]]")
+    items = data.get(key, [])
+    if not isinstance(items, list):
+        raise ContentError(f"{rel}: {key} must be an array of tables ([[{key}]])")
+    return items
+
+
+def _collect(cls: type, items: list[dict[str, Any]], kind: str, rel: str, into: dict[str, Any]) -> None:
+    for index, raw in enumerate(items):
+        ident = raw.get("id") if isinstance(raw, dict) else None
+        where = f"{rel}: {kind} {ident!r}" if isinstance(ident, str) else f"{rel}: {kind} #{index + 1}"
+        obj = _build(cls, {**raw, "source": rel} if isinstance(raw, dict) else raw, where)
+        if obj.id in into:
+            raise ContentError(f"{where}: duplicate id (also in {into[obj.id].source})")
+        into[obj.id] = obj
+
+
+def load(folder: Path | str | None = None) -> Content:
+    """Load and validate all content from ``folder`` (default: the package's).
+
+    Raises:
+        ContentError: the first problem found, naming the file and the id.
+    """
+    base = Path(folder) if folder is not None else DEFAULT_DIR
+    world_doc = _read(base / "world.toml")
+    if set(world_doc) - {"world", "names"}:
+        raise ContentError(f"world.toml: unknown top-level key(s) {sorted(set(world_doc) - {'world', 'names'})}")
+    world = _build(World, world_doc.get("world", {}), "world.toml: [world]")
+    names = _build(Names, world_doc.get("names", {}), "world.toml: [names]")
+
+    events: dict[str, Event] = {}
+    event_files = sorted((base / "events").glob("*.toml"))
+    if not event_files:
+        raise ContentError(f"events/: no event files in {base / 'events'}")
+    for path in event_files:
+        rel = f"events/{path.name}"
+        _collect(Event, _items(_read(path), "event", rel), "event", rel, events)
+    actions: dict[str, Action] = {}
+    _collect(Action, _items(_read(base / "actions.toml"), "action", "actions.toml"), "action", "actions.toml", actions)
+    jobs: dict[str, Job] = {}
+    _collect(Job, _items(_read(base / "jobs.toml"), "job", "jobs.toml"), "job", "jobs.toml", jobs)
+    levels: dict[str, Level] = {}
+    _collect(
+        Level, _items(_read(base / "education.toml"), "level", "education.toml"), "level", "education.toml", levels
+    )
+    personas: dict[str, Persona] = {}
+    _collect(
+        Persona, _items(_read(base / "personas.toml"), "persona", "personas.toml"), "persona", "personas.toml", personas
+    )
+
+    content = Content(
+        world=world, names=names, events=events, actions=actions, jobs=jobs, levels=levels, personas=personas
+    )
+    _Checker(content).run()
+    return content
+
+
+class _Checker:
+    """Cross-references: every id, stage, stat and template name must exist."""
+
+    def __init__(self, content: Content) -> None:
+        self.c = content
+        levels = content.levels
+        self.educations = {"none"} | set(levels) | {lv.then for lv in levels.values()}
+        self.roles = {role for p in content.personas.values() for role in p.roles}
+
+    def run(self) -> None:
+        c = self.c
+        w = c.world
+        if not w.stages or min(w.stages.values()) != 0:
+            raise ContentError("world.toml: [world] stages: the youngest stage must start at age 0")
+        if not 1 <= w.check_min_days <= w.check_max_days:
+            raise ContentError("world.toml: [world] check_min_days must be >= 1 and <= check_max_days")
+        if w.timeout_days < 1:
+            raise ContentError("world.toml: [world] timeout_days must be >= 1")
+        for stage in list(w.expenses) + [d.stage for d in w.drift]:
+            if stage not in w.stages:
+                raise ContentError(f"world.toml: [world] unknown stage {stage!r}")
+        for member in w.family:
+            self.role(member.role, "world.toml: [world] family")
+        if not c.names.first or not c.names.last:
+            raise ContentError("world.toml: [names] first and last must not be empty")
+        for ev in c.events.values():
+            self.event(ev)
+        for act in c.actions.values():
+            where = f"{act.source}: action {act.id!r}"
+            self.text(act.label, where)
+            self.conditions(act.when, where)
+            if act.cost < 0 or act.cooldown_days < 0:
+                raise ContentError(f"{where}: cost and cooldown_days must not be negative")
+            self.effects(act.effects, where)
+            for i, out in enumerate(act.outcomes):
+                self.outcome(out, f"{where}: outcome #{i + 1}")
+        for job in c.jobs.values():
+            where = f"{job.source}: job {job.id!r}"
+            self.conditions(job.when, where)
+            if job.salary < 0:
+                raise ContentError(f"{where}: salary must not be negative")
+            if job.promotes_to and job.promotes_to not in c.jobs:
+                raise ContentError(f"{where}: promotes_to {job.promotes_to!r} is not a job")
+        for level in c.levels.values():
+            where = f"{level.source}: level {level.id!r}"
+            self.conditions(level.when, where)
+            if level.years <= 0:
+                raise ContentError(f"{where}: years must be positive")
+        for persona in c.personas.values():
+            where = f"{persona.source}: persona {persona.id!r}"
+            if not persona.replies:
+                raise ContentError(f"{where}: needs at least one scripted reply")
+            for line in persona.greetings + persona.replies + persona.questions:
+                self.text(line, where)
+
+    def role(self, role: str, where: str) -> None:
+        if role not in self.roles:
+            raise ContentError(f"{where}: no persona speaks for role {role!r}")
+
+    def text(self, text: str, where: str) -> None:
+        tpl = self.c.template(text)
+        if not tpl.is_valid():
+            raise ContentError(f"{where}: bad $-template in {text!r}")
+        unknown = set(tpl.get_identifiers()) - TEMPLATE_FIELDS
+        if unknown:
+            raise ContentError(
+                f"{where}: unknown template name(s) {sorted(unknown)} in {text!r}; known: {sorted(TEMPLATE_FIELDS)}"
+            )
+
+    def conditions(self, cond: Conditions, where: str) -> None:
+        c = self.c
+        for stage in cond.stages:
+            if stage not in c.world.stages:
+                raise ContentError(f"{where}: unknown stage {stage!r}; known: {c.stage_order}")
+        for stat in list(cond.min) + list(cond.max):
+            if stat not in STAT_NAMES:
+                raise ContentError(f"{where}: unknown stat {stat!r}; known: {list(STAT_NAMES)}")
+        for job in cond.jobs:
+            if job not in c.jobs:
+                raise ContentError(f"{where}: unknown job {job!r}")
+        for edu in cond.education + cond.not_education:
+            if edu not in self.educations:
+                raise ContentError(f"{where}: unknown education {edu!r}; known: {sorted(self.educations)}")
+        if cond.min_age > cond.max_age:
+            raise ContentError(f"{where}: min_age is above max_age")
+
+    def outcome(self, out: Any, where: str) -> None:
+        if out.weight <= 0:
+            raise ContentError(f"{where}: weight must be positive")
+        self.effects(out.effects, where)
+
+    def effects(self, eff: Effects, where: str) -> None:
+        c = self.c
+        if eff.feed:
+            self.text(eff.feed, where)
+        if eff.job and eff.job not in ("best", "none") and eff.job not in c.jobs:
+            raise ContentError(f"{where}: effects job {eff.job!r} is not a job, 'best' or 'none'")
+        if eff.education and eff.education not in self.educations:
+            raise ContentError(f"{where}: effects education {eff.education!r} is unknown")
+        for add in eff.npc_add:
+            if add.persona and add.persona not in c.personas:
+                raise ContentError(f"{where}: npc_add persona {add.persona!r} is unknown")
+            self.role(add.role, where)
+            if add.name:
+                self.text(add.name, where)
+        for ref in eff.schedule:
+            if ref.event not in c.events:
+                raise ContentError(f"{where}: schedule event {ref.event!r} is unknown")
+            if ref.in_days < 1:
+                raise ContentError(f"{where}: schedule in_days must be >= 1")
+        if eff.die:
+            self.text(eff.die, where)
+
+    def event(self, ev: Event) -> None:
+        where = f"{ev.source}: event {ev.id!r}"
+        self.text(ev.title, where)
+        self.text(ev.text, where)
+        self.conditions(ev.when, where)
+        if ev.weight <= 0:
+            raise ContentError(f"{where}: weight must be positive")
+        self.effects(ev.effects, where)
+        keys = [ch.key for ch in ev.choices]
+        if len(set(keys)) != len(keys):
+            raise ContentError(f"{where}: choice keys must be unique, got {keys}")
+        if ev.choices:
+            if len(ev.choices) > 4:
+                raise ContentError(f"{where}: at most 4 choices")
+            if ev.default not in keys:
+                raise ContentError(f"{where}: default {ev.default!r} is not one of its choices {keys}")
+        elif ev.default:
+            raise ContentError(f"{where}: default given but the event has no choices")
+        for ch in ev.choices:
+            cw = f"{where}: choice {ch.key!r}"
+            self.text(ch.label, cw)
+            self.effects(ch.effects, cw)
+            for i, out in enumerate(ch.outcomes):
+                self.outcome(out, f"{cw}: outcome #{i + 1}")
+
+
+def template_names(text: str) -> set[str]:
+    """The $names a content text uses."""
+    return set(Template(text).get_identifiers())

@@ -1,0 +1,180 @@
+"""Write-behind saving of dirty players, in batches, with retry and backoff.
+
+Every ``interval`` seconds the saver serializes the dirty players in chunks
+of ``batch`` (yielding to the tick loop between chunks) and writes each
+chunk in one store transaction. A failed write leaves the players dirty and
+the next attempt waits with exponential backoff; nothing is dropped. A row
+refused for its epoch means another process owns that player now: it is
+fenced (never saved from here again) and reported through ``on_fenced``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import attrs
+import structlog
+import trio
+
+from ..model import SCHEMA_VERSION, dump_player
+from ..players import Directory, Entry
+from .store import SaveRow, Store, StoreError
+
+__all__ = ["Saver", "SaverStatistics"]
+
+log = structlog.get_logger("baolife.saver")
+
+
+@attrs.frozen
+class SaverStatistics:
+    flushes: int
+    failures: int
+    rows: int
+    fenced: int
+    last_batch: int
+    last_ok: float | None
+    failing: bool
+
+
+class Saver:
+    """See the module docstring. ``observe(batch_size, seconds, ok)`` feeds metrics."""
+
+    def __init__(
+        self,
+        store: Store,
+        directory: Directory,
+        *,
+        interval: float,
+        batch: int,
+        on_fenced: Callable[[int], None] = lambda pid: None,
+        observe: Callable[[int, float, bool], None] = lambda n, s, ok: None,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.interval = interval
+        self.batch = batch
+        self.on_fenced = on_fenced
+        self.observe = observe
+        self.max_backoff = max_backoff
+        self.flushes = 0
+        self.failures = 0
+        self.rows = 0
+        self.fenced = 0
+        self.last_batch = 0
+        self.last_ok: float | None = None
+        self.failing = False
+        self._consecutive_failures = 0
+        self._wake = trio.Event()
+
+    def statistics(self) -> SaverStatistics:
+        return SaverStatistics(
+            flushes=self.flushes,
+            failures=self.failures,
+            rows=self.rows,
+            fenced=self.fenced,
+            last_batch=self.last_batch,
+            last_ok=self.last_ok,
+            failing=self.failing,
+        )
+
+    def wake(self) -> None:
+        """Flush now rather than at the next interval."""
+        self._wake.set()
+
+    def next_delay(self) -> float:
+        if not self._consecutive_failures:
+            return self.interval
+        backoff = min(self.max_backoff, self.interval * 2 ** min(self._consecutive_failures, 10))
+        return random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not security
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            with trio.move_on_after(self.next_delay()):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            await self.flush()
+
+    async def flush(self) -> bool:
+        """Write every dirty player once. True if all writes succeeded."""
+        entries = self.directory.dirty_entries()
+        if not entries:
+            self.directory.evict()
+            return True
+        self.flushes += 1
+        ok = True
+        for start in range(0, len(entries), self.batch):
+            chunk = entries[start : start + self.batch]
+            if not await self._write(chunk):
+                ok = False
+                break
+            await trio.lowlevel.checkpoint()
+        self.directory.evict()
+        return ok
+
+    async def _write(self, chunk: list[Entry]) -> bool:
+        rows = []
+        versions = []
+        for entry in chunk:
+            if entry.fenced or not entry.dirty:
+                continue
+            rows.append(
+                SaveRow(
+                    player_id=entry.player.id,
+                    state=dump_player(entry.player),
+                    schema_version=SCHEMA_VERSION,
+                    epoch=entry.epoch,
+                )
+            )
+            versions.append((entry, entry.version))
+        if not rows:
+            return True
+        started = trio.current_time()
+        try:
+            refused = await self.store.save(rows)
+        except StoreError as exc:
+            self.failures += 1
+            self._consecutive_failures += 1
+            self.failing = True
+            self.observe(len(rows), trio.current_time() - started, False)
+            log.warning(
+                "save_failed",
+                players=len(rows),
+                error=str(exc),
+                retry_in=round(self.next_delay(), 2),
+                failures=self._consecutive_failures,
+            )
+            return False
+        self._consecutive_failures = 0
+        self.failing = False
+        self.last_ok = trio.current_time()
+        self.last_batch = len(rows)
+        self.observe(len(rows), trio.current_time() - started, True)
+        for (entry, version), row in zip(versions, rows, strict=True):
+            if row.player_id not in refused:
+                self.directory.saved(entry, version)
+                self.rows += 1
+            elif entry.epoch != row.epoch:
+                pass  # we re-claimed the player meanwhile: stays dirty, saved with the new epoch
+            else:
+                self.fenced += 1
+                self.directory.fence(entry)
+                log.warning("save_fenced", player=row.player_id, epoch=row.epoch)
+                self.on_fenced(row.player_id)
+        return True
+
+    async def flush_all(self, attempts: int = 5) -> int:
+        """Flush until nothing is dirty or ``attempts`` fail in a row (with
+        short backoff). Returns the number of players left unsaved."""
+        failures = 0
+        rounds = 0
+        while self.directory.dirty_count and failures < attempts and rounds < attempts * 4:
+            rounds += 1
+            if await self.flush():
+                failures = 0
+            else:
+                failures += 1
+                await trio.sleep(min(2.0, 0.1 * 2**failures))
+        return self.directory.dirty_count

@@ -1,0 +1,218 @@
+"""The embedded store: SQLite in one file, so ``baolife serve`` runs on a bare machine.
+
+All sqlite3 calls run in a worker thread (``trio.to_thread``) through a
+one-slot limiter, so the trio thread never waits on disk and the connection
+is used by one thread at a time. sqlite3 errors are translated into the
+store's exceptions here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from .migrations import load_migrations
+from .store import Claim, SaveRow, StoreCorrupt, StoreError, StoreUnavailable
+
+__all__ = ["SqliteStore", "open_sqlite", "sqlite_path"]
+
+T = TypeVar("T")
+
+
+def sqlite_path(url: str, root: str = ".") -> str:
+    """``sqlite:///rel/path`` (relative to ``root``), ``sqlite:////abs/path``
+    or ``sqlite:///:memory:``."""
+    rest = url.removeprefix("sqlite://")
+    if rest.startswith("/"):
+        rest = rest[1:]
+    if rest == ":memory:":
+        return rest
+    path = Path(rest)
+    return str(path if path.is_absolute() else Path(root) / path)
+
+
+class SqliteStore:
+    """The :class:`~baolife.db.store.Store` on SQLite."""
+
+    kind = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._limiter = trio.CapacityLimiter(1)
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, path: str) -> SqliteStore:
+        def connect() -> sqlite3.Connection:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            return conn
+
+        try:
+            return cls(await trio.to_thread.run_sync(connect))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        try:
+            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {exc}") from exc
+
+    def _tx(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    # ----------------------------------------------------------------- migrations
+
+    def _applied(self) -> set[int]:
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        )
+        return {row[0] for row in self._conn.execute("SELECT version FROM schema_migrations")}
+
+    async def pending_migrations(self) -> list[str]:
+        applied = await self._run(self._applied)
+        return [m.name for m in load_migrations("sqlite") if m.version not in applied]
+
+    async def migrate(self) -> list[str]:
+        def apply() -> list[str]:
+            done = []
+            applied = self._applied()
+            for m in load_migrations("sqlite"):
+                if m.version in applied:
+                    continue
+
+                def body(conn: sqlite3.Connection, m: Any = m) -> None:
+                    for statement in m.statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (m.version, m.name, int(time.time())),
+                    )
+
+                self._tx(body)
+                done.append(m.name)
+            return done
+
+        return await self._run(apply)
+
+    # ----------------------------------------------------------------- accounts and players
+
+    async def create_account(self, name: str, token_hash: bytes) -> int:
+        def body(conn: sqlite3.Connection) -> int:
+            now = int(time.time())
+            cur = conn.execute(
+                "INSERT INTO accounts (token_hash, name, created_at) VALUES (?, ?, ?)", (token_hash, name, now)
+            )
+            pid = cur.lastrowid
+            assert pid is not None  # noqa: S101 - sqlite always sets it after INSERT
+            conn.execute(
+                "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES (?, NULL, 0, 1, ?)",
+                (pid, now),
+            )
+            return pid
+
+        return await self._run(self._tx, body)
+
+    async def find_account(self, token_hash: bytes) -> int | None:
+        def find() -> int | None:
+            row = self._conn.execute("SELECT id FROM accounts WHERE token_hash = ?", (token_hash,)).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._run(find)
+
+    async def claim(self, player_id: int) -> Claim:
+        def body(conn: sqlite3.Connection) -> Claim:
+            row = conn.execute(
+                "SELECT a.name, p.state, p.epoch FROM accounts a JOIN players p ON p.id = a.id WHERE a.id = ?",
+                (player_id,),
+            ).fetchone()
+            if row is None:
+                raise StoreCorrupt(f"player {player_id} has an account but no player row")
+            conn.execute("UPDATE players SET epoch = epoch + 1 WHERE id = ?", (player_id,))
+            return Claim(player_id=player_id, name=row[0], state=row[1], previous_epoch=row[2], epoch=row[2] + 1)
+
+        return await self._run(self._tx, body)
+
+    async def save(self, rows: Sequence[SaveRow]) -> set[int]:
+        if not rows:
+            return set()
+
+        def body(conn: sqlite3.Connection) -> set[int]:
+            now = int(time.time())
+            refused = set()
+            # One transaction; statements are in-process calls, not round trips.
+            for row in rows:
+                cur = conn.execute(
+                    "UPDATE players SET state = ?, schema_version = ?, updated_at = ? WHERE id = ? AND epoch = ?",
+                    (row.state, row.schema_version, now, row.player_id, row.epoch),
+                )
+                if cur.rowcount != 1:
+                    refused.add(row.player_id)
+            return refused
+
+        return await self._run(self._tx, body)
+
+    # ----------------------------------------------------------------- AI usage
+
+    async def add_ai_usage(self, day: str, player_id: int, calls: int, cost: float) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO ai_usage (day, player_id, calls, cost) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (day, player_id)"
+                " DO UPDATE SET calls = calls + excluded.calls, cost = cost + excluded.cost",
+                (day, player_id, calls, cost),
+            )
+
+        await self._run(self._tx, body)
+
+    async def ai_usage(self, day: str) -> tuple[dict[int, int], float]:
+        def read() -> tuple[dict[int, int], float]:
+            rows = self._conn.execute("SELECT player_id, calls, cost FROM ai_usage WHERE day = ?", (day,)).fetchall()
+            return {int(r[0]): int(r[1]) for r in rows}, float(sum(r[2] for r in rows))
+
+        return await self._run(read)
+
+    # ----------------------------------------------------------------- health
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._conn.execute("SELECT 1").fetchone())
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await trio.to_thread.run_sync(self._conn.close, limiter=self._limiter)
+
+
+@asynccontextmanager
+async def open_sqlite(url: str, *, root: str = ".") -> AsyncIterator[SqliteStore]:
+    store = await SqliteStore.connect(sqlite_path(url, root))
+    try:
+        yield store
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.aclose()

@@ -1,0 +1,204 @@
+"""Player state and its save format.
+
+The classes here are the whole saved state of one player's current life.
+They hold data only; the rules that change them live in :mod:`baolife.tick`.
+Every list a player can grow has a cap in :data:`LIMITS`, so a save stays a
+few KB however long a life runs.
+
+Saves are versioned JSON: ``{"v": SCHEMA_VERSION, "player": {...}}`` made by
+one cattrs converter (:func:`dump_player` / :func:`load_player`). Older
+versions are upgraded step by step by :data:`_UPGRADES` when loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+import attrs
+import cattrs
+import orjson
+
+__all__ = [
+    "LIMITS",
+    "SCHEMA_VERSION",
+    "Npc",
+    "Player",
+    "Prompt",
+    "Scheduled",
+    "Stats",
+    "Turn",
+    "SaveError",
+    "dump_player",
+    "load_player",
+]
+
+SCHEMA_VERSION = 1
+STAT_NAMES = ("health", "happiness", "smarts", "looks")
+STAT_MIN, STAT_MAX = 0, 100
+
+
+@attrs.frozen
+class Limits:
+    """Caps of every per-player list."""
+
+    feed: int = 30
+    prompts: int = 3
+    npcs: int = 40
+    npc_memory: int = 20
+    scheduled: int = 16
+    summary_chars: int = 400
+
+
+LIMITS = Limits()
+
+
+class SaveError(Exception):
+    """A saved document that cannot be read back into a player."""
+
+
+@attrs.define(slots=True)
+class Stats:
+    health: int = 50
+    happiness: int = 50
+    smarts: int = 50
+    looks: int = 50
+
+
+@attrs.define(slots=True)
+class Turn:
+    """One line of a conversation: ``who`` is ``"player"`` or ``"npc"``."""
+
+    who: str
+    text: str
+
+
+@attrs.define(slots=True)
+class Npc:
+    """A person in the player's life. ``age_offset`` is the NPC's age minus the
+    player's, in days, so the NPC ages with the player without a tick of its own."""
+
+    id: int
+    name: str
+    role: str
+    closeness: int
+    persona: str
+    age_offset: int = 0
+    alive: bool = True
+    memory: list[Turn] = attrs.Factory(list)
+    summary: str = ""
+
+    def view(self) -> dict[str, Any]:
+        """The NPC as the client sees it (the ``npc`` op and the snapshot)."""
+        return {"id": self.id, "name": self.name, "role": self.role, "closeness": self.closeness, "alive": self.alive}
+
+
+@attrs.define(slots=True)
+class Prompt:
+    """An open life event waiting for a choice until the day ``expires_day``."""
+
+    id: int
+    event: str
+    opened_day: int
+    expires_day: int
+    # Values of template fields fixed when the prompt opened (e.g. an NPC name).
+    bind: dict[str, str] = attrs.Factory(dict)
+
+
+@attrs.define(slots=True)
+class Scheduled:
+    """A follow-up event due on a day of this life."""
+
+    day: int
+    event: str
+
+
+@attrs.define(slots=True)
+class Player:
+    """The saved state of one player's current life.
+
+    ``id`` is the account id; everything else belongs to the life and is
+    replaced by ``new_life``. Days are the player's age in game days; the
+    player's clock runs only while they are connected.
+    """
+
+    id: int
+    name: str
+    life: int = 1
+    alive: bool = True
+    age_days: int = 0
+    stats: Stats = attrs.Factory(Stats)
+    money: int = 0
+    job: str | None = None
+    job_since: int = 0
+    education: str = "none"
+    edu_since: int = 0
+    flags: set[str] = attrs.Factory(set)
+    npcs: list[Npc] = attrs.Factory(list)
+    prompts: list[Prompt] = attrs.Factory(list)
+    feed: list[str] = attrs.Factory(list)
+    scheduled: list[Scheduled] = attrs.Factory(list)
+    # event or action id -> first day it may happen again (once-per-life: a huge day)
+    cooldowns: dict[str, int] = attrs.Factory(dict)
+    next_check: int = 0
+    next_prompt_id: int = 1
+    next_npc_id: int = 1
+    cause_of_death: str | None = None
+    surname: str = ""
+
+    def npc(self, npc_id: int) -> Npc | None:
+        """The NPC with this id, or None."""
+        for npc in self.npcs:
+            if npc.id == npc_id:
+                return npc
+        return None
+
+    def prompt(self, prompt_id: int) -> Prompt | None:
+        """The pending prompt with this id, or None."""
+        for prompt in self.prompts:
+            if prompt.id == prompt_id:
+                return prompt
+        return None
+
+
+_converter = cattrs.Converter(forbid_extra_keys=False, unstruct_collection_overrides={AbstractSet: sorted})
+
+
+def _upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+    version = doc.get("v")
+    if not isinstance(version, int) or version < 1:
+        raise SaveError(f"save has no valid schema version: {version!r}")
+    if version > SCHEMA_VERSION:
+        raise SaveError(f"save schema {version} is newer than this server ({SCHEMA_VERSION})")
+    for step in range(version, SCHEMA_VERSION):
+        doc = _UPGRADES[step](doc)
+    return doc
+
+
+# Upgrade functions from version N to N+1, keyed by N. Version 1 is the first.
+_UPGRADES: dict[int, Any] = {}
+
+
+def dump_player(player: Player) -> bytes:
+    """The save document of ``player`` (compact JSON bytes)."""
+    return orjson.dumps({"v": SCHEMA_VERSION, "player": _converter.unstructure(player)})
+
+
+def load_player(data: bytes | str) -> Player:
+    """Read a save document written by any known schema version.
+
+    Raises:
+        SaveError: not JSON, an unknown version, or fields of the wrong shape.
+    """
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise SaveError(f"save is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SaveError("save is not a JSON object")
+    doc = _upgrade(doc)
+    try:
+        return _converter.structure(doc["player"], Player)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
+        raise SaveError(f"save does not match schema {SCHEMA_VERSION}: {detail}") from None

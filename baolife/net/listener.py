@@ -1,0 +1,332 @@
+"""The WebSocket listener: handshakes, connection limits, one reader and one
+writer per connection, and a sweeper for deadlines and dead peers.
+
+Per connection: the reader parses each message into a command (or the error
+to answer with) and puts it into the tick loop's inbox; the writer drains
+the session's outbound queue. An exception in one connection is logged and
+ends that connection only. The sweeper, one task for all connections,
+closes those that did not log in within ``login_timeout`` (1008), says
+``bye`` idle to those silent for ``idle_timeout`` (4001), and pings quiet
+peers, dropping those that do not answer.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections import Counter
+from functools import partial
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from .. import protocol as wire
+from ..config import Settings
+from ..tick.loop import Deliver, Detach, Inbox, Kick, TickLoop
+from .auth import Auth
+from .session import CLOSE_WAIT, Session
+from .ws import ConnectionDone, WsConnection
+
+__all__ = ["WsListener", "ListenerStatistics"]
+
+log = structlog.get_logger("baolife.net")
+
+HANDSHAKE_TIMEOUT = 5.0
+_CLOSE_REASONS = {
+    1000: "closed",
+    1001: "shutdown",
+    1002: "protocol",
+    1006: "lost",
+    1007: "bad_utf8",
+    1008: "policy",
+    1009: "too_big",
+    1011: "internal",
+    4000: "replaced",
+    4001: "idle",
+}
+SWEEP_EVERY = 0.5
+_LOGIN_TYPES = (wire.Register, wire.Login, wire.Resume)
+
+
+@attrs.frozen
+class ListenerStatistics:
+    connections: int
+    accepted: int
+    refused: dict[str, int]
+    closed: dict[str, int]
+    inbound: dict[str, int]
+    queued_frames: int
+    queued_bytes: int
+    max_queued_frames: int
+
+
+def _peer(stream: trio.abc.Stream) -> str:
+    inner = getattr(stream, "transport_stream", stream)
+    sock = getattr(inner, "socket", None)
+    try:
+        return str(sock.getpeername()[0]) if sock is not None else "?"
+    except OSError:
+        return "?"
+
+
+class WsListener:
+    """Serves ``/ws`` on ``settings.ws_bind``; see the module docstring."""
+
+    def __init__(self, settings: Settings, loop: TickLoop, inbox: Inbox, auth: Auth) -> None:
+        self.settings = settings
+        self.loop = loop
+        self.inbox = inbox
+        self.auth = auth
+        self.sessions: set[Session] = set()
+        self.per_ip: Counter[str] = Counter()
+        self.port: int | None = None
+        self.draining = False
+        self.accepted = 0
+        self.refused: Counter[str] = Counter()
+        self.closed: Counter[str] = Counter()
+        self.inbound: Counter[str] = Counter()
+        self._accept_scope = trio.CancelScope()
+        self._conns: trio.Nursery | None = None
+        self._empty = trio.Event()
+
+    def statistics(self) -> ListenerStatistics:
+        frames = [s.queued_frames for s in self.sessions]
+        return ListenerStatistics(
+            connections=len(self.sessions),
+            accepted=self.accepted,
+            refused=dict(self.refused),
+            closed=dict(self.closed),
+            inbound=dict(self.inbound),
+            queued_frames=sum(frames),
+            queued_bytes=sum(s.queued_bytes for s in self.sessions),
+            max_queued_frames=max(frames, default=0),
+        )
+
+    async def _open(self) -> list[trio.SocketListener] | list[trio.SSLListener[trio.SocketStream]]:
+        host, port = self.settings.ws_bind
+        if self.settings.tls_cert:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+            return await trio.open_ssl_over_tcp_listeners(port, ctx, host=host)
+        return await trio.open_tcp_listeners(port, host=host)
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Accept until :meth:`stop_accepting`, then serve the open connections
+        until they end (or :meth:`drain` gives up on them)."""
+        listeners: list[Any] = await self._open()
+        first: Any = listeners[0]
+        sock = getattr(first, "transport_listener", first).socket
+        self.port = sock.getsockname()[1]
+        async with trio.open_nursery() as conns:
+            self._conns = conns
+            with self._accept_scope:
+                async with trio.open_nursery() as accept:
+                    accept.start_soon(self._sweeper)
+                    serve: Any = partial(trio.serve_listeners, self._handle, listeners, handler_nursery=conns)
+                    await accept.start(serve)
+                    task_status.started(self.port)
+        log.info("ws_listener_stopped")
+
+    def stop_accepting(self) -> None:
+        """Close the listening sockets; open connections go on."""
+        self.draining = True
+        self._accept_scope.cancel()
+
+    async def drain(self, grace: float) -> int:
+        """Wait up to ``grace`` seconds for every connection to end, then cut the
+        rest. Returns how many had to be cut."""
+        with trio.move_on_after(grace):
+            while self.sessions:
+                self._empty = trio.Event()
+                await self._empty.wait()
+        left = len(self.sessions)
+        if self._conns is not None:
+            self._conns.cancel_scope.cancel()
+        return left
+
+    # ----------------------------------------------------------------- one connection
+
+    async def _handle(self, stream: trio.abc.Stream) -> None:
+        remote = _peer(stream)
+        session: Session | None = None
+        failed = False
+        try:
+            conn = WsConnection(stream, max_message_bytes=self.settings.max_message_bytes)
+            with trio.move_on_after(HANDSHAKE_TIMEOUT):
+                request = await conn.handshake()
+                if request is not None:
+                    session = await self._admit(conn, request.target, remote)
+            if session is None:
+                return
+            await self._serve(session)
+        except Exception:  # one connection's fault must not stop the listener
+            failed = True
+            log.exception("connection_failed", session=session.id if session else None, remote=remote)
+        finally:
+            if session is not None:
+                self._forget(session, failed)
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    async def _admit(self, conn: WsConnection, target: str, remote: str) -> Session | None:
+        s = self.settings
+        path = target.split("?", 1)[0]
+        if path != "/ws":
+            self.refused["path"] += 1
+            await conn.reject(404, b"not found: the WebSocket endpoint is /ws\n")
+            return None
+        if self.draining:
+            self.refused["draining"] += 1
+            await conn.reject(503, b"server is shutting down; reconnect shortly\n")
+            return None
+        if len(self.sessions) >= s.max_connections:
+            self.refused["max_connections"] += 1
+            await conn.reject(503, b"server is full; try again later\n")
+            return None
+        if self.per_ip[remote] >= s.conn_per_ip:
+            self.refused["per_ip"] += 1
+            await conn.reject(429, b"too many connections from your address\n")
+            return None
+        await conn.accept()
+        session = Session(
+            conn, remote, max_frames=s.outbound_frames, max_bytes=s.outbound_bytes, rate=s.msg_rate, burst=s.msg_burst
+        )
+        self.sessions.add(session)
+        self.per_ip[remote] += 1
+        self.accepted += 1
+        self.loop.add_session(session)
+        return session
+
+    def _forget(self, session: Session, failed: bool) -> None:
+        self.sessions.discard(session)
+        self.per_ip[session.remote] -= 1
+        if self.per_ip[session.remote] <= 0:
+            del self.per_ip[session.remote]
+        if failed:
+            reason = "internal"
+        elif session.abort_reason:
+            reason = session.abort_reason.split(":")[0]
+        else:
+            reason = _CLOSE_REASONS.get(session.close_code or 1006, f"code_{session.close_code}")
+        self.closed[reason] += 1
+        self.inbox.put(Detach(session))
+        log.info(
+            "connection_closed",
+            session=session.id,
+            player=session.player_id,
+            reason=reason,
+            code=session.close_code,
+            messages=session.messages,
+            frames=session.frames_sent,
+            bytes=session.bytes_sent,
+            seconds=round(trio.current_time() - session.connected_at, 1),
+        )
+        if not self.sessions:
+            self._empty.set()
+
+    async def _serve(self, session: Session) -> None:
+        with structlog.contextvars.bound_contextvars(session=session.id):
+            async with trio.open_nursery() as nursery:
+                session.cancel_scope = nursery.cancel_scope
+                nursery.start_soon(self._write, session, nursery.cancel_scope)
+                await self._read(session)
+                # Let the writer send what is queued (a close reply, a bye), briefly.
+                nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline, trio.current_time() + CLOSE_WAIT)
+
+    async def _write(self, session: Session, scope: trio.CancelScope) -> None:
+        try:
+            await session.write_loop()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            session.abort("lost: connection lost")
+        finally:
+            scope.cancel()
+
+    async def _read(self, session: Session) -> None:
+        conn = session.conn
+        while True:
+            try:
+                message = await conn.receive()
+            except ConnectionDone as done:
+                if session.close_code is None:
+                    session.close_code = done.code
+                if done.code == 1006:
+                    session.abort("lost: connection lost")
+                else:
+                    session.finish()
+                return
+            session.last_rx = trio.current_time()
+            if session.state != "open":
+                continue  # closing: read only to see the peer's close
+            await self._message(session, message)
+
+    async def _message(self, session: Session, message: str | bytes) -> None:
+        if not session.allow_message():
+            if session.strikes >= self.settings.rate_strikes:
+                log.warning("rate_limit_abuse", remote=session.remote, strikes=session.strikes)
+                session.close(1008, "rate limit exceeded")
+                return
+            self.inbound["rate_limited"] += 1
+            self.inbox.put(
+                Deliver(session, wire.Error(code="rate_limited", message="too many messages; this one was dropped")),
+                force=True,
+            )
+            return
+        try:
+            cmd = wire.parse(message)
+        except wire.Rejected as rejected:
+            self.inbound["invalid"] += 1
+            self.inbox.put(Deliver(session, rejected.op), force=True)
+            return
+        self.inbound[cmd.type] += 1
+        if isinstance(cmd, _LOGIN_TYPES):
+            if session.player_id is not None:
+                self.inbox.put(
+                    Deliver(
+                        session, wire.Error(code="not_allowed", message="already logged in; log out first", ref=cmd.ref)
+                    ),
+                    force=True,
+                )
+                return
+            await self.auth.handle(session, session.remote, cmd)
+            return
+        if not self.inbox.put(Deliver(session, cmd)):
+            self.inbox.put(
+                Deliver(
+                    session,
+                    wire.Error(code="busy", message="the server is overloaded; try again in a moment", ref=cmd.ref),
+                ),
+                force=True,
+            )
+
+    # ----------------------------------------------------------------- sweeper
+
+    async def _sweeper(self) -> None:
+        s = self.settings
+        kicked: set[int] = set()
+        while True:
+            await trio.sleep(SWEEP_EVERY)
+            now = trio.current_time()
+            for session in list(self.sessions):
+                if session.state != "open":
+                    continue
+                conn = session.conn
+                if conn.last_pong > session.last_rx:
+                    session.last_rx = conn.last_pong
+                if session.player_id is None:
+                    if now - session.connected_at > s.login_timeout:
+                        session.close(1008, "log in within the time limit")
+                        continue
+                elif now - session.last_message > s.idle_timeout and session.id not in kicked:
+                    kicked.add(session.id)
+                    self.inbox.put(Kick(session, "idle", 4001), force=True)
+                    continue
+                if session.ping_sent is not None:
+                    if conn.last_pong >= session.ping_sent:
+                        session.ping_sent = None
+                    elif now - session.ping_sent > s.ping_interval:
+                        session.abort("no_pong: no answer to ping")
+                elif now - session.last_rx > s.ping_interval:
+                    session.ping_sent = now
+                    session.send_control(conn.ping_frame())
+            kicked &= {x.id for x in self.sessions}

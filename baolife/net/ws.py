@@ -1,0 +1,219 @@
+"""The server side of one WebSocket connection: wsproto over a trio stream.
+
+Why not trio-websocket: its reader closes the TCP stream without a close
+frame when wsproto reports invalid UTF-8, so a client sees 1006 where RFC
+6455 and PROTOCOL.md require 1007; and its ``send_message`` re-encodes every
+message and takes a lock per send. This module is the thin part we need:
+
+* reading: :meth:`WsConnection.receive` returns whole messages and enforces
+  the size limit while the message arrives (close 1009 before buffering it);
+* writing: only the connection's writer task calls :meth:`send`; frames are
+  built here from the frame bytes the tick loop encoded once.
+
+Control frames the reader must answer (pong, close replies) are handed to
+the ``control`` callback, which queues them behind the frames already
+waiting, so one task alone writes to the stream.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import cast
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import RemoteProtocolError
+
+__all__ = ["ConnectionDone", "WsConnection", "text_frame"]
+
+RECEIVE_SIZE = 16384
+
+
+class ConnectionDone(Exception):  # noqa: N818 - a state, not a failure
+    """The connection is closing or closed; ``code`` is the close code
+    (1006 when the peer vanished without a close frame)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"{code} {reason}".strip())
+        self.code = code
+        self.reason = reason
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final text frame holding ``payload`` (already UTF-8)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+class WsConnection:
+    """One server-side WebSocket. One task reads (:meth:`handshake`, then
+    :meth:`receive`); one task writes (:meth:`accept`, :meth:`send`)."""
+
+    def __init__(
+        self, stream: trio.abc.Stream, *, max_message_bytes: int, control: Callable[[bytes], None] | None = None
+    ) -> None:
+        self.stream = stream
+        self.max_message_bytes = max_message_bytes
+        self.control: Callable[[bytes], None] = control or (lambda data: None)
+        self._ws = WSConnection(ConnectionType.SERVER)
+        self._messages: deque[str | bytes] = deque()
+        self._parts: list[str | bytes] = []
+        self._size = 0
+        self._done: ConnectionDone | None = None
+        self.peer_closed = trio.Event()
+        self.last_pong = 0.0
+
+    # ----------------------------------------------------------------- handshake
+
+    async def handshake(self) -> Request | None:
+        """Read the HTTP upgrade request. None if the peer sent something that
+        is not a WebSocket handshake (it has been answered with 400)."""
+        while True:
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            if not data:
+                return None
+            try:
+                self._ws.receive_data(cast(bytes, data))
+            except RemoteProtocolError as exc:
+                if exc.event_hint is not None:
+                    await self._send_quietly(self._ws.send(exc.event_hint))
+                return None
+            for event in self._ws.events():
+                if isinstance(event, Request):
+                    return event
+
+    async def accept(self) -> None:
+        await self.stream.send_all(self._ws.send(AcceptConnection()))
+
+    async def reject(self, status: int, body: bytes = b"") -> None:
+        """Refuse the handshake with an HTTP status (e.g. 503, 404)."""
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+        data = self._ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
+        data += self._ws.send(RejectData(data=body, body_finished=True))
+        await self._send_quietly(data)
+
+    async def _send_quietly(self, data: bytes) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return  # the peer is gone; the caller closes the stream
+
+    # ----------------------------------------------------------------- reading
+
+    async def receive(self) -> str | bytes:
+        """The next whole message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            ConnectionDone: the peer closed, vanished, broke the protocol
+                (1002, 1007) or sent a message over the limit (1009). Close
+                replies have already been handed to ``control``.
+        """
+        while not self._messages:
+            if self._done is not None:
+                raise self._done
+            try:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                self._finish(ConnectionDone(1006, "connection lost"))
+                continue
+            try:
+                self._ws.receive_data(cast(bytes, data))
+            except RemoteProtocolError:
+                self._fail(1002, "protocol error")
+                continue
+            self._process()
+        return self._messages.popleft()
+
+    def _process(self) -> None:
+        for event in self._ws.events():
+            if self._done is not None:
+                break
+            if isinstance(event, (TextMessage, BytesMessage)):
+                self._message_part(event)
+            elif isinstance(event, Ping):
+                self.control(self._ws.send(event.response()))
+            elif isinstance(event, Pong):
+                self.last_pong = trio.current_time()
+            elif isinstance(event, CloseConnection):
+                self._peer_close(event)
+
+    def _message_part(self, event: TextMessage | BytesMessage) -> None:
+        data = event.data
+        self._size += len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+        if self._size > self.max_message_bytes:
+            self._fail(1009, f"message over {self.max_message_bytes} bytes")
+            return
+        self._parts.append(cast("str | bytes", data))
+        if event.message_finished:
+            if isinstance(event, TextMessage):
+                self._messages.append("".join(self._parts))  # type: ignore[arg-type]
+            else:
+                self._messages.append(b"".join(self._parts))  # type: ignore[arg-type]
+            self._parts = []
+            self._size = 0
+
+    def _peer_close(self, event: CloseConnection) -> None:
+        state = self._ws.state
+        if state is ConnectionState.REMOTE_CLOSING:
+            # The peer started the close handshake: answer it.
+            self.control(self._ws.send(event.response()))
+            self._finish(ConnectionDone(event.code, event.reason or ""))
+        elif state is ConnectionState.CLOSED:
+            # The peer answered our close.
+            self._finish(ConnectionDone(event.code, event.reason or ""))
+        else:
+            # wsproto failed to parse (e.g. invalid UTF-8: 1007): fail the
+            # connection with that code, as RFC 6455 requires.
+            self._fail(event.code, event.reason or "")
+
+    def _fail(self, code: int, reason: str) -> None:
+        if self._ws.state is ConnectionState.OPEN:
+            self.control(self._ws.send(CloseConnection(code=code, reason=reason[:120])))
+        self._finish(ConnectionDone(code, reason))
+
+    def _finish(self, done: ConnectionDone) -> None:
+        if self._done is None:
+            self._done = done
+        self.peer_closed.set()
+
+    # ----------------------------------------------------------------- writing
+
+    @property
+    def open(self) -> bool:
+        return self._ws.state is ConnectionState.OPEN
+
+    def close_frame(self, code: int, reason: str) -> bytes:
+        """The bytes of our close frame, or b"" when a close is already under way."""
+        if self._ws.state is not ConnectionState.OPEN:
+            return b""
+        return self._ws.send(CloseConnection(code=code, reason=reason))
+
+    def ping_frame(self, payload: bytes = b"hb") -> bytes:
+        if self._ws.state is not ConnectionState.OPEN:
+            return b""
+        return self._ws.send(Ping(payload=payload))
+
+    async def send(self, data: bytes) -> None:
+        """Write bytes (whole frames). Only the writer task calls this, and
+        never under a timeout: a cancelled write would cut a frame."""
+        await self.stream.send_all(data)

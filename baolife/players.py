@@ -1,0 +1,223 @@
+"""The directory of loaded players: load at login, LRU, dirty tracking, eviction.
+
+An :class:`Entry` is held while a connection uses its player (``holds``);
+held entries are never evicted. Every change the tick loop makes bumps the
+entry's ``version``; the saver records the version it wrote. An entry is
+*dirty* while ``version > saved``, and a dirty entry is never evicted, so a
+player leaves memory only after their state is in the database.
+
+When the directory is full of entries it may not evict (held or dirty),
+:attr:`Directory.has_room` is False: logins are refused with ``busy`` and
+readiness goes false, rather than losing anything.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from .db.store import Store, StoreUnavailable
+from .model import Player, load_player
+
+__all__ = ["Directory", "DirectoryFull", "Entry"]
+
+
+class DirectoryFull(Exception):  # noqa: N818 - a state the caller answers with busy
+    """No room to load another player (every entry is held or unsaved)."""
+
+
+@attrs.define(eq=False)
+class Entry:
+    player: Player
+    epoch: int
+    version: int = 0
+    saved: int = 0
+    holds: int = 0
+    fenced: bool = False
+
+    @property
+    def dirty(self) -> bool:
+        return self.version > self.saved
+
+
+@attrs.frozen
+class DirectoryStatistics:
+    loaded: int
+    held: int
+    dirty: int
+    capacity: int
+    evictions: int
+    loads: int
+    coalesced: int
+
+
+class Directory:
+    """Players in memory, bounded by ``capacity``; see the module docstring."""
+
+    def __init__(self, store: Store, born: Callable[[int, str], Player], *, capacity: int) -> None:
+        self.store = store
+        self.born = born
+        self.capacity = capacity
+        self._entries: OrderedDict[int, Entry] = OrderedDict()
+        self._dirty: set[int] = set()
+        self._loading: dict[int, trio.Event] = {}
+        self.evictions = 0
+        self.loads = 0
+        self.coalesced = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, pid: int) -> bool:
+        return pid in self._entries
+
+    def get(self, pid: int) -> Entry | None:
+        return self._entries.get(pid)
+
+    def statistics(self) -> DirectoryStatistics:
+        return DirectoryStatistics(
+            loaded=len(self._entries),
+            held=sum(1 for e in self._entries.values() if e.holds),
+            dirty=len(self._dirty),
+            capacity=self.capacity,
+            evictions=self.evictions,
+            loads=self.loads,
+            coalesced=self.coalesced,
+        )
+
+    @property
+    def has_room(self) -> bool:
+        """True when another player can be loaded (now or after evicting)."""
+        if len(self._entries) < self.capacity:
+            return True
+        return any(not e.holds and not e.dirty for e in self._entries.values())
+
+    # ----------------------------------------------------------------- loading
+
+    async def acquire(self, pid: int) -> Entry:
+        """The entry of ``pid``, loaded (and claimed) if needed, with one more hold.
+
+        Two concurrent acquires of one player load it once. Raises
+        :class:`DirectoryFull`, or the store's errors (``StoreUnavailable``).
+        """
+        while True:
+            entry = self._entries.get(pid)
+            if entry is not None and entry.holds:
+                # Online in this process: we own it and it is live.
+                entry.holds += 1
+                self._entries.move_to_end(pid)
+                return entry
+            loading = self._loading.get(pid)
+            if loading is None:
+                break
+            self.coalesced += 1
+            await loading.wait()
+        done = self._loading[pid] = trio.Event()
+        try:
+            entry = await self._load(pid)
+        finally:
+            del self._loading[pid]
+            done.set()
+        entry.holds += 1
+        return entry
+
+    async def _load(self, pid: int) -> Entry:
+        cached = self._entries.get(pid)
+        if cached is None and not self.has_room:
+            raise DirectoryFull(f"{len(self._entries)} players loaded and none can be evicted")
+        try:
+            claim = await self.store.claim(pid)
+        except StoreUnavailable:
+            if cached is not None and not cached.fenced:
+                # The database is away but we hold this player's latest state;
+                # our saves will be fenced if another process took it meanwhile.
+                return cached
+            raise
+        self.loads += 1
+        cached = self._entries.get(pid)
+        if cached is not None and not cached.fenced and claim.previous_epoch == cached.epoch:
+            # Nobody else took the player since we had it: our copy is current.
+            cached.epoch = claim.epoch
+            self._entries.move_to_end(pid)
+            return cached
+        if claim.state is None:
+            player = self.born(pid, claim.name)
+            entry = Entry(player=player, epoch=claim.epoch, version=1)
+            self._dirty.add(pid)
+        else:
+            player = load_player(claim.state)
+            player.id = pid
+            entry = Entry(player=player, epoch=claim.epoch)
+        if cached is not None:
+            self._dirty.discard(pid)
+        self._entries[pid] = entry
+        self._entries.move_to_end(pid)
+        self.evict()
+        return entry
+
+    def create(self, pid: int, name: str, epoch: int = 1) -> Entry:
+        """The entry of a player just registered (born now, dirty, held once)."""
+        entry = Entry(player=self.born(pid, name), epoch=epoch, version=1, holds=1)
+        self._entries[pid] = entry
+        self._dirty.add(pid)
+        self.evict()
+        return entry
+
+    def release(self, pid: int) -> None:
+        """Drop one hold (a connection stopped using the player)."""
+        entry = self._entries.get(pid)
+        if entry is not None and entry.holds:
+            entry.holds -= 1
+            self._entries.move_to_end(pid)
+            self.evict()
+
+    # ----------------------------------------------------------------- dirty tracking
+
+    def mark_dirty(self, pids: set[int]) -> None:
+        entries = self._entries
+        for pid in pids:
+            entry = entries.get(pid)
+            if entry is not None and not entry.fenced:
+                entry.version += 1
+                self._dirty.add(pid)
+
+    def dirty_entries(self) -> list[Entry]:
+        """Entries with unsaved changes (oldest change first is not promised)."""
+        return [self._entries[pid] for pid in self._dirty if pid in self._entries]
+
+    @property
+    def dirty_count(self) -> int:
+        return len(self._dirty)
+
+    def saved(self, entry: Entry, version: int) -> None:
+        """The saver wrote ``entry`` at ``version``."""
+        if version > entry.saved:
+            entry.saved = version
+        if not entry.dirty:
+            self._dirty.discard(entry.player.id)
+
+    def fence(self, entry: Entry) -> None:
+        """Another process owns this player now: our copy is stale; never save it."""
+        entry.fenced = True
+        entry.saved = entry.version
+        self._dirty.discard(entry.player.id)
+
+    def evict(self) -> int:
+        """Drop least-recently-used entries that are neither held nor dirty
+        until within capacity; returns how many were dropped."""
+        over = len(self._entries) - self.capacity
+        if over <= 0:
+            return 0
+        victims = []
+        for pid, entry in self._entries.items():
+            if not entry.holds and not entry.dirty:
+                victims.append(pid)
+                if len(victims) >= over:
+                    break
+        for pid in victims:
+            del self._entries[pid]
+        self.evictions += len(victims)
+        return len(victims)

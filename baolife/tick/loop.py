@@ -1,0 +1,342 @@
+"""The tick loop: the one task that changes game state.
+
+Connections, AI workers and the saver never touch the :class:`World`: they
+put items into the :class:`Inbox` (a synchronous, bounded deque), and each
+tick the loop applies them in arrival order, advances the players whose day
+boundary it is, then builds at most one frame per connection and hands it to
+that connection's writer without waiting (:class:`Recipient.send_frame`).
+
+The loop is drift-free (``deadline += period``) and counts overruns; when it
+falls more than a few periods behind it skips ahead rather than bursting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from .. import protocol as wire
+from ..model import Player
+from .engine import World
+
+__all__ = ["Attach", "Deliver", "Detach", "Inbox", "NpcReply", "Recipient", "TickLoop", "Kick"]
+
+
+class Recipient(Protocol):
+    """What the tick loop needs of a connection (implemented by
+    :class:`baolife.net.session.Session`)."""
+
+    player_id: int | None
+    seq: int
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue an encoded frame without blocking; False if the connection is
+        gone or too slow (it is then being dropped)."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after the frames already queued."""
+
+
+@attrs.frozen
+class Deliver:
+    """A parsed message (or its rejection) from a connection."""
+
+    session: Recipient
+    command: wire.Command | wire.Error
+
+
+@attrs.frozen
+class Attach:
+    """A connection logged in as ``player`` (register, login or resume)."""
+
+    session: Recipient
+    player: Player
+    ref: Any = None
+    token: str | None = None
+
+
+@attrs.frozen
+class Detach:
+    """A connection ended (closed, aborted, or dropped)."""
+
+    session: Recipient
+
+
+@attrs.frozen
+class Kick:
+    """Close a connection with ``bye`` ``reason`` then ``code``."""
+
+    session: Recipient
+    reason: str
+    code: int
+
+
+@attrs.frozen
+class NpcReply:
+    player: int
+    life: int
+    npc: int
+    ref: Any
+    text: str
+
+
+InboxItem = Deliver | Attach | Detach | Kick | NpcReply
+
+
+class Inbox:
+    """Items for the next tick, in arrival order. ``put`` never blocks; it
+    returns False when ``limit`` items are already waiting."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: deque[InboxItem] = deque()
+
+    def put(self, item: InboxItem, *, force: bool = False) -> bool:
+        """Queue ``item``. Player messages are refused past ``limit``;
+        bookkeeping (attach, detach, NPC replies) and ``force``d items (the
+        errors that tell a client it was refused) always go in, bounded by
+        the connections and workers that make them."""
+        if len(self._items) >= self.limit and not force and isinstance(item, (Deliver, Kick)):
+            return False
+        self._items.append(item)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def drain(self) -> deque[InboxItem]:
+        items, self._items = self._items, deque()
+        return items
+
+
+@attrs.frozen
+class TickStatistics:
+    tick: int
+    overruns: int
+    sessions: int
+    online: int
+    last_tick_seconds: float
+
+
+class TickLoop:
+    """Drives the world at ``tick_hz``; see the module docstring.
+
+    ``on_tick(tick, seconds, frames, frame_bytes)`` is called after every tick
+    (metrics, watchdog); ``mark_dirty(pids)`` receives the players changed by
+    the tick; ``on_online(pid, online)`` tracks presence for the directory.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        inbox: Inbox,
+        *,
+        tick_hz: float,
+        mark_dirty: Callable[[set[int]], None],
+        on_online: Callable[[int, bool], None] = lambda pid, online: None,
+        on_tick: Callable[[int, float, int, int], None] = lambda *a: None,
+    ) -> None:
+        self.world = world
+        self.inbox = inbox
+        self.period = 1.0 / tick_hz
+        self.mark_dirty = mark_dirty
+        self.on_online = on_online
+        self.on_tick = on_tick
+        self.tick = 0
+        self.overruns = 0
+        self.last_tick_seconds = 0.0
+        self.sessions: set[Recipient] = set()
+        self.by_player: dict[int, Recipient] = {}
+        self._session_ops: dict[Recipient, list[wire.Op]] = {}
+        self._closing: list[tuple[Recipient, int, str]] = []
+        self._stop = trio.Event()
+        self._stopped = trio.Event()
+        self.advanced = trio.Event()
+        self.error_counts: Counter[str] = Counter()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def statistics(self) -> TickStatistics:
+        return TickStatistics(
+            tick=self.tick,
+            overruns=self.overruns,
+            sessions=len(self.sessions),
+            online=len(self.by_player),
+            last_tick_seconds=self.last_tick_seconds,
+        )
+
+    def add_session(self, session: Recipient) -> None:
+        """Register a new connection (before it logs in)."""
+        self.sessions.add(session)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Tick until :meth:`stop`; then say ``bye`` (shutdown) to every
+        connection and close it with 1001, at a tick boundary."""
+        deadline = trio.current_time()
+        task_status.started()
+        try:
+            while not self._stop.is_set():
+                self.tick += 1
+                self.step(self.tick)
+                deadline += self.period
+                now = trio.current_time()
+                if now > deadline:
+                    self.overruns += 1
+                    if now - deadline > 5 * self.period:
+                        deadline = now  # far behind: skip ahead instead of bursting
+                with trio.move_on_at(deadline):
+                    await self._stop.wait()
+            self._shutdown()
+        finally:
+            self._stopped.set()
+
+    async def stop(self) -> None:
+        """Stop at the next tick boundary and wait until the goodbyes are queued."""
+        self._stop.set()
+        await self._stopped.wait()
+
+    # ----------------------------------------------------------------- one tick
+
+    def step(self, tick: int) -> None:
+        """One whole tick: commands, days, frames, dirty marks. Never awaits."""
+        started = time.perf_counter()
+        world = self.world
+        for item in self.inbox.drain():
+            self._handle(item, tick)
+        world.advance(tick)
+        frames, nbytes = self._flush(tick)
+        changed = world.take_changed()
+        if changed:
+            self.mark_dirty(changed)
+        self.last_tick_seconds = time.perf_counter() - started
+        self.on_tick(tick, self.last_tick_seconds, frames, nbytes)
+        if not self.advanced.is_set():
+            self.advanced.set()
+
+    def _ops_for(self, session: Recipient) -> list[wire.Op]:
+        # A logged-in session's ops share the player's list, so everything
+        # for that player stays in the order it happened.
+        pid = session.player_id
+        if pid is not None and self.by_player.get(pid) is session:
+            return self.world.ops_for(pid)
+        ops = self._session_ops.get(session)
+        if ops is None:
+            ops = self._session_ops[session] = []
+        return ops
+
+    def _handle(self, item: InboxItem, tick: int) -> None:
+        if isinstance(item, Deliver):
+            self._deliver(item.session, item.command, tick)
+        elif isinstance(item, NpcReply):
+            self.world.npc_reply(item.player, item.life, item.npc, item.ref, item.text)
+        elif isinstance(item, Attach):
+            self._attach(item, tick)
+        elif isinstance(item, Detach):
+            self._detach(item.session)
+        elif isinstance(item, Kick):
+            if item.session in self.sessions:
+                self._ops_for(item.session).append(wire.Bye(reason=item.reason))
+                self._closing.append((item.session, item.code, item.reason))
+
+    def _deliver(self, session: Recipient, cmd: wire.Command | wire.Error, tick: int) -> None:
+        if session not in self.sessions:
+            return
+        if isinstance(cmd, wire.Error):
+            self.error_counts[cmd.code] += 1
+            self._ops_for(session).append(cmd)
+        elif isinstance(cmd, wire.Ping):
+            self._ops_for(session).append(wire.Pong(ref=cmd.ref))
+        elif isinstance(cmd, wire.Logout):
+            self._ops_for(session).append(wire.Bye(reason="logout"))
+            self._closing.append((session, 1000, "logout"))
+        elif session.player_id is None or self.by_player.get(session.player_id) is not session:
+            self.error_counts["unauthenticated"] += 1
+            self._ops_for(session).append(
+                wire.Error(code="unauthenticated", message="log in first (register, login or resume)", ref=cmd.ref)
+            )
+        else:
+            self.world.apply(session.player_id, cmd, tick)
+
+    def _attach(self, item: Attach, tick: int) -> None:
+        session, player = item.session, item.player
+        pid = player.id
+        if session not in self.sessions:
+            # The connection went away while its login was loading.
+            self.on_online(pid, False)
+            return
+        old = self.by_player.get(pid)
+        if old is not None and old is not session:
+            # One session per player: the old one gets what this tick made so
+            # far, then bye (replaced) and close 4000.
+            stale = self.world.outbox.pop(pid, [])
+            stale.append(wire.Bye(reason="replaced"))
+            self._session_ops.setdefault(old, []).extend(stale)
+            self._closing.append((old, 4000, "replaced"))
+            self.on_online(pid, False)  # the old session's hold on the player
+        session.player_id = pid
+        session.seq = 0
+        self.by_player[pid] = session
+        pending = self._session_ops.pop(session, [])
+        if pending:
+            self.world.ops_for(pid).extend(pending)
+        self.world.join(player, tick, ref=item.ref, token=item.token)
+
+    def _detach(self, session: Recipient) -> None:
+        self.sessions.discard(session)
+        self._session_ops.pop(session, None)
+        pid = session.player_id
+        if pid is not None:
+            if self.by_player.get(pid) is session:
+                del self.by_player[pid]
+                self.world.leave(pid)
+                self.on_online(pid, False)
+
+    def _flush(self, tick: int) -> tuple[int, int]:
+        frames = nbytes = 0
+        world_out = self.world.take_output()
+        for pid, ops in world_out.items():
+            session = self.by_player.get(pid)
+            if session is None or not ops:
+                continue
+            session.seq += 1
+            frame = wire.encode_frame(session.seq, tick, ops)
+            frames += 1
+            nbytes += len(frame)
+            session.send_frame(frame)
+        if self._session_ops:
+            for session, ops in self._session_ops.items():
+                if not ops:
+                    continue
+                logged_in = session.player_id is not None
+                seq = session.seq + 1 if logged_in else 0
+                if logged_in:
+                    session.seq = seq
+                frame = wire.encode_frame(seq, tick, ops)
+                frames += 1
+                nbytes += len(frame)
+                session.send_frame(frame)
+            self._session_ops.clear()
+        if self._closing:
+            for session, code, reason in self._closing:
+                session.close(code, reason)
+                self._detach(session)
+            self._closing.clear()
+        return frames, nbytes
+
+    def _shutdown(self) -> None:
+        tick = self.tick + 1
+        # Apply what already arrived so nothing a client was acked for is lost.
+        for item in self.inbox.drain():
+            self._handle(item, tick)
+        for session in list(self.sessions):
+            self._ops_for(session).append(wire.Bye(reason="shutdown"))
+            self._closing.append((session, 1001, "shutdown"))
+        self._flush(tick)
+        changed = self.world.take_changed()
+        if changed:
+            self.mark_dirty(changed)

@@ -1,0 +1,447 @@
+"""The rules of a life: conditions, effects, birth, aging and death.
+
+Plain synchronous code over :class:`~baolife.model.Player`; no I/O, no clock.
+Every change a rule makes to a player goes through a :class:`Unit`, which
+records it as ops for the client in the order it happened and collects
+changed view fields into one ``state`` op when the unit closes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_right
+from typing import Any
+
+from .. import protocol as wire
+from ..content.schema import Conditions, Content, Effects, Event, NpcAdd, Outcome
+from ..model import LIMITS, STAT_MAX, STAT_MIN, STAT_NAMES, Npc, Player, Scheduled, Stats
+
+__all__ = ["Rules", "Unit", "ONCE"]
+
+# Cooldown value of once-per-life events: a day no life reaches.
+ONCE = 1 << 40
+
+
+class Unit:
+    """The changes one piece of work (a command, a day) makes to one player.
+
+    ``ops`` is the player's outbox list for this tick; :meth:`close` appends
+    the ``state`` op of the changed view fields.
+    """
+
+    __slots__ = ("p", "ops", "changes", "stats", "refresh_actions")
+
+    def __init__(self, player: Player, ops: list[wire.Op]) -> None:
+        self.p = player
+        self.ops = ops
+        self.changes: dict[str, Any] = {}
+        self.stats: dict[str, int] = {}
+        self.refresh_actions = False
+
+    def set(self, field: str, value: Any) -> None:
+        self.changes[field] = value
+
+    def close(self) -> bool:
+        """Emit the state op; True if anything changed."""
+        if self.stats:
+            self.changes["stats"] = self.stats
+        if self.changes:
+            self.ops.append(wire.State(self.changes))
+            return True
+        return False
+
+
+class Rules:
+    """The rules of one content pack at one calendar (``year_days``)."""
+
+    def __init__(self, content: Content, *, year_days: int, rng: random.Random) -> None:
+        self.content = content
+        self.year_days = year_days
+        self.rng = rng
+        order = content.stage_order
+        self._stage_names = order
+        self._stage_starts = [content.world.stages[s] * year_days for s in order]
+        self._expenses = {s: content.world.expenses.get(s, 0) for s in order}
+        self._drift = {d.stage: d for d in content.world.drift}
+        self.hazard = content.world.hazard
+        # Auto-enrolled education levels by the age (in days) they start.
+        self._auto_levels = {
+            round(lv.auto_age * year_days): lv for lv in content.levels.values() if lv.auto_age is not None
+        }
+
+    # ----------------------------------------------------------------- time
+
+    def stage(self, age_days: int) -> str:
+        """The life stage at ``age_days``."""
+        return self._stage_names[bisect_right(self._stage_starts, age_days) - 1]
+
+    def years(self, age_days: int) -> int:
+        return age_days // self.year_days
+
+    def day_share(self, yearly: int, since: int, day: int) -> int:
+        """Day ``day``'s part of a yearly amount counted from day ``since``:
+        whole units, and the sum over a year is exactly ``yearly``."""
+        y = self.year_days
+        return (yearly * (day - since)) // y - (yearly * (day - since - 1)) // y
+
+    # ----------------------------------------------------------------- text
+
+    def fields(self, p: Player, bind: dict[str, str] | None = None) -> dict[str, Any]:
+        job = self.content.jobs.get(p.job or "")
+        out: dict[str, Any] = {
+            "name": p.name,
+            "first": p.name.split()[0] if p.name.split() else p.name,
+            "surname": p.surname,
+            "age": self.years(p.age_days),
+            "job": job.title if job else "no job",
+            "money": p.money,
+            "npc": "someone",
+            "npc_role": "",
+        }
+        if bind:
+            out.update(bind)
+        return out
+
+    def render(self, text: str, p: Player, bind: dict[str, str] | None = None) -> str:
+        if "$" not in text:
+            return text
+        return self.content.template(text).safe_substitute(self.fields(p, bind))
+
+    # ----------------------------------------------------------------- conditions
+
+    def why_not(self, cond: Conditions, p: Player) -> str:
+        """Empty when ``cond`` holds for ``p``; otherwise a reason for a person."""
+        years = p.age_days / self.year_days
+        if years < cond.min_age:
+            return f"you must be at least {cond.min_age:g}"
+        if years >= cond.max_age:
+            return f"you must be younger than {cond.max_age:g}"
+        if cond.stages and self.stage(p.age_days) not in cond.stages:
+            return "not at this stage of life"
+        for flag in cond.flags:
+            if flag not in p.flags:
+                return f"needs {flag.replace('_', ' ')}"
+        for flag in cond.not_flags:
+            if flag in p.flags:
+                return f"not when {flag.replace('_', ' ')}"
+        if cond.has_job is not None and (p.job is not None) != cond.has_job:
+            return "you need a job" if cond.has_job else "you already have a job"
+        if cond.jobs and p.job not in cond.jobs:
+            return "not in your job"
+        if cond.education and p.education not in cond.education:
+            return "needs " + " or ".join(e.replace("_", " ") for e in cond.education)
+        if p.education in cond.not_education:
+            return "not with your education"
+        stats = p.stats
+        for stat, low in cond.min.items():
+            if getattr(stats, stat) < low:
+                return f"needs {stat} of at least {low}"
+        for stat, high in cond.max.items():
+            if getattr(stats, stat) > high:
+                return f"needs {stat} of at most {high}"
+        if cond.min_money is not None and p.money < cond.min_money:
+            return f"needs at least {cond.min_money} money"
+        if cond.max_money is not None and p.money > cond.max_money:
+            return "you have too much money for that"
+        for role in cond.npc_roles:
+            if not self.npcs_of(p, role, cond.min_closeness):
+                return f"needs a {role.replace('_', ' ')}"
+        for role in cond.not_npc_roles:
+            if self.npcs_of(p, role):
+                return f"not while you have a {role.replace('_', ' ')}"
+        return ""
+
+    @staticmethod
+    def npcs_of(p: Player, role: str, min_closeness: int | None = None) -> list[Npc]:
+        return [
+            n for n in p.npcs if n.alive and n.role == role and (min_closeness is None or n.closeness >= min_closeness)
+        ]
+
+    def bind(self, event: Event, p: Player) -> dict[str, str]:
+        """Template values an event fixes when it happens: ``$npc`` is a living
+        NPC of the event's first required role."""
+        roles = event.when.npc_roles
+        if not roles:
+            return {}
+        npcs = self.npcs_of(p, roles[0], event.when.min_closeness)
+        if not npcs:
+            return {}
+        npc = self.rng.choice(npcs)
+        return {"npc": npc.name, "npc_role": npc.role, "npc_id": str(npc.id)}
+
+    # ----------------------------------------------------------------- effects
+
+    def pick(self, outcomes: tuple[Outcome, ...]) -> Effects:
+        weights = [o.weight for o in outcomes]
+        return self.rng.choices(outcomes, weights=weights)[0].effects
+
+    def apply(self, u: Unit, eff: Effects, bind: dict[str, str] | None = None) -> None:
+        """Apply ``eff`` to the unit's player, recording every change."""
+        p = u.p
+        if not p.alive:
+            return
+        for stat in STAT_NAMES:
+            delta = getattr(eff, stat)
+            if delta:
+                self.change_stat(u, stat, delta)
+        money = eff.money
+        if eff.salary_share and p.job:
+            money += round(self.content.jobs[p.job].salary * eff.salary_share)
+        if money:
+            self.change_money(u, money)
+        if eff.flags_add or eff.flags_remove:
+            p.flags.update(eff.flags_add)
+            p.flags.difference_update(eff.flags_remove)
+            u.refresh_actions = True
+        if eff.education:
+            p.education = eff.education
+            p.edu_since = p.age_days
+            u.set("education", p.education)
+            u.refresh_actions = True
+        if eff.job:
+            self.take_job(u, eff.job)
+        if eff.promote:
+            self.promote(u)
+        for add in eff.npc_add:
+            self.add_npc(u, add)
+        for change in eff.npc:
+            for npc in self.npcs_of(p, change.role):
+                if bind and "npc_id" in bind and change.role == bind.get("npc_role") and str(npc.id) != bind["npc_id"]:
+                    continue
+                npc.closeness = _clamp(npc.closeness + change.closeness)
+                if change.dies or change.leaves:
+                    npc.alive = False
+                    u.refresh_actions = True
+                u.ops.append(wire.NpcOp(npc.view()))
+        for ref in eff.schedule:
+            if len(p.scheduled) < LIMITS.scheduled:
+                p.scheduled.append(Scheduled(day=p.age_days + ref.in_days, event=ref.event))
+        if eff.feed:
+            self.feed(u, self.render(eff.feed, p, bind))
+        if eff.die:
+            self.die(u, self.render(eff.die, p, bind))
+
+    def change_stat(self, u: Unit, stat: str, delta: int) -> None:
+        stats = u.p.stats
+        old = getattr(stats, stat)
+        new = _clamp(old + delta)
+        if new != old:
+            setattr(stats, stat, new)
+            u.stats[stat] = new
+
+    def change_money(self, u: Unit, delta: int) -> None:
+        u.p.money += delta
+        u.set("money", u.p.money)
+
+    def feed(self, u: Unit, text: str) -> None:
+        feed = u.p.feed
+        feed.append(text)
+        if len(feed) > LIMITS.feed:
+            del feed[: len(feed) - LIMITS.feed]
+        u.ops.append(wire.Feed(text))
+
+    def job_view(self, job_id: str | None) -> dict[str, Any] | None:
+        job = self.content.jobs.get(job_id or "")
+        return {"id": job.id, "title": job.title, "salary": job.salary} if job else None
+
+    def take_job(self, u: Unit, which: str) -> None:
+        p = u.p
+        if which == "none":
+            if p.job is not None:
+                p.job = None
+                u.set("job", None)
+                u.refresh_actions = True
+            return
+        if which == "best":
+            eligible = [j for j in self.content.jobs.values() if not self.why_not(j.when, p)]
+            if not eligible:
+                self.feed(u, "Nobody would hire you right now.")
+                return
+            best = max(j.salary for j in eligible)
+            job = self.rng.choice([j for j in eligible if j.salary >= best * 0.8])
+        else:
+            job = self.content.jobs[which]
+        p.job = job.id
+        p.job_since = p.age_days
+        u.set("job", self.job_view(job.id))
+        u.refresh_actions = True
+        self.feed(u, f"You got a job: {job.title}.")
+
+    def promote(self, u: Unit) -> None:
+        p = u.p
+        job = self.content.jobs.get(p.job or "")
+        if job is None:
+            return
+        nxt = self.content.jobs.get(job.promotes_to)
+        if nxt is None or self.why_not(nxt.when, p):
+            self.change_stat(u, "happiness", 1)
+            self.feed(u, "You got a raise in spirit, if not in title.")
+            return
+        p.job = nxt.id
+        p.job_since = p.age_days
+        u.set("job", self.job_view(nxt.id))
+        self.feed(u, f"You were promoted to {nxt.title}.")
+
+    def add_npc(self, u: Unit, add: NpcAdd) -> Npc | None:
+        p = u.p
+        living = [n for n in p.npcs if n.alive]
+        if len(living) >= LIMITS.npcs:
+            return None
+        if len(p.npcs) >= LIMITS.npcs:
+            # Forget the longest-gone NPC to keep the list bounded.
+            p.npcs.remove(next(n for n in p.npcs if not n.alive))
+        personas = [ps.id for ps in self.content.personas.values() if add.role in ps.roles]
+        persona = add.persona or self.rng.choice(personas)
+        surname = (
+            p.surname
+            if add.role in ("mother", "father", "sibling", "child")
+            else self.rng.choice(self.content.names.last)
+        )
+        name = self.render(add.name, p) if add.name else f"{self.rng.choice(self.content.names.first)} {surname}"
+        npc = Npc(
+            id=p.next_npc_id,
+            name=name,
+            role=add.role,
+            closeness=_clamp(add.closeness),
+            persona=persona,
+            age_offset=-p.age_days if add.newborn else round(add.age * self.year_days),
+        )
+        p.next_npc_id += 1
+        p.npcs.append(npc)
+        u.ops.append(wire.NpcOp(npc.view()))
+        u.refresh_actions = True
+        return npc
+
+    # ----------------------------------------------------------------- life and death
+
+    def new_life(self, player_id: int, name: str, life: int) -> Player:
+        """A newborn player with their family, ready for day 0."""
+        rng = self.rng
+        w = self.content.world
+        p = Player(
+            id=player_id,
+            name=name,
+            life=life,
+            stats=Stats(
+                health=rng.randint(60, 95),
+                happiness=rng.randint(55, 90),
+                smarts=rng.randint(25, 85),
+                looks=rng.randint(25, 85),
+            ),
+            money=w.start_money,
+            surname=rng.choice(self.content.names.last),
+        )
+        p.next_check = rng.randint(w.check_min_days, w.check_max_days)
+        sink: list[wire.Op] = []
+        u = Unit(p, sink)
+        for member in w.family:
+            if rng.random() < member.chance:
+                self.add_npc(
+                    u,
+                    NpcAdd(
+                        role=member.role, closeness=member.closeness, age=rng.uniform(member.min_age, member.max_age)
+                    ),
+                )
+        self.feed(u, f"You were born. Welcome to the world, {name}.")
+        return p
+
+    def daily_death_chance(self, p: Player) -> float:
+        h = self.hazard
+        years = p.age_days / self.year_days
+        annual = h.base * math.exp(h.growth * years + h.health_scale * (50 - p.stats.health))
+        if years < 1:
+            annual += h.infant
+        return min(1.0, annual / self.year_days)
+
+    def npc_yearly_death_chance(self, npc: Npc, p: Player) -> float:
+        years = (p.age_days + npc.age_offset) / self.year_days
+        return min(1.0, self.hazard.npc_base * math.exp(self.hazard.npc_growth * years))
+
+    def die(self, u: Unit, cause: str) -> None:
+        p = u.p
+        if not p.alive:
+            return
+        for prompt in p.prompts:
+            u.ops.append(
+                wire.PromptClosed(id=prompt.id, choice=self.content.events[prompt.event].default, by="timeout")
+            )
+        p.prompts.clear()
+        p.scheduled.clear()
+        p.alive = False
+        p.cause_of_death = cause
+        u.set("alive", False)
+        u.refresh_actions = True
+        self.feed(u, f"You died at {self.years(p.age_days)}: {cause}.")
+        u.ops.append(wire.Died(cause=cause, age_days=p.age_days))
+
+    def death_cause(self, p: Player) -> str:
+        years = self.years(p.age_days)
+        if p.stats.health <= 10:
+            return "poor health"
+        if years < 1:
+            return "complications in infancy"
+        if years >= 70:
+            return "old age"
+        return self.rng.choice(["an illness", "an accident", "a heart attack"])
+
+    def yearly(self, u: Unit) -> None:
+        """Birthday work: drift, promotions and firing, NPC aging."""
+        p = u.p
+        rng = self.rng
+        stage = self.stage(p.age_days)
+        drift = self._drift.get(stage)
+        if drift:
+            for stat in STAT_NAMES:
+                delta = getattr(drift, stat)
+                if delta:
+                    self.change_stat(u, stat, delta)
+        job = self.content.jobs.get(p.job or "")
+        if job is not None:
+            if job.when.max_age < 1000 and p.age_days >= job.when.max_age * self.year_days:
+                self.feed(u, f"You outgrew your job as {job.title}.")
+                self.take_job(u, "none")
+            elif rng.random() < job.fire_rate * (2.0 if p.stats.happiness < 25 else 1.0):
+                self.feed(u, f"You were fired from your job as {job.title}.")
+                self.take_job(u, "none")
+                self.change_stat(u, "happiness", -8)
+            elif (
+                job.promotes_to
+                and p.age_days - p.job_since >= job.promote_after_years * self.year_days
+                and rng.random() < 0.4
+            ):
+                self.promote(u)
+        for npc in p.npcs:
+            if npc.alive and npc.role != "partner" and rng.random() < self.npc_yearly_death_chance(npc, p):
+                npc.alive = False
+                self.feed(u, f"Your {npc.role.replace('_', ' ')} {npc.name} died.")
+                self.change_stat(u, "happiness", -max(2, npc.closeness // 8))
+                u.ops.append(wire.NpcOp(npc.view()))
+        years = self.years(p.age_days)
+        if years in (1, 5, 10, 18, 30, 40, 50, 60, 70, 80, 90, 100):
+            self.feed(u, f"You turned {years}.")
+        u.refresh_actions = True
+
+    def education_day(self, u: Unit) -> None:
+        """Finish the current level when due, then enrol in a level that starts today."""
+        p = u.p
+        current = self.content.levels.get(p.education)
+        if current is not None and p.age_days - p.edu_since >= round(current.years * self.year_days):
+            p.education = current.then
+            u.set("education", p.education)
+            u.refresh_actions = True
+            self.feed(u, f"You finished {current.label.lower()}.")
+        level = self._auto_levels.get(p.age_days)
+        if level is not None and p.education != level.id and not self.why_not(level.when, p):
+            p.education = level.id
+            p.edu_since = p.age_days
+            u.set("education", p.education)
+            u.refresh_actions = True
+            self.feed(u, f"You started {level.label.lower()}.")
+
+    def expenses(self, p: Player) -> int:
+        return self._expenses[self.stage(p.age_days)]
+
+
+def _clamp(value: int) -> int:
+    return STAT_MIN if value < STAT_MIN else STAT_MAX if value > STAT_MAX else value
