@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import trio
 
 from .migrations import load_migrations
-from .store import Claim, SaveRow, StoreCorrupt, StoreError, StoreUnavailable
+from .store import Claim, QueryStats, SaveRow, StoreCorrupt, StoreError, StoreStatistics, StoreUnavailable
 
 __all__ = ["SqliteStore", "open_sqlite", "sqlite_path"]
 
@@ -46,6 +46,9 @@ class SqliteStore:
         self._conn = conn
         self._limiter = trio.CapacityLimiter(1)
         self._closed = False
+        self._stats = QueryStats()
+        self._borrows = 0
+        self._wait_seconds = 0.0
 
     @classmethod
     async def connect(cls, path: str) -> SqliteStore:
@@ -66,12 +69,40 @@ class SqliteStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise StoreUnavailable("store is closed")
+        started = trio.current_time()
+        failed = True
         try:
-            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+            # The one connection is the pool of one: hold it while the
+            # thread runs (to_thread waits for the thread even when cancelled).
+            async with self._limiter:
+                self._borrows += 1
+                self._wait_seconds += trio.current_time() - started
+                result = await trio.to_thread.run_sync(fn, *args)
+            failed = False
+            return result
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"sqlite: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite: {exc}") from exc
+        finally:
+            self._stats.observe(trio.current_time() - started, failed=failed)
+
+    def statistics(self) -> StoreStatistics:
+        limiter = self._limiter.statistics()
+        return StoreStatistics(
+            kind=self.kind,
+            pool_size=1,
+            connections_open=0 if self._closed else 1,
+            connections_in_use=limiter.borrowed_tokens,
+            waiting=limiter.tasks_waiting,
+            borrows=self._borrows,
+            wait_seconds=self._wait_seconds,
+            calls=self._stats.calls,
+            call_seconds=self._stats.seconds,
+            call_buckets=self._stats.cumulative(),
+            failures=self._stats.failures,
+            timeouts=self._stats.timeouts,
+        )
 
     def _tx(self, body: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn

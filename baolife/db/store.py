@@ -15,6 +15,7 @@ reported by :meth:`Store.save` as a refused id (see "ownership" in DESIGN.md).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -23,9 +24,12 @@ from typing import Protocol
 import attrs
 
 __all__ = [
+    "LATENCY_BUCKETS",
     "Claim",
+    "QueryStats",
     "SaveRow",
     "Store",
+    "StoreStatistics",
     "StoreCorrupt",
     "StoreError",
     "StoreUnavailable",
@@ -72,6 +76,67 @@ class SaveRow:
     epoch: int
 
 
+# Upper bounds (seconds) of the store call latency histogram.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@attrs.frozen
+class StoreStatistics:
+    """A store's connections and calls, read at scrape time.
+
+    ``pool_size`` bounds ``connections_open`` (lent + idle + opening);
+    ``waiting`` counts calls waiting for a connection; ``wait_seconds`` sums
+    their waits over ``borrows``. A *call* is one store method call (one or
+    a few statements, one transaction at most): ``calls`` and
+    ``call_seconds`` count all of them, ``call_buckets`` are the cumulative
+    counts per :data:`LATENCY_BUCKETS`, ``failures`` those that did not
+    return (an error, a timeout or a cancel), ``timeouts`` those that ran out
+    of the store's own time limit.
+    """
+
+    kind: str
+    pool_size: int
+    connections_open: int
+    connections_in_use: int
+    waiting: int
+    borrows: int
+    wait_seconds: float
+    calls: int
+    call_seconds: float
+    call_buckets: tuple[int, ...]
+    failures: int
+    timeouts: int
+
+
+class QueryStats:
+    """Counters behind the ``calls`` part of :class:`StoreStatistics`."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seconds = 0.0
+        self.failures = 0
+        self.timeouts = 0
+        self._buckets = [0] * len(LATENCY_BUCKETS)
+
+    def observe(self, seconds: float, *, failed: bool = False, timed_out: bool = False) -> None:
+        """Count one call that took ``seconds``."""
+        self.calls += 1
+        self.seconds += seconds
+        self.failures += failed
+        self.timeouts += timed_out
+        i = bisect.bisect_left(LATENCY_BUCKETS, seconds)
+        if i < len(self._buckets):
+            self._buckets[i] += 1
+
+    def cumulative(self) -> tuple[int, ...]:
+        """Calls at or under each bucket bound."""
+        out, total = [], 0
+        for n in self._buckets:
+            total += n
+            out.append(total)
+        return tuple(out)
+
+
 class Store(Protocol):
     """Async access to accounts, player states and AI usage."""
 
@@ -104,6 +169,9 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers now."""
+
+    def statistics(self) -> StoreStatistics:
+        """Connections, waits and call latencies so far."""
 
     async def aclose(self) -> None:
         """Release connections; idempotent."""
