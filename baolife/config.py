@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from .db.mysql_dialect import MysqlOptions
+
 __all__ = ["ConfigError", "Settings", "load", "SETTINGS_DOC"]
 
 
@@ -44,8 +46,7 @@ def _parse_db_url(text: str) -> str:
             raise ValueError("sqlite URL needs a path, e.g. sqlite:///var/baolife.db")
         return text
     if parts.scheme in ("mysql", "mariadb"):
-        if not parts.hostname or not parts.path.strip("/"):
-            raise ValueError("must be mysql://user:password@host:port/database")
+        MysqlOptions.from_url(text)  # raises ValueError naming what is wrong
         return text
     raise ValueError("scheme must be sqlite:// or mysql://")
 
@@ -104,7 +105,9 @@ _SPECS: dict[str, _Spec] = {
         _parse_bind, "127.0.0.1:8080", "HTTP listener for /healthz, /readyz, /metrics and the web client"
     ),
     "db_url": _Spec(
-        _parse_db_url, "sqlite:///var/baolife.db", "store: sqlite:///PATH or mysql://user:password@host:port/database"
+        _parse_db_url,
+        "sqlite:///var/baolife.db",
+        "store: sqlite:///PATH or mysql://user:password@host:port/database[?option=seconds] (docs/MYSQL.md)",
     ),
     "db_pool": _Spec(_number(int, 1, 256), 8, "MySQL connection pool size"),
     "db_migrate": _Spec(_flag, True, "apply pending schema migrations when serve starts"),
@@ -227,6 +230,16 @@ class Settings:
         return attrs.evolve(self, **changes)
 
 
+def _redact(url: Any) -> Any:
+    """The database URL without its password, for error messages."""
+    if not isinstance(url, str):
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@", 1)).geturl()
+
+
 def _build(raw: Mapping[str, Any], origin: Mapping[str, str]) -> Settings:
     values: dict[str, Any] = {}
     for name, value in raw.items():
@@ -236,7 +249,8 @@ def _build(raw: Mapping[str, Any], origin: Mapping[str, str]) -> Settings:
         try:
             values[name] = spec.parse(value)
         except ValueError as exc:
-            raise ConfigError(f"{origin.get(name, 'BAOLIFE_' + name.upper())}={value!r}: {exc}") from None
+            shown = _redact(value) if name == "db_url" else value
+            raise ConfigError(f"{origin.get(name, 'BAOLIFE_' + name.upper())}={shown!r}: {exc}") from None
     settings = Settings(**values)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("BAOLIFE_TLS_CERT and BAOLIFE_TLS_KEY: set both or neither")

@@ -1,0 +1,205 @@
+"""What the MySQL store says to the server: connection options and SQL text.
+
+Plain code with no I/O, so it can be checked without a database. Every
+statement is a constant or is assembled from constant fragments (a list of
+``%s`` placeholders sized to a batch); values always travel as parameters.
+
+The URL: ``mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTION=VALUE&...]``
+(``mariadb://`` is the same). User and password may be percent-encoded.
+Options, all in seconds:
+
+``connect_timeout`` (3)
+    opening a connection, TCP and handshake.
+``timeout`` (5)
+    one login-path operation (find an account, claim, create, ping, AI usage),
+    pool wait included.
+``save_timeout`` (15)
+    one save batch, pool wait included.
+``migrate_timeout`` (300)
+    applying the pending migrations.
+``lock_timeout`` (5)
+    ``innodb_lock_wait_timeout``: how long a statement waits for a row lock;
+    on MariaDB also ``idle_transaction_timeout``: a transaction left idle
+    that long (its client vanished) is ended by the server.
+``max_idle`` (300)
+    an idle pooled connection older than this is closed rather than reused.
+
+On MariaDB each statement is also bounded on the server (``SET STATEMENT
+max_statement_time=N FOR ...``, N a little under its client deadline), so
+a statement does not keep running, or holding row locks, long after its
+client has given up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import attrs
+
+__all__ = [
+    "MysqlOptions",
+    "bounded",
+    "lock_epochs_statement",
+    "save_statement",
+    "split_by_size",
+]
+
+_DEFAULTS = {
+    "connect_timeout": 3.0,
+    "timeout": 5.0,
+    "save_timeout": 15.0,
+    "migrate_timeout": 300.0,
+    "lock_timeout": 5.0,
+    "max_idle": 300.0,
+}
+_LIMITS = (0.1, 86400.0)
+
+
+@attrs.frozen
+class MysqlOptions:
+    """Where and how to connect; see the module docstring for the options."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    connect_timeout: float
+    timeout: float
+    save_timeout: float
+    migrate_timeout: float
+    lock_timeout: float
+    max_idle: float
+
+    @classmethod
+    def from_url(cls, url: str) -> MysqlOptions:
+        """Parse a ``mysql://`` URL. Raises ValueError with a one-line reason."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb"):
+            raise ValueError("scheme must be mysql:// or mariadb://")
+        if not parts.hostname:
+            raise ValueError("must be mysql://user:password@host:port/database (no host)")
+        database = unquote(parts.path.lstrip("/"))
+        if not database or "/" in database:
+            raise ValueError("must be mysql://user:password@host:port/database (no database)")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise ValueError("the port must be a number between 0 and 65535") from None
+        values = dict(_DEFAULTS)
+        for key, raw in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)):
+            if key not in values:
+                raise ValueError(f"unknown option {key!r} (known: {', '.join(sorted(_DEFAULTS))})")
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"option {key} must be a number of seconds") from None
+            if not _LIMITS[0] <= value <= _LIMITS[1]:
+                raise ValueError(f"option {key} must be between {_LIMITS[0]:g} and {_LIMITS[1]:g} seconds")
+            values[key] = value
+        return cls(
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=database,
+            **values,
+        )
+
+    def server_bound(self, client_deadline: float) -> float:
+        """Server-side statement limit for a client deadline: a little
+        shorter, so the server has given up by the time the client does."""
+        return round(max(0.1, client_deadline * 0.9), 3)
+
+    def session_setup(self, mariadb: bool) -> list[tuple[str, tuple[object, ...]]]:
+        """Statements (with parameters) run on every new connection."""
+        lock = max(1, round(self.lock_timeout))
+        if mariadb:
+            return [(ISOLATION, ()), (_SESSION_MARIADB, (lock, lock))]
+        return [(ISOLATION, ()), (_SESSION_MYSQL, (lock,))]
+
+    def __repr__(self) -> str:  # never print the password
+        return f"MysqlOptions({self.user}@{self.host}:{self.port}/{self.database})"
+
+
+# --------------------------------------------------------------------- statements
+
+# READ COMMITTED: saves and claims take their row locks explicitly, and it
+# avoids gap locks between processes saving neighbouring players.
+ISOLATION = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+# sql_notes = 0: notes such as "table already exists" (re-runnable migrations)
+# would each cost aiomysql a SHOW WARNINGS round trip and a Python warning.
+_SESSION_MARIADB = "SET SESSION sql_notes = 0, innodb_lock_wait_timeout = %s, idle_transaction_timeout = %s"
+_SESSION_MYSQL = "SET SESSION sql_notes = 0, innodb_lock_wait_timeout = %s"
+
+PING = "SELECT 1"
+FIND_ACCOUNT = "SELECT id FROM accounts WHERE token_hash = %s"
+CREATE_ACCOUNT = "INSERT INTO accounts (token_hash, name, created_at) VALUES (%s, %s, %s)"
+CREATE_PLAYER = "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES (%s, NULL, 0, 1, %s)"
+CLAIM_BUMP = "UPDATE players SET epoch = epoch + 1 WHERE id = %s"
+CLAIM_READ = "SELECT a.name, p.state, p.epoch FROM accounts a JOIN players p ON p.id = a.id WHERE a.id = %s"
+ADD_AI_USAGE = (
+    "INSERT INTO ai_usage (day, player_id, calls, cost) VALUES (%s, %s, %s, %s)"
+    " ON DUPLICATE KEY UPDATE calls = calls + VALUES(calls), cost = cost + VALUES(cost)"
+)
+AI_USAGE = "SELECT player_id, calls, cost FROM ai_usage WHERE day = %s"
+
+MIGRATE_LOCK = "SELECT GET_LOCK('baolife_migrate', %s)"
+MIGRATE_UNLOCK = "SELECT RELEASE_LOCK('baolife_migrate')"
+MIGRATE_NO_BOUND = "SET SESSION max_statement_time = 0"
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+)
+MIGRATIONS_APPLIED = "SELECT version FROM schema_migrations"
+MIGRATION_RECORD = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)"
+
+_BOUND_PREFIX = "SET STATEMENT max_statement_time = %s FOR "
+_LOCK_EPOCHS = "SELECT id, epoch FROM players WHERE id IN ({}) FOR UPDATE"
+_SAVE_HEAD = "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES "
+_SAVE_ROW = "(%s, %s, %s, %s, %s)"
+# The rows were locked and their epochs checked in the same transaction; the
+# IF keeps the statement itself unable to overwrite a newer owner's state.
+_SAVE_TAIL = (
+    " ON DUPLICATE KEY UPDATE"
+    " state = IF(epoch = VALUES(epoch), VALUES(state), state),"
+    " schema_version = IF(epoch = VALUES(epoch), VALUES(schema_version), schema_version),"
+    " updated_at = IF(epoch = VALUES(epoch), VALUES(updated_at), updated_at)"
+)
+
+
+def bounded(sql: str, args: Sequence[object], seconds: float, mariadb: bool) -> tuple[str, tuple[object, ...]]:
+    """``sql`` limited to ``seconds`` of server time (MariaDB only; MySQL has
+    no per-statement limit for writes and runs ``sql`` as it is)."""
+    if not mariadb:
+        return sql, tuple(args)
+    return _BOUND_PREFIX + sql, (seconds, *args)
+
+
+def lock_epochs_statement(count: int) -> str:
+    """Lock ``count`` player rows (ids as parameters) and read their epochs."""
+    return _LOCK_EPOCHS.format(", ".join(["%s"] * count))
+
+
+def save_statement(count: int) -> str:
+    """Write ``count`` player rows in one statement; parameters are
+    ``id, state, schema_version, epoch, updated_at`` per row."""
+    return _SAVE_HEAD + ", ".join([_SAVE_ROW] * count) + _SAVE_TAIL
+
+
+def split_by_size(sizes: Sequence[int], limit: int) -> list[range]:
+    """Consecutive index ranges whose sizes add up to at most ``limit`` each
+    (a single larger item gets a range of its own), so no statement exceeds
+    the server's packet limit however large the players are."""
+    out = []
+    start = total = 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > limit:
+            out.append(range(start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        out.append(range(start, len(sizes)))
+    return out
