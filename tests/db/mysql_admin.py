@@ -1,0 +1,90 @@
+"""A raw MariaDB connection for tests: reset our tables, read rows behind the
+store's back, hold a row lock. Test code only; the server's asyncio code
+lives in baolife/db/mysql.py alone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiomysql
+import trio
+import trio_asyncio
+
+from baolife.db.mysql_dialect import MysqlOptions
+
+# The tables the migrations create, children first; the only identifiers
+# these helpers ever drop.
+DROP_TABLES = (
+    "DROP TABLE IF EXISTS players",
+    "DROP TABLE IF EXISTS accounts",
+    "DROP TABLE IF EXISTS ai_usage",
+    "DROP TABLE IF EXISTS schema_migrations",
+)
+
+
+class MysqlAdmin:
+    """One autocommit connection of its own (its own asyncio loop)."""
+
+    def __init__(self, loop: Any, conn: Any) -> None:
+        self.loop = loop
+        self.conn = conn
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str) -> AsyncIterator[MysqlAdmin]:
+        o = MysqlOptions.from_url(url)
+        async with trio_asyncio.open_loop() as loop:
+            conn = await loop.run_aio_coroutine(
+                aiomysql.connect(
+                    host=o.host,
+                    port=o.port,
+                    user=o.user,
+                    password=o.password,
+                    db=o.database,
+                    charset="utf8mb4",
+                    autocommit=True,
+                    connect_timeout=5,
+                    init_command="SET SESSION sql_notes = 0",
+                )
+            )
+            try:
+                yield cls(loop, conn)
+            finally:
+                conn.close()
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; its rows (empty for statements without)."""
+
+        async def run() -> list[tuple[Any, ...]]:
+            cur = await self.conn.cursor()
+            await cur.execute(sql, tuple(args))
+            return list(await cur.fetchall() or [])
+
+        with trio.fail_after(30):
+            rows: list[tuple[Any, ...]] = await self.loop.run_aio_coroutine(run())
+        return rows
+
+    async def reset(self) -> None:
+        """Drop every table of ours; other databases and tables are left alone."""
+        for statement in DROP_TABLES:
+            await self.execute(statement)
+
+    async def player(self, player_id: int) -> tuple[bytes | None, int]:
+        """(state, epoch) of a player row."""
+        rows = await self.execute("SELECT state, epoch FROM players WHERE id = %s", (player_id,))
+        assert rows, f"no player row {player_id}"
+        state, epoch = rows[0]
+        return (None if state is None else bytes(state)), int(epoch)
+
+
+def reset_database(url: str) -> None:
+    """Drop our tables in the database of ``url`` (from sync fixtures, before
+    and after a test's own trio run)."""
+
+    async def run() -> None:
+        async with MysqlAdmin.open(url) as admin:
+            await admin.reset()
+
+    trio.run(run)

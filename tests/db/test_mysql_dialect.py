@@ -1,0 +1,79 @@
+"""The MySQL store's URL options and statement shapes (no database needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from baolife.config import ConfigError, load
+from baolife.db.migrations import load_migrations
+from baolife.db.mysql_dialect import MysqlOptions, bounded, lock_epochs_statement, save_statement, split_by_size
+
+
+def test_url_gives_credentials_database_and_defaults() -> None:
+    o = MysqlOptions.from_url("mysql://bao:p%40ss%3Aword@db.internal:3307/baolife")
+    assert (o.host, o.port, o.user, o.password, o.database) == ("db.internal", 3307, "bao", "p@ss:word", "baolife")
+    assert (o.connect_timeout, o.timeout, o.save_timeout, o.lock_timeout) == (3.0, 5.0, 15.0, 5.0)
+    assert "p@ss" not in repr(o)
+    assert MysqlOptions.from_url("mariadb://root@127.0.0.1/x").port == 3306
+
+
+def test_url_options_override_the_timeouts() -> None:
+    o = MysqlOptions.from_url("mysql://root@h/db?timeout=1.5&save_timeout=4&connect_timeout=0.5")
+    assert (o.timeout, o.save_timeout, o.connect_timeout) == (1.5, 4.0, 0.5)
+    assert o.server_bound(4.0) < 4.0
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mysql://root@h/", "no database"),
+        ("mysql:///db", "no host"),
+        ("mysql://root@h/db?timeout=soon", "must be a number"),
+        ("mysql://root@h/db?timeout=0", "between"),
+        ("mysql://root@h/db?pool=3", "unknown option"),
+        ("postgres://root@h/db", "scheme"),
+    ],
+)
+def test_bad_urls_are_refused_with_the_reason(url: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        MysqlOptions.from_url(url)
+
+
+def test_a_bad_database_url_is_a_config_error_that_hides_the_password() -> None:
+    with pytest.raises(ConfigError, match="unknown option") as caught:
+        load({"BAOLIFE_DB_URL": "mysql://bao:hunter2@h/db?retries=3"})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_statements_are_bounded_on_mariadb_only() -> None:
+    assert bounded("SELECT 1", (), 2.5, mariadb=True) == ("SET STATEMENT max_statement_time = %s FOR SELECT 1", (2.5,))
+    assert bounded("SELECT %s", (7,), 2.5, mariadb=False) == ("SELECT %s", (7,))
+
+
+def test_batch_statements_have_one_placeholder_group_per_row() -> None:
+    assert lock_epochs_statement(3).count("%s") == 3
+    statement = save_statement(4)
+    assert statement.count("(%s, %s, %s, %s, %s)") == 4
+    assert statement.startswith("INSERT INTO players")
+    assert "ON DUPLICATE KEY UPDATE state = IF(epoch = VALUES(epoch)" in statement
+
+
+def test_split_by_size_keeps_each_part_under_the_limit() -> None:
+    assert split_by_size([], 10) == []
+    assert split_by_size([3, 3, 3, 3], 10) == [range(0, 3), range(3, 4)]
+    assert split_by_size([12, 1, 1], 10) == [range(0, 1), range(1, 3)]  # an oversize item alone
+    sizes = [5, 7, 1, 9, 2, 2, 2, 10, 3]
+    parts = split_by_size(sizes, 10)
+    assert [i for part in parts for i in part] == list(range(len(sizes)))
+    assert all(sum(sizes[i] for i in part) <= 10 or len(part) == 1 for part in parts)
+
+
+def test_mysql_schema_mirrors_sqlite_and_indexes_every_lookup() -> None:
+    (init,) = load_migrations("mysql")
+    text = " ".join(init.statements)
+    for table in ("accounts", "players", "ai_usage"):
+        assert f"CREATE TABLE IF NOT EXISTS {table}" in text
+        assert "utf8mb4" in text
+    assert "UNIQUE KEY accounts_token_hash (token_hash)" in text
+    assert "epoch" in text and "PRIMARY KEY (day, player_id)" in text
+    assert [m.name for m in load_migrations("sqlite")] == [m.name for m in load_migrations("mysql")]

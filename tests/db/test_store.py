@@ -1,0 +1,167 @@
+"""The store contract, run on SQLite and on MariaDB (see conftest.py)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import trio
+
+from baolife.db.store import SaveRow, Store, StoreError, StoreUnavailable, hash_token, open_store
+
+_tokens = itertools.count()
+
+
+def token_hash() -> bytes:
+    return hash_token(f"token-{next(_tokens)}")
+
+
+async def new_player(store: Store, name: str = "Bao") -> int:
+    return await store.create_account(name, token_hash())
+
+
+def row(pid: int, epoch: int, state: bytes) -> SaveRow:
+    return SaveRow(player_id=pid, state=state, schema_version=1, epoch=epoch)
+
+
+async def test_migrate_applies_each_migration_once(store_url: str) -> None:
+    with trio.fail_after(30):
+        async with open_store(store_url) as store:
+            assert await store.pending_migrations() == ["0001_init"]
+            assert await store.migrate() == ["0001_init"]
+            assert await store.pending_migrations() == []
+            assert await store.migrate() == []
+
+
+async def test_account_is_found_by_its_token_hash_only(store: Store) -> None:
+    with trio.fail_after(20):
+        secret = token_hash()
+        pid = await store.create_account("Bao", secret)
+        other = await new_player(store, "Lan")
+        assert pid != other
+        assert await store.find_account(secret) == pid
+        assert await store.find_account(hash_token("nobody has this token")) is None
+
+
+async def test_two_accounts_cannot_share_a_token_hash(store: Store) -> None:
+    with trio.fail_after(20):
+        secret = token_hash()
+        await store.create_account("Bao", secret)
+        with pytest.raises(StoreError):
+            await store.create_account("Lan", secret)
+        # The failed call left the store usable.
+        assert await store.find_account(secret) is not None
+
+
+async def test_claim_bumps_the_epoch_and_reads_the_saved_state(store: Store) -> None:
+    with trio.fail_after(20):
+        pid = await new_player(store, "Bảo 🐉")  # utf8mb4: a name beyond the BMP
+        first = await store.claim(pid)
+        assert (first.name, first.state, first.previous_epoch, first.epoch) == ("Bảo 🐉", None, 1, 2)
+        assert await store.save([row(pid, first.epoch, b'{"v": 1, "money": 5}')]) == set()
+        second = await store.claim(pid)
+        assert second.state == b'{"v": 1, "money": 5}'
+        assert (second.previous_epoch, second.epoch) == (2, 3)
+
+
+async def test_claim_of_a_missing_player_is_an_error(store: Store) -> None:
+    with trio.fail_after(20):
+        with pytest.raises(StoreError):
+            await store.claim(987654)
+
+
+async def test_save_with_an_older_epoch_is_refused_and_not_applied(store_url: str) -> None:
+    """Two store clients on one database: B takes the player from A; A's
+    late save is refused and reported, B's state stays."""
+    with trio.fail_after(30):
+        async with open_store(store_url) as a, open_store(store_url) as b:
+            await a.migrate()
+            pid = await new_player(a)
+            other = await new_player(a)
+            claim_a = await a.claim(pid)
+            claim_other = await a.claim(other)
+            assert await a.save([row(pid, claim_a.epoch, b"A1")]) == set()
+            claim_b = await b.claim(pid)
+            assert claim_b.state == b"A1"
+            assert await b.save([row(pid, claim_b.epoch, b"B1")]) == set()
+            # One batch from A: the fenced player is refused, the other saved.
+            refused = await a.save([row(pid, claim_a.epoch, b"A2"), row(other, claim_other.epoch, b"O1")])
+            assert refused == {pid}
+            again = await b.claim(pid)
+            assert again.state == b"B1"
+            assert (await b.claim(other)).state == b"O1"
+            # B's own epoch is now stale too (it claimed again as "again").
+            assert await b.save([row(pid, claim_b.epoch, b"B-stale")]) == {pid}
+            assert await b.save([row(pid, again.epoch, b"B2")]) == set()
+
+
+async def test_save_of_an_unknown_player_is_refused_not_created(store: Store) -> None:
+    with trio.fail_after(20):
+        pid = await new_player(store)
+        claim = await store.claim(pid)
+        assert await store.save([row(424242, 1, b"ghost"), row(pid, claim.epoch, b"real")]) == {424242}
+        with pytest.raises(StoreError):
+            await store.claim(424242)
+        assert (await store.claim(pid)).state == b"real"
+
+
+async def test_saving_the_same_rows_twice_gives_the_same_result(store: Store) -> None:
+    with trio.fail_after(20):
+        pids = [await new_player(store) for _ in range(5)]
+        epochs = [(await store.claim(pid)).epoch for pid in pids]
+        rows = [row(pid, epoch, f"state of {pid}".encode()) for pid, epoch in zip(pids, epochs, strict=True)]
+        assert await store.save(rows) == set()
+        assert await store.save(rows) == set()
+        for pid in pids:
+            assert (await store.claim(pid)).state == f"state of {pid}".encode()
+
+
+async def test_a_large_batch_is_saved_whole(store: Store) -> None:
+    """More state than one statement may carry (the MySQL store splits it),
+    in one call: every row lands, byte for byte."""
+    with trio.fail_after(60):
+        pids = [await new_player(store) for _ in range(60)]
+        epochs = {pid: (await store.claim(pid)).epoch for pid in pids}
+        states = {pid: bytes([pid % 251]) * 300_000 + b"'\\\"\x00end" for pid in pids}
+        assert sum(map(len, states.values())) > 16 * 1024 * 1024  # max_allowed_packet by default
+        assert await store.save([row(pid, epochs[pid], states[pid]) for pid in pids]) == set()
+        for pid in pids:
+            assert (await store.claim(pid)).state == states[pid]
+
+
+async def test_ai_usage_adds_up_per_day(store: Store) -> None:
+    with trio.fail_after(20):
+        a, b = await new_player(store), await new_player(store)
+        await store.add_ai_usage("2025-01-02", a, 2, 0.5)
+        await store.add_ai_usage("2025-01-02", a, 1, 0.25)
+        await store.add_ai_usage("2025-01-02", b, 4, 1.0)
+        await store.add_ai_usage("2025-01-03", a, 7, 2.0)
+        calls, cost = await store.ai_usage("2025-01-02")
+        assert calls == {a: 3, b: 4}
+        assert cost == pytest.approx(1.75)
+        assert await store.ai_usage("2025-01-04") == ({}, 0.0)
+
+
+async def test_statistics_count_calls_and_connections(store: Store) -> None:
+    with trio.fail_after(20):
+        before = store.statistics()
+        await store.ping()
+        pid = await new_player(store)
+        await store.claim(pid)
+        after = store.statistics()
+        assert after.calls == before.calls + 3
+        assert after.call_seconds > before.call_seconds
+        assert after.call_buckets[-1] == after.calls  # every call under 10 s
+        assert after.connections_in_use == 0 and after.waiting == 0
+        assert 1 <= after.connections_open <= after.pool_size
+        assert after.failures == before.failures
+
+
+async def test_a_closed_store_refuses_calls(store_url: str) -> None:
+    with trio.fail_after(20):
+        async with open_store(store_url) as store:
+            await store.migrate()
+            await store.ping()
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        await store.aclose()  # idempotent
