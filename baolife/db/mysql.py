@@ -30,7 +30,6 @@ from typing import Any, TypeAlias, TypeVar
 
 import aiomysql
 import pymysql
-import structlog
 import trio
 import trio_asyncio
 
@@ -41,8 +40,6 @@ from .pool import ConnectionPool, PoolClosed
 from .store import Claim, QueryStats, SaveRow, StoreCorrupt, StoreError, StoreStatistics, StoreUnavailable
 
 __all__ = ["MysqlStore", "open_mysql"]
-
-log = structlog.get_logger("baolife.db.mysql")
 
 T = TypeVar("T")
 Conn: TypeAlias = Any  # aiomysql.Connection; aiomysql has no type hints
@@ -371,10 +368,27 @@ async def open_mysql(url: str, *, pool_size: int = 8) -> AsyncIterator[MysqlStor
         options = MysqlOptions.from_url(url)
     except ValueError as exc:
         raise StoreError(f"database URL: {exc}") from None
-    async with trio_asyncio.open_loop() as loop:
-        store = MysqlStore(options, loop, pool_size)
-        log.debug("mysql_store_open", database=repr(options), pool_size=pool_size)
-        try:
-            yield store
-        finally:
-            await store.aclose()
+    try:
+        async with trio_asyncio.open_loop() as loop:
+            store = MysqlStore(options, loop, pool_size)
+            try:
+                yield store
+            finally:
+                await store.aclose()
+    except BaseExceptionGroup as group:
+        # The loop runs its tasks in nurseries, which wrap whatever the body
+        # raised in exception groups; callers of a store expect the error
+        # itself (as from SQLite), so a lone exception is re-raised bare.
+        sole = _sole(group)
+        if sole is None:
+            raise
+        raise sole from sole.__cause__  # keeps its own cause, drops the group
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc

@@ -157,6 +157,16 @@ async def test_statistics_count_calls_and_connections(store: Store) -> None:
         assert after.failures == before.failures
 
 
+async def test_an_error_inside_the_store_context_comes_out_as_itself(store_url: str) -> None:
+    """Not wrapped in an exception group (the MySQL store runs a loop with
+    nurseries inside its context): callers catch StoreError as they would."""
+    with trio.fail_after(20):
+        with pytest.raises(StoreError, match="schema is behind"):
+            async with open_store(store_url) as store:
+                await store.ping()
+                raise StoreError("schema is behind")
+
+
 async def test_a_closed_store_refuses_calls(store_url: str) -> None:
     with trio.fail_after(20):
         async with open_store(store_url) as store:
