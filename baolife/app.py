@@ -30,7 +30,7 @@ from pathlib import Path
 import orjson
 import structlog
 import trio
-from prometheus_client.core import Metric
+from prometheus_client.core import HistogramMetricFamily, Metric, SummaryMetricFamily
 
 from . import content as content_pkg
 from .ai.offline import ScriptedProvider
@@ -38,7 +38,7 @@ from .ai.service import NpcService, Provider
 from .config import Settings
 from .content.schema import Content
 from .db.saver import Saver
-from .db.store import Store, StoreError, open_store
+from .db.store import LATENCY_BUCKETS, Store, StoreError, open_store
 from .net.auth import Auth
 from .net.http import HttpListener, Route, static_routes
 from .net.listener import WsListener
@@ -232,6 +232,8 @@ class App:
                     log.warning("store_unreachable", error=str(exc))
             if ok != self.store_ok:
                 log.info("store_state", reachable=ok)
+                if ok:
+                    self.saver.wake()  # the database is back: don't sit out the saver's backoff
             self.store_ok = ok
             await trio.sleep(STORE_CHECK_EVERY)
 
@@ -352,6 +354,23 @@ class App:
             "baolife_saves_fenced", "Saves refused because another process owns the player", saver_stats.fenced
         )
         yield gauge("baolife_store_up", "1 when the store answered its last check", 1.0 if self.store_ok else 0.0)
+        st = self.store.statistics()
+        yield gauge("baolife_store_pool_size", "Store connections allowed (db_pool)", st.pool_size)
+        yield gauge("baolife_store_connections_open", "Store connections open, lent or idle", st.connections_open)
+        yield gauge("baolife_store_connections_in_use", "Store connections lent to a call", st.connections_in_use)
+        yield gauge("baolife_store_pool_waiting", "Store calls waiting for a connection", st.waiting)
+        yield SummaryMetricFamily(
+            "baolife_store_pool_wait_seconds", "Time calls waited for a connection", st.borrows, st.wait_seconds
+        )
+        buckets = [(f"{b:g}", n) for b, n in zip(LATENCY_BUCKETS, st.call_buckets, strict=True)]
+        yield HistogramMetricFamily(
+            "baolife_store_call_seconds",
+            "Store call latency (pool wait included)",
+            buckets=[*buckets, ("+Inf", st.calls)],
+            sum_value=st.call_seconds,
+        )
+        yield counter("baolife_store_call_failures", "Store calls that did not return", st.failures)
+        yield counter("baolife_store_call_timeouts", "Store calls that ran out of time", st.timeouts)
         yield gauge("baolife_npc_queue", "NPC reply jobs waiting", ns.queued)
         yield gauge("baolife_npc_queue_capacity", "NPC reply job channel size (ai_queue)", ns.capacity)
         yield gauge("baolife_npc_workers_busy", "NPC workers on a job", ns.busy_workers)
