@@ -15,6 +15,7 @@ import trio
 from . import config
 from .content import ContentError
 from .content import load as load_content
+from .db.store import StoreError
 
 __all__ = ["main"]
 
@@ -121,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ContentError as exc:
         print(f"baolife: content: {exc}", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        # e.g. the database is unreachable, or the schema is behind and
+        # serve was told not to migrate: one line, not a traceback.
+        print(f"baolife: store: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
