@@ -1,0 +1,188 @@
+"""What only the MySQL store has: a pool of connections, cancellation of calls
+in flight, server-side bounds, concurrent migrations, the migrate command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from baolife.app import App
+from baolife.config import Settings
+from baolife.db.mysql import MysqlStore, open_mysql
+from baolife.db.store import SaveRow, StoreError, StoreUnavailable, hash_token
+
+from .mysql_admin import MysqlAdmin
+from .tcp_proxy import proxied
+
+pytestmark = pytest.mark.mysql
+
+
+async def migrated(url: str, pool_size: int = 4) -> None:
+    async with open_mysql(url, pool_size=pool_size) as store:
+        await store.migrate()
+
+
+async def test_a_call_cancelled_mid_result_never_returns_its_connection(mysql_url: str) -> None:
+    """The server's reply stops halfway; the caller's cancel scope fires. The
+    connection is dropped, and the next call gets a whole, right result."""
+    with trio.fail_after(60):
+        await migrated(mysql_url)
+        async with MysqlAdmin.open(mysql_url) as admin:
+            await admin.execute(
+                "INSERT INTO ai_usage (day, player_id, calls, cost) SELECT '2025-03-01', seq, 1, 0.5 FROM seq_1_to_3000"
+            )
+        async with proxied(mysql_url) as proxy, open_mysql(proxy.url(mysql_url), pool_size=1) as store:
+            calls, cost = await store.ai_usage("2025-03-01")
+            assert len(calls) == 3000
+            proxy.stall_replies_after(2000)
+            with trio.move_on_after(1.0) as scope:
+                await store.ai_usage("2025-03-01")
+            assert scope.cancelled_caught
+            stats = store._pool.statistics()
+            assert (stats.in_use, stats.idle, stats.open, stats.discarded) == (0, 0, 0, 1)
+            proxy.restore()
+            calls, cost = await store.ai_usage("2025-03-01")
+            assert calls == {pid: 1 for pid in range(1, 3001)}
+            assert cost == pytest.approx(1500.0)
+            assert store._pool.statistics().connects == 2
+
+
+async def test_a_cancelled_save_is_not_applied_and_its_connection_is_dropped(mysql_url: str) -> None:
+    with trio.fail_after(60):
+        async with open_mysql(mysql_url, pool_size=2) as store, MysqlAdmin.open(mysql_url) as admin:
+            await store.migrate()
+            pid = await store.create_account("Bao", hash_token("cancelled-save"))
+            epoch = (await store.claim(pid)).epoch
+            assert await store.save([SaveRow(pid, b"first", 1, epoch)]) == set()
+            # Another session holds the row: our save waits on the lock...
+            await admin.execute("BEGIN")
+            await admin.execute("SELECT epoch FROM players WHERE id = %s FOR UPDATE", (pid,))
+            with trio.move_on_after(0.5) as scope:
+                await store.save([SaveRow(pid, b"cancelled", 1, epoch)])
+            assert scope.cancelled_caught
+            # ...and is cancelled: that connection is closed, not pooled.
+            stats = store.statistics()
+            assert (stats.connections_in_use, stats.failures) == (0, 1)
+            assert store._pool.statistics().discarded == 1
+            await admin.execute("COMMIT")
+            assert await admin.player(pid) == (b"first", epoch)
+            assert await store.save([SaveRow(pid, b"second", 1, epoch)]) == set()
+            assert await admin.player(pid) == (b"second", epoch)
+
+
+async def test_a_save_that_fails_halfway_leaves_no_lock_or_transaction_behind(mysql_url: str) -> None:
+    with trio.fail_after(60):
+        async with open_mysql(mysql_url, pool_size=1) as store, MysqlAdmin.open(mysql_url) as admin:
+            await store.migrate()
+            pid = await store.create_account("Bao", hash_token("half-save"))
+            epoch = (await store.claim(pid)).epoch
+            # The rows get locked, then the INSERT fails (INT out of range).
+            with pytest.raises(StoreError, match="Out of range"):
+                await store.save([SaveRow(pid, b"bad", 2**40, epoch)])
+            await admin.execute("BEGIN")
+            await admin.execute("SELECT epoch FROM players WHERE id = %s FOR UPDATE NOWAIT", (pid,))
+            await admin.execute("ROLLBACK")
+            assert await store.save([SaveRow(pid, b"good", 1, epoch)]) == set()
+            assert await admin.player(pid) == (b"good", epoch)
+
+
+async def test_row_lock_waits_are_bounded_by_the_server(mysql_url: str) -> None:
+    """lock_timeout (innodb_lock_wait_timeout) ends a blocked save long before
+    the client's own save deadline, as StoreUnavailable: the saver retries."""
+    with trio.fail_after(60):
+        url = mysql_url + "?lock_timeout=1&save_timeout=20"
+        async with open_mysql(url, pool_size=2) as store, MysqlAdmin.open(mysql_url) as admin:
+            await store.migrate()
+            pid = await store.create_account("Bao", hash_token("lock-wait"))
+            epoch = (await store.claim(pid)).epoch
+            await admin.execute("BEGIN")
+            await admin.execute("SELECT epoch FROM players WHERE id = %s FOR UPDATE", (pid,))
+            started = trio.current_time()
+            with pytest.raises(StoreUnavailable, match="Lock wait timeout"):
+                await store.save([SaveRow(pid, b"blocked", 1, epoch)])
+            assert trio.current_time() - started < 5
+            await admin.execute("ROLLBACK")
+            assert await store.save([SaveRow(pid, b"unblocked", 1, epoch)]) == set()
+
+
+async def test_the_pool_bounds_connections_and_measures_the_wait(mysql_url: str) -> None:
+    """Six logins of one player while its row is locked: two connections
+    wait on the lock, four calls wait for a connection; none is lost."""
+    with trio.fail_after(60):
+        async with open_mysql(mysql_url, pool_size=2) as store, MysqlAdmin.open(mysql_url) as admin:
+            await store.migrate()
+            pid = await store.create_account("Bao", hash_token("pool-bound"))
+            await admin.execute("BEGIN")
+            await admin.execute("SELECT epoch FROM players WHERE id = %s FOR UPDATE", (pid,))
+            epochs: list[int] = []
+
+            async def login() -> None:
+                epochs.append((await store.claim(pid)).epoch)
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(6):
+                    nursery.start_soon(login)
+                for _ in range(100):
+                    await trio.sleep(0.02)
+                    if store.statistics().waiting == 4:
+                        break
+                stats = store.statistics()
+                assert (stats.connections_open, stats.connections_in_use, stats.waiting) == (2, 2, 4)
+                (server_side,) = await admin.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                    " WHERE DB = DATABASE() AND ID <> CONNECTION_ID()"
+                )
+                assert server_side[0] == 2
+                await trio.sleep(0.3)
+                await admin.execute("COMMIT")
+            assert sorted(epochs) == [2, 3, 4, 5, 6, 7]
+            stats = store.statistics()
+            assert (stats.connections_in_use, stats.waiting) == (0, 0)
+            assert stats.wait_seconds >= 4 * 0.3
+
+
+async def test_two_processes_migrating_at_once_apply_each_migration_once(mysql_url: str) -> None:
+    with trio.fail_after(60):
+        results: list[list[str]] = []
+
+        async def migrate() -> None:
+            async with open_mysql(mysql_url) as store:
+                results.append(await store.migrate())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(migrate)
+            nursery.start_soon(migrate)
+        assert sorted(results) == [[], ["0001_init"]]
+
+
+async def test_serve_migrates_a_schema_that_is_behind_unless_told_not_to(mysql_url: str, settings: Settings) -> None:
+    with trio.fail_after(60):
+        with pytest.raises(StoreError, match="schema is behind"):
+            await App(settings.replace(db_url=mysql_url, db_migrate=False)).run()
+        async with trio.open_nursery() as nursery:
+            app = await nursery.start(App(settings.replace(db_url=mysql_url)).run)
+            assert isinstance(app.store, MysqlStore)
+            assert await app.store.pending_migrations() == []
+            app.request_shutdown()
+
+
+def test_the_migrate_command_applies_pending_migrations_once(mysql_url: str) -> None:
+    env = {**os.environ, "BAOLIFE_DB_URL": mysql_url}
+    command = [sys.executable, "-m", "baolife", "migrate"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert (first.returncode, first.stdout.strip()) == (0, "applied 1 migration(s): 0001_init"), first.stderr
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert (second.returncode, second.stdout.strip()) == (0, "applied 0 migration(s)"), second.stderr
+
+
+def test_the_migrate_command_reports_an_unreachable_database_in_one_line() -> None:
+    env = {**os.environ, "BAOLIFE_DB_URL": "mysql://root@127.0.0.1:1/nowhere?connect_timeout=1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "baolife", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("baolife: store: mysql migrate: (2003") and done.stderr.count("\n") == 1
