@@ -159,7 +159,10 @@ MIGRATION_RECORD = "INSERT INTO schema_migrations (version, name, applied_at) VA
 _BOUND_PREFIX = "SET STATEMENT max_statement_time = %s FOR "
 _LOCK_EPOCHS = "SELECT id, epoch FROM players WHERE id IN ({}) FOR UPDATE"
 _SAVE_HEAD = "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES "
-_SAVE_ROW = "(%s, %s, %s, %s, %s)"
+# The state travels as hex: PyMySQL escapes a hex string ten times faster than
+# the JSON bytes themselves (str.translate stays on its 1:1 fast path), which
+# matters for megabytes per flush in the thread that runs the ticks.
+_SAVE_ROW = "(%s, UNHEX(%s), %s, %s, %s)"
 # The rows were locked and their epochs checked in the same transaction; the
 # IF keeps the statement itself unable to overwrite a newer owner's state.
 _SAVE_TAIL = (
@@ -185,7 +188,7 @@ def lock_epochs_statement(count: int) -> str:
 
 def save_statement(count: int) -> str:
     """Write ``count`` player rows in one statement; parameters are
-    ``id, state, schema_version, epoch, updated_at`` per row."""
+    ``id, state as hex text, schema_version, epoch, updated_at`` per row."""
     return _SAVE_HEAD + ", ".join([_SAVE_ROW] * count) + _SAVE_TAIL
 
 
