@@ -1,8 +1,9 @@
 """Write-behind saving of dirty players, in batches, with retry and backoff.
 
 Every ``interval`` seconds the saver serializes the dirty players in chunks
-of ``batch`` (yielding to the tick loop between chunks) and writes each
-chunk in one store transaction. A failed write leaves the players dirty and
+of ``batch`` (yielding to the tick loop every few milliseconds) and writes
+each chunk in one store transaction, the next chunk being serialized while
+the previous one is written. A failed write leaves the players dirty and
 the next attempt waits with exponential backoff; nothing is dropped. A row
 refused for its epoch means another process owns that player now: it is
 fenced (never saved from here again) and reported through ``on_fenced``.
@@ -11,6 +12,7 @@ fenced (never saved from here again) and reported through ``on_fenced``.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 
 import attrs
@@ -24,6 +26,9 @@ from .store import SaveRow, Store, StoreError
 __all__ = ["Saver", "SaverStatistics"]
 
 log = structlog.get_logger("baolife.saver")
+
+# Serializing players holds the thread that runs the ticks: yield this often.
+SERIALIZE_SLICE = 0.005
 
 
 @attrs.frozen
@@ -50,6 +55,7 @@ class Saver:
         on_fenced: Callable[[int], None] = lambda pid: None,
         observe: Callable[[int, float, bool], None] = lambda n, s, ok: None,
         max_backoff: float = 60.0,
+        in_flight: int = 2,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -58,6 +64,7 @@ class Saver:
         self.on_fenced = on_fenced
         self.observe = observe
         self.max_backoff = max_backoff
+        self.in_flight = in_flight
         self.flushes = 0
         self.failures = 0
         self.rows = 0
@@ -98,28 +105,69 @@ class Saver:
             await self.flush()
 
     async def flush(self) -> bool:
-        """Write every dirty player once. True if all writes succeeded."""
+        """Write every dirty player once. True if all writes succeeded.
+
+        Batches are pipelined: while one is being written (the process only
+        waits on the database) the next is serialized, and at most
+        ``in_flight`` are written at once. Serialization yields to the tick
+        loop every few milliseconds. After a failed batch no new one starts.
+        """
         entries = self.directory.dirty_entries()
         if not entries:
             self.directory.evict()
             return True
         self.flushes += 1
-        ok = True
-        for start in range(0, len(entries), self.batch):
-            chunk = entries[start : start + self.batch]
-            if not await self._write(chunk):
-                ok = False
-                break
-            await trio.lowlevel.checkpoint()
-        self.directory.evict()
-        return ok
+        errors: list[str] = []
+        written = 0
+        slots = trio.Semaphore(self.in_flight)
 
-    async def _write(self, chunk: list[Entry]) -> bool:
+        async def write(rows: list[SaveRow], versions: list[tuple[Entry, int]]) -> None:
+            nonlocal written
+            try:
+                error = await self._write(rows, versions)
+            finally:
+                slots.release()
+            if error is None:
+                written += 1
+            else:
+                errors.append(error)
+
+        async with trio.open_nursery() as nursery:
+            for start in range(0, len(entries), self.batch):
+                rows, versions = await self._serialize(entries[start : start + self.batch])
+                if not rows:
+                    continue
+                await slots.acquire()
+                if errors:
+                    slots.release()
+                    break
+                nursery.start_soon(write, rows, versions)
+        if errors:
+            self._consecutive_failures += 1
+            self.failing = True
+            log.warning(
+                "save_failed",
+                dirty=self.directory.dirty_count,
+                batches_failed=len(errors),
+                error=errors[0],
+                retry_in=round(self.next_delay(), 2),
+                failures=self._consecutive_failures,
+            )
+        elif written:
+            self._consecutive_failures = 0
+            self.failing = False
+        self.directory.evict()
+        return not errors
+
+    async def _serialize(self, chunk: list[Entry]) -> tuple[list[SaveRow], list[tuple[Entry, int]]]:
         rows = []
         versions = []
+        slice_end = time.perf_counter() + SERIALIZE_SLICE
         for entry in chunk:
             if entry.fenced or not entry.dirty:
                 continue
+            # The version is taken with the state: a change after this point
+            # leaves the player dirty for the next flush.
             rows.append(
                 SaveRow(
                     player_id=entry.player.id,
@@ -129,26 +177,20 @@ class Saver:
                 )
             )
             versions.append((entry, entry.version))
-        if not rows:
-            return True
+            if time.perf_counter() >= slice_end:
+                await trio.lowlevel.checkpoint()
+                slice_end = time.perf_counter() + SERIALIZE_SLICE
+        return rows, versions
+
+    async def _write(self, rows: list[SaveRow], versions: list[tuple[Entry, int]]) -> str | None:
+        """Save one batch; None, or what went wrong (the players stay dirty)."""
         started = trio.current_time()
         try:
             refused = await self.store.save(rows)
         except StoreError as exc:
             self.failures += 1
-            self._consecutive_failures += 1
-            self.failing = True
             self.observe(len(rows), trio.current_time() - started, False)
-            log.warning(
-                "save_failed",
-                players=len(rows),
-                error=str(exc),
-                retry_in=round(self.next_delay(), 2),
-                failures=self._consecutive_failures,
-            )
-            return False
-        self._consecutive_failures = 0
-        self.failing = False
+            return str(exc)
         self.last_ok = trio.current_time()
         self.last_batch = len(rows)
         self.observe(len(rows), trio.current_time() - started, True)
@@ -163,7 +205,7 @@ class Saver:
                 self.directory.fence(entry)
                 log.warning("save_fenced", player=row.player_id, epoch=row.epoch)
                 self.on_fenced(row.player_id)
-        return True
+        return None
 
     async def flush_all(self, attempts: int = 5) -> int:
         """Flush until nothing is dirty or ``attempts`` fail in a row (with

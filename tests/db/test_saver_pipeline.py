@@ -1,0 +1,76 @@
+"""The saver's pipelining and failure rules, against an in-memory store (virtual time)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+import trio.testing
+
+from baolife.db.saver import Saver
+from baolife.db.store import SaveRow, StoreUnavailable
+from baolife.model import Player
+from baolife.players import Directory
+
+
+class SlowStore:
+    """Saves take one (virtual) second; the ``fail_on``-th call fails."""
+
+    def __init__(self, fail_on: int = 0) -> None:
+        self.fail_on = fail_on
+        self.calls = 0
+        self.active = 0
+        self.most_active = 0
+        self.saved: dict[int, bytes] = {}
+
+    async def save(self, rows: Sequence[SaveRow]) -> set[int]:
+        self.calls += 1
+        call = self.calls
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        try:
+            await trio.sleep(1)
+            if call == self.fail_on:
+                raise StoreUnavailable("connection lost")
+            self.saved.update((row.player_id, row.state) for row in rows)
+            return set()
+        finally:
+            self.active -= 1
+
+
+def online(store: Any, count: int) -> Directory:
+    directory = Directory(store, lambda pid, name: Player(id=pid, name=name), capacity=10 * count)
+    for pid in range(1, count + 1):
+        directory.create(pid, f"P{pid}")
+    return directory
+
+
+async def test_batches_are_written_two_at_a_time(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        store = SlowStore()
+        directory = online(store, 1000)
+        saver = Saver(store, directory, interval=5, batch=100)  # type: ignore[arg-type]
+        started = trio.current_time()
+        assert await saver.flush()
+        assert (store.calls, store.most_active, len(store.saved)) == (10, 2, 1000)
+        assert trio.current_time() - started == 5  # ten one-second writes, two at a time
+        assert directory.dirty_count == 0 and not saver.failing
+
+
+async def test_a_failed_batch_stops_the_flush_and_keeps_its_players_dirty(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(60):
+        store = SlowStore(fail_on=3)
+        directory = online(store, 1000)
+        saver = Saver(store, directory, interval=5, batch=100)  # type: ignore[arg-type]
+        assert not await saver.flush()
+        # Batches 1, 2 and 4 (already in flight when 3 failed) landed; no more started.
+        assert store.calls == 4 and len(store.saved) == 300
+        assert directory.dirty_count == 700
+        assert saver.failing and saver.failures == 1
+        assert saver.next_delay() >= saver.interval  # backing off
+        store.fail_on = 0
+        assert await saver.flush()
+        assert directory.dirty_count == 0 and len(store.saved) == 1000 and not saver.failing
