@@ -12,7 +12,7 @@ import aiomysql
 import trio
 import trio_asyncio
 
-from baolife.db.mysql_dialect import MysqlOptions
+from baolife.db.mysql_dialect import MysqlOptions, decode_state
 
 # The tables the migrations create, children first; the only identifiers
 # these helpers ever drop.
@@ -72,11 +72,11 @@ class MysqlAdmin:
             await self.execute(statement)
 
     async def player(self, player_id: int) -> tuple[bytes | None, int]:
-        """(state, epoch) of a player row."""
-        rows = await self.execute("SELECT state, epoch FROM players WHERE id = %s", (player_id,))
+        """(state, epoch) of a player row, its state decoded."""
+        rows = await self.execute("SELECT state, state_codec, epoch FROM players WHERE id = %s", (player_id,))
         assert rows, f"no player row {player_id}"
-        state, epoch = rows[0]
-        return (None if state is None else bytes(state)), int(epoch)
+        state, codec, epoch = rows[0]
+        return (None if state is None else decode_state(bytes(state), codec)), int(epoch)
 
 
 def reset_database(url: str) -> None:

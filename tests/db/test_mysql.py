@@ -13,7 +13,7 @@ import trio
 from baolife.app import App
 from baolife.config import Settings
 from baolife.db.mysql import MysqlStore, open_mysql
-from baolife.db.store import SaveRow, StoreError, StoreUnavailable, hash_token
+from baolife.db.store import SaveRow, StoreCorrupt, StoreError, StoreUnavailable, hash_token
 
 from .mysql_admin import MysqlAdmin
 from .tcp_proxy import proxied
@@ -88,6 +88,27 @@ async def test_a_save_that_fails_halfway_leaves_no_lock_or_transaction_behind(my
             await admin.execute("ROLLBACK")
             assert await store.save([SaveRow(pid, b"good", 1, epoch)]) == set()
             assert await admin.player(pid) == (b"good", epoch)
+
+
+async def test_stored_states_are_compressed_readable_in_sql_and_checked(mysql_url: str) -> None:
+    with trio.fail_after(60):
+        async with open_mysql(mysql_url) as store, MysqlAdmin.open(mysql_url) as admin:
+            await store.migrate()
+            pid = await store.create_account("Bao", hash_token("codec"))
+            epoch = (await store.claim(pid)).epoch
+            state = b'{"v": 1, "player": {"feed": ["' + b"a long day at school, " * 300 + b'"]}}'
+            assert await store.save([SaveRow(pid, state, 1, epoch)]) == set()
+            ((stored_bytes, plain),) = await admin.execute(
+                "SELECT LENGTH(state), UNCOMPRESS(state) FROM players WHERE id = %s", (pid,)
+            )
+            assert stored_bytes < len(state) / 5 and bytes(plain) == state
+            # A state written as plain JSON (codec 0) is read as it is...
+            await admin.execute("UPDATE players SET state = %s, state_codec = 0 WHERE id = %s", (b'{"plain": 1}', pid))
+            assert (await store.claim(pid)).state == b'{"plain": 1}'
+            # ...and one that does not decompress is reported, not handed to the game.
+            await admin.execute("UPDATE players SET state = %s, state_codec = 1 WHERE id = %s", (b"garbage!", pid))
+            with pytest.raises(StoreCorrupt, match="does not decompress"):
+                await store.claim(pid)
 
 
 async def test_row_lock_waits_are_bounded_by_the_server(mysql_url: str) -> None:

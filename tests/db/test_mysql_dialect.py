@@ -6,7 +6,17 @@ import pytest
 
 from baolife.config import ConfigError, load
 from baolife.db.migrations import load_migrations
-from baolife.db.mysql_dialect import MysqlOptions, bounded, lock_epochs_statement, save_statement, split_by_size
+from baolife.db.mysql_dialect import (
+    CODEC_COMPRESSED,
+    CODEC_PLAIN,
+    MysqlOptions,
+    bounded,
+    decode_state,
+    encode_state,
+    lock_epochs_statement,
+    save_statement,
+    split_by_size,
+)
 
 
 def test_url_gives_credentials_database_and_defaults() -> None:
@@ -53,7 +63,7 @@ def test_statements_are_bounded_on_mariadb_only() -> None:
 def test_batch_statements_have_one_placeholder_group_per_row() -> None:
     assert lock_epochs_statement(3).count("%s") == 3
     statement = save_statement(4)
-    assert statement.count("(%s, UNHEX(%s), %s, %s, %s)") == 4
+    assert statement.count("(%s, UNHEX(%s), %s, %s, %s, %s)") == 4
     assert statement.startswith("INSERT INTO players")
     assert "ON DUPLICATE KEY UPDATE state = IF(epoch = VALUES(epoch)" in statement
 
@@ -77,3 +87,26 @@ def test_mysql_schema_mirrors_sqlite_and_indexes_every_lookup() -> None:
     assert "UNIQUE KEY accounts_token_hash (token_hash)" in text
     assert "epoch" in text and "PRIMARY KEY (day, player_id)" in text
     assert [m.name for m in load_migrations("sqlite")] == [m.name for m in load_migrations("mysql")]
+
+
+def test_states_are_stored_compressed_and_read_back_exactly() -> None:
+    state = b'{"v":1,"player":{"feed":["' + "Bảo went to school 🐉".encode() * 200 + b'"]}}'
+    stored = encode_state(state)
+    assert len(stored) < len(state) / 5
+    assert decode_state(stored, CODEC_COMPRESSED) == state
+    assert decode_state(state, CODEC_PLAIN) == state
+    assert decode_state(encode_state(b""), CODEC_COMPRESSED) == b""
+
+
+@pytest.mark.parametrize(
+    ("stored", "codec", "reason"),
+    [
+        (b"{}", 7, "unknown state codec"),
+        (b"\x01", CODEC_COMPRESSED, "too short"),
+        (b"\x10\x00\x00\x00not zlib", CODEC_COMPRESSED, "does not decompress"),
+        (encode_state(b"hello")[:4].replace(b"\x05", b"\x09") + encode_state(b"hello")[4:], CODEC_COMPRESSED, "header"),
+    ],
+)
+def test_damaged_stored_states_are_errors(stored: bytes, codec: int, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        decode_state(stored, codec)
