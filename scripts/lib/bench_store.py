@@ -16,7 +16,8 @@ Figures, all measured in this run:
   ``--rounds`` times; saves/s, and the longest the trio loop went without
   running other tasks during a flush (what a tick would have waited);
 - row-by-row: one autocommit ``UPDATE ... WHERE id AND epoch`` per player
-  through the same pool and bridge, one at a time, then ``--pool`` at a time;
+  through the same pool and bridge, its state serialized, compressed and sent
+  as the store does, one at a time, then ``--pool`` at a time;
 - the ratios, and the targets: batched at least 10x row-by-row, a full flush
   within one save interval (5 s).
 """
@@ -40,6 +41,7 @@ from baolife import content as content_pkg
 from baolife import protocol as wire
 from baolife.ai.offline import ScriptedProvider
 from baolife.db.mysql import MysqlStore, open_mysql
+from baolife.db.mysql_dialect import CODEC_COMPRESSED, encode_state
 from baolife.db.saver import Saver
 from baolife.db.store import SaveRow
 from baolife.model import SCHEMA_VERSION, Player, dump_player, load_player
@@ -54,8 +56,12 @@ DROP_TABLES = (
 )
 INSERT_ACCOUNT = "INSERT INTO accounts (id, token_hash, name, created_at) VALUES (%s, %s, %s, %s)"
 INSERT_PLAYER = "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES (%s, %s, %s, %s, %s)"
-# The state goes as hex, as in the batched statement, so the two differ only in batching.
-UPDATE_ONE = "UPDATE players SET state = UNHEX(%s), schema_version = %s, updated_at = %s WHERE id = %s AND epoch = %s"
+# The state is stored and sent as in the batched statement (compressed, as
+# hex), so the two paths differ only in batching.
+UPDATE_ONE = (
+    "UPDATE players SET state = UNHEX(%s), state_codec = %s, schema_version = %s, updated_at = %s"
+    " WHERE id = %s AND epoch = %s"
+)
 SAVE_INTERVAL = 5.0
 LINES = (
     "hi, how are you doing today?",
@@ -164,7 +170,8 @@ async def _insert_body(conn: Any, ids: list[int]) -> None:
 
 async def _update_one(conn: Any, row: SaveRow, now: int) -> int:
     cur = await conn.cursor()
-    await cur.execute(UPDATE_ONE, (row.state.hex(), row.schema_version, now, row.player_id, row.epoch))
+    stored = encode_state(row.state)
+    await cur.execute(UPDATE_ONE, (stored.hex(), CODEC_COMPRESSED, row.schema_version, now, row.player_id, row.epoch))
     return int(cur.rowcount)
 
 
@@ -277,6 +284,14 @@ async def main(args: argparse.Namespace) -> int:
         f" in {time.perf_counter() - started:.1f} s; save size bytes:"
         f" mean {statistics.mean(sizes):.0f}, median {sizes[len(sizes) // 2]},"
         f" p95 {sizes[int(len(sizes) * 0.95)]}, max {sizes[-1]}"
+    )
+    started = time.perf_counter()
+    for p in players.values():
+        dump_player(p)
+    serialize = time.perf_counter() - started
+    print(
+        f"serialization alone (dump_player, paid by both paths): {serialize:.2f} s"
+        f" = {serialize / len(players) * 1e6:.0f} us per player"
     )
     async with open_mysql(args.url, pool_size=args.pool) as store:
         await store._call("reset", 60, _setup_body, [])
