@@ -154,6 +154,7 @@ class TickLoop:
         self.by_player: dict[int, Recipient] = {}
         self._session_ops: dict[Recipient, list[wire.Op]] = {}
         self._closing: list[tuple[Recipient, int, str]] = []
+        self._closing_set: set[Recipient] = set()
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self.advanced = trio.Event()
@@ -239,12 +240,17 @@ class TickLoop:
         elif isinstance(item, Detach):
             self._detach(item.session)
         elif isinstance(item, Kick):
-            if item.session in self.sessions:
+            if item.session in self.sessions and item.session not in self._closing_set:
                 self._ops_for(item.session).append(wire.Bye(reason=item.reason))
-                self._closing.append((item.session, item.code, item.reason))
+                self._close_after_flush(item.session, item.code, item.reason)
+
+    def _close_after_flush(self, session: Recipient, code: int, reason: str) -> None:
+        # After its bye, a closing session gets nothing more.
+        self._closing.append((session, code, reason))
+        self._closing_set.add(session)
 
     def _deliver(self, session: Recipient, cmd: wire.Command | wire.Error, tick: int) -> None:
-        if session not in self.sessions:
+        if session not in self.sessions or session in self._closing_set:
             return
         if isinstance(cmd, wire.Error):
             self.error_counts[cmd.code] += 1
@@ -253,7 +259,7 @@ class TickLoop:
             self._ops_for(session).append(wire.Pong(ref=cmd.ref))
         elif isinstance(cmd, wire.Logout):
             self._ops_for(session).append(wire.Bye(reason="logout"))
-            self._closing.append((session, 1000, "logout"))
+            self._close_after_flush(session, 1000, "logout")
         elif session.player_id is None or self.by_player.get(session.player_id) is not session:
             self.error_counts["unauthenticated"] += 1
             self._ops_for(session).append(
@@ -276,7 +282,7 @@ class TickLoop:
             stale = self.world.outbox.pop(pid, [])
             stale.append(wire.Bye(reason="replaced"))
             self._session_ops.setdefault(old, []).extend(stale)
-            self._closing.append((old, 4000, "replaced"))
+            self._close_after_flush(old, 4000, "replaced")
             self.on_online(pid, False)  # the old session's hold on the player
         session.player_id = pid
         session.seq = 0
@@ -326,6 +332,7 @@ class TickLoop:
                 session.close(code, reason)
                 self._detach(session)
             self._closing.clear()
+            self._closing_set.clear()
         return frames, nbytes
 
     def _shutdown(self) -> None:
@@ -334,8 +341,9 @@ class TickLoop:
         for item in self.inbox.drain():
             self._handle(item, tick)
         for session in list(self.sessions):
-            self._ops_for(session).append(wire.Bye(reason="shutdown"))
-            self._closing.append((session, 1001, "shutdown"))
+            if session not in self._closing_set:
+                self._ops_for(session).append(wire.Bye(reason="shutdown"))
+                self._close_after_flush(session, 1001, "shutdown")
         self._flush(tick)
         changed = self.world.take_changed()
         if changed:
