@@ -11,6 +11,7 @@ setting and the reason; the CLI prints it and exits with status 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -79,6 +80,14 @@ def _text(raw: Any) -> str:
     return str(raw)
 
 
+def _networks(raw: Any) -> tuple[Any, ...]:
+    items = raw if isinstance(raw, list) else [x for x in str(raw).replace(",", " ").split() if x]
+    try:
+        return tuple(ipaddress.ip_network(str(x).strip(), strict=False) for x in items)
+    except ValueError as exc:
+        raise ValueError(f"must be IP addresses or networks separated by commas ({exc})") from None
+
+
 def _flag(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -127,6 +136,9 @@ _SPECS: dict[str, _Spec] = {
         _number(int, 1, 100000), 50, "messages dropped for rate in a row before the connection is closed 1008"
     ),
     "max_message_bytes": _Spec(_number(int, 256, 1_048_576), 4096, "largest inbound message; larger closes with 1009"),
+    "trusted_proxies": _Spec(
+        _networks, "", "addresses of front proxies whose X-Forwarded-For names the client (per-IP limits)"
+    ),
     "login_timeout": _Spec(_number(float, 0.1, 3600), 10.0, "seconds to log in before close 1008"),
     "idle_timeout": _Spec(
         _number(float, 1, 86400), 300.0, "seconds without a client message before bye idle and close 4001"
@@ -187,6 +199,7 @@ class Settings:
     max_connections: int
     conn_per_ip: int
     register_per_ip_hour: int
+    trusted_proxies: tuple[Any, ...]
     msg_rate: float
     msg_burst: int
     rate_strikes: int
@@ -223,8 +236,18 @@ class Settings:
         return _build({name: spec.default for name, spec in _SPECS.items()} | overrides, {})
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` (already parsed values)."""
-        return attrs.evolve(self, **changes)
+        """A copy with ``changes``. A string value is parsed and checked like
+        an environment value; other values must already be of the field's type."""
+        parsed = {}
+        for name, value in changes.items():
+            spec = _SPECS.get(name)
+            if spec is None:
+                raise ConfigError(f"{name}: unknown setting")
+            try:
+                parsed[name] = spec.parse(value) if isinstance(value, str) else value
+            except ValueError as exc:
+                raise ConfigError(f"{name}={value!r}: {exc}") from None
+        return attrs.evolve(self, **parsed)
 
 
 def _build(raw: Mapping[str, Any], origin: Mapping[str, str]) -> Settings:

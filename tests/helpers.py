@@ -241,3 +241,59 @@ class ServerProcess:
     async def exit_code(self) -> int:
         assert self.proc is not None
         return await self.proc.wait()
+
+
+class RawClient:
+    """A hand-driven WebSocket client (wsproto over a TCP stream) for what a
+    well-behaved client library will not do: ignore pings, never read, send
+    broken frames, send headers of our choosing."""
+
+    def __init__(self, stream: trio.SocketStream, ws: Any) -> None:
+        self.stream = stream
+        self.ws = ws
+
+    @classmethod
+    async def handshake(
+        cls, port: int, path: str = "/ws", headers: list[tuple[bytes, bytes]] | None = None, rcvbuf: int | None = None
+    ) -> tuple[int, RawClient]:
+        """Connect and shake hands; (HTTP status, client). 101 means accepted;
+        on any other status the stream is already closed."""
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, RejectConnection, Request
+
+        sock = trio.socket.socket()
+        if rcvbuf is not None:
+            import socket as stdsocket
+
+            sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, rcvbuf)
+        await sock.connect(("127.0.0.1", port))
+        stream = trio.SocketStream(sock)
+        ws = WSConnection(ConnectionType.CLIENT)
+        await stream.send_all(ws.send(Request(host="127.0.0.1", target=path, extra_headers=headers or [])))
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                await stream.aclose()
+                raise AssertionError("closed during the handshake")
+            ws.receive_data(data)
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    return 101, cls(stream, ws)
+                if isinstance(event, RejectConnection):
+                    await stream.aclose()
+                    return event.status_code, cls(stream, ws)
+
+    async def send_text(self, text: str) -> None:
+        from wsproto.events import TextMessage
+
+        await self.stream.send_all(self.ws.send(TextMessage(data=text)))
+
+    async def aclose(self) -> None:
+        await trio.aclose_forcefully(self.stream)
+
+
+async def handshake_status(port: int, path: str = "/ws", headers: list[tuple[bytes, bytes]] | None = None) -> int:
+    """The HTTP status of a WebSocket handshake (101 when accepted); closes it."""
+    status, raw = await RawClient.handshake(port, path, headers)
+    await raw.aclose()
+    return status

@@ -12,8 +12,10 @@ peers, dropping those that do not answer.
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from collections import Counter
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -61,6 +63,34 @@ class ListenerStatistics:
     max_queued_frames: int
 
 
+def client_address(peer: str, headers: Iterable[tuple[bytes, bytes]], trusted: tuple[Any, ...]) -> str:
+    """The address per-IP limits count: the TCP peer, unless the peer is a
+    trusted front proxy; then the right-most address of X-Forwarded-For that
+    is not itself a trusted proxy. Nothing a client sends directly can
+    change its address."""
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops: list[str] = []
+    for name, value in headers:
+        if name.lower() == b"x-forwarded-for":
+            hops.extend(h.strip() for h in value.decode("latin-1").split(","))
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
+
+
+def _within(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
 def _peer(stream: trio.abc.Stream) -> str:
     inner = getattr(stream, "transport_stream", stream)
     sock = getattr(inner, "socket", None)
@@ -88,7 +118,7 @@ class WsListener:
         self.inbound: Counter[str] = Counter()
         self._accept_scope = trio.CancelScope()
         self._conns: trio.Nursery | None = None
-        self._empty = trio.Event()
+        self._changed = trio.Event()
 
     def statistics(self) -> ListenerStatistics:
         frames = [s.queued_frames for s in self.sessions]
@@ -128,6 +158,12 @@ class WsListener:
                     task_status.started(self.port)
         log.info("ws_listener_stopped")
 
+    async def wait_connections(self, at_most: int) -> None:
+        """Return once at most ``at_most`` connections are open."""
+        while len(self.sessions) > at_most:
+            self._changed = trio.Event()
+            await self._changed.wait()
+
     def stop_accepting(self) -> None:
         """Close the listening sockets; open connections go on."""
         self.draining = True
@@ -137,9 +173,7 @@ class WsListener:
         """Wait up to ``grace`` seconds for every connection to end, then cut the
         rest. Returns how many had to be cut."""
         with trio.move_on_after(grace):
-            while self.sessions:
-                self._empty = trio.Event()
-                await self._empty.wait()
+            await self.wait_connections(0)
         left = len(self.sessions)
         if self._conns is not None:
             self._conns.cancel_scope.cancel()
@@ -156,6 +190,7 @@ class WsListener:
             with trio.move_on_after(HANDSHAKE_TIMEOUT):
                 request = await conn.handshake()
                 if request is not None:
+                    remote = client_address(remote, request.extra_headers, self.settings.trusted_proxies)
                     session = await self._admit(conn, request.target, remote)
             if session is None:
                 return
@@ -222,8 +257,7 @@ class WsListener:
             bytes=session.bytes_sent,
             seconds=round(trio.current_time() - session.connected_at, 1),
         )
-        if not self.sessions:
-            self._empty.set()
+        self._changed.set()
 
     async def _serve(self, session: Session) -> None:
         with structlog.contextvars.bound_contextvars(session=session.id):

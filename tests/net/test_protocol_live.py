@@ -14,12 +14,12 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request
+from wsproto.events import AcceptConnection, CloseConnection, Request
 
 from baolife import content as content_pkg
 from baolife.config import Settings
 from baolife.content.schema import Content
-from tests.helpers import Client, running_app
+from tests.helpers import Client, handshake_status, running_app
 
 MINI = Path(__file__).parent.parent / "data" / "mini"
 
@@ -199,33 +199,14 @@ async def test_rate_limit_drops_then_closes_abusers(settings: Settings, mini: Co
             assert info.value.reason is not None and info.value.reason.code == 1008
 
 
-async def _handshake_status(port: int, path: str) -> int:
-    """The HTTP status of a WebSocket handshake (101 when accepted)."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    try:
-        ws = WSConnection(ConnectionType.CLIENT)
-        await stream.send_all(ws.send(Request(host="127.0.0.1", target=path)))
-        while True:
-            data = await stream.receive_some(65536)
-            assert data, "closed without an answer"
-            ws.receive_data(data)
-            for event in ws.events():
-                if isinstance(event, AcceptConnection):
-                    return 101
-                if isinstance(event, RejectConnection):
-                    return event.status_code
-    finally:
-        await stream.aclose()
-
-
 async def test_handshakes_over_the_connection_limit_are_refused(settings: Settings, mini: Content) -> None:
     with trio.fail_after(20):
         async with running_app(settings.replace(max_connections=2), content=mini) as app:
             assert app.ws_port is not None
             async with Client.connect(app.ws_port), Client.connect(app.ws_port):
-                assert await _handshake_status(app.ws_port, "/ws") == 503
-            assert await _handshake_status(app.ws_port, "/elsewhere") == 404
-            assert await _handshake_status(app.ws_port, "/ws?player=5") == 101
+                assert await handshake_status(app.ws_port, "/ws") == 503
+            assert await handshake_status(app.ws_port, "/elsewhere") == 404
+            assert await handshake_status(app.ws_port, "/ws?player=5") == 101
 
 
 async def test_http_health_readiness_and_metrics(settings: Settings, mini: Content) -> None:
