@@ -246,9 +246,9 @@ class App:
         if session is not None:
             self.inbox.put(Kick(session, "replaced", 4000), force=True)
 
-    def _on_tick(self, tick: int, seconds: float, frames: int, nbytes: int) -> None:
+    def _on_tick(self, tick: int, seconds: float, late: float, frames: int, nbytes: int) -> None:
         self._last_tick_at = trio.current_time()
-        self.metrics.observe_tick(seconds, frames, nbytes)
+        self.metrics.observe_tick(seconds, late, frames, nbytes)
         summary = self._summary
         summary[0] += 1
         summary[1] += seconds

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import orjson
 import structlog
+import structlog.tracebacks
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -109,7 +110,9 @@ def configure_logging(fmt: str = "json", level: str = "info", stream: IO[bytes] 
         factory = structlog.WriteLoggerFactory(file=writer)  # type: ignore[arg-type]
     else:
         processors = shared + [
-            structlog.processors.dict_tracebacks,
+            # Tracebacks as data, without frame locals: rendering locals is slow
+            # and would copy message contents and tokens into the logs.
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ]
         factory = structlog.BytesLoggerFactory(file=writer)  # type: ignore[arg-type]
@@ -166,6 +169,12 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
             registry=r,
         )
+        self.tick_late = Histogram(
+            "baolife_tick_wake_late_seconds",
+            "How late the tick loop woke for a tick (scheduling delay)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            registry=r,
+        )
         self.frames = Counter("baolife_frames_sent", "Frames handed to connection writers", registry=r)
         self.frame_bytes = Counter("baolife_frame_bytes_sent", "Bytes of frames handed to writers", registry=r)
         self.flush_batch = Histogram(
@@ -195,8 +204,9 @@ class Metrics:
         """Add a scrape-time source of metric families."""
         self._sources.append(source)
 
-    def observe_tick(self, seconds: float, frames: int, nbytes: int) -> None:
+    def observe_tick(self, seconds: float, late: float, frames: int, nbytes: int) -> None:
         self.tick_seconds.observe(seconds)
+        self.tick_late.observe(late)
         if frames:
             self.frames.inc(frames)
             self.frame_bytes.inc(nbytes)

@@ -91,6 +91,21 @@ def _within(address: str, networks: tuple[Any, ...]) -> bool:
     return any(ip in net for net in networks)
 
 
+async def _linger(stream: trio.abc.Stream) -> None:
+    """Close gracefully: send FIN after everything written, then read and drop
+    what the peer still sends, briefly. Closing a socket with unread input
+    makes the kernel send RST, and an RST can make the peer discard our last
+    frames (a bye, the close frame) before it reads them."""
+    with trio.move_on_after(CLOSE_WAIT):
+        try:
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
+            while await stream.receive_some(65536):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            return
+
+
 def _peer(stream: trio.abc.Stream) -> str:
     inner = getattr(stream, "transport_stream", stream)
     sock = getattr(inner, "socket", None)
@@ -202,6 +217,8 @@ class WsListener:
             if session is not None:
                 self._forget(session, failed)
             with trio.CancelScope(shield=True):
+                if session is not None and session.state != "dead" and not failed:
+                    await _linger(stream)
                 await trio.aclose_forcefully(stream)
 
     async def _admit(self, conn: WsConnection, target: str, remote: str) -> Session | None:

@@ -130,7 +130,7 @@ class Session:
             self._send.send_nowait(item)
         except trio.WouldBlock:
             self.abort("slow_client: control queue full")
-        except trio.ClosedResourceError:
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
             return  # the writer has finished: nothing more goes out
 
     # ----------------------------------------------------------------- teardown
@@ -163,4 +163,18 @@ class Session:
                 if item.await_reply:
                     with trio.move_on_after(CLOSE_WAIT):
                         await self.conn.peer_closed.wait()
+                await self._send_queued_close_reply()
                 return
+
+    async def _send_queued_close_reply(self) -> None:
+        # If the peer started closing at the same time as we did, the reader
+        # has queued the reply to its close frame behind our close item; that
+        # reply is the close frame the peer waits for. Nothing but a close
+        # frame may follow a close, so only those are sent.
+        while True:
+            try:
+                item = self._recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            if isinstance(item, bytes) and item[0] == 0x88:
+                await self.conn.send(item)

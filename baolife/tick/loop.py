@@ -126,7 +126,8 @@ class TickStatistics:
 class TickLoop:
     """Drives the world at ``tick_hz``; see the module docstring.
 
-    ``on_tick(tick, seconds, frames, frame_bytes)`` is called after every tick
+    ``on_tick(tick, seconds, late, frames, frame_bytes)`` is called after every
+    tick (``late``: how long after its deadline the tick started)
     (metrics, watchdog); ``mark_dirty(pids)`` receives the players changed by
     the tick; ``on_online(pid, online)`` tracks presence for the directory.
     """
@@ -150,6 +151,7 @@ class TickLoop:
         self.tick = 0
         self.overruns = 0
         self.last_tick_seconds = 0.0
+        self._late = 0.0
         self.sessions: set[Recipient] = set()
         self.by_player: dict[int, Recipient] = {}
         self._session_ops: dict[Recipient, list[wire.Op]] = {}
@@ -183,6 +185,7 @@ class TickLoop:
         try:
             while not self._stop.is_set():
                 self.tick += 1
+                self._late = max(0.0, trio.current_time() - deadline)
                 self.step(self.tick)
                 deadline += self.period
                 now = trio.current_time()
@@ -215,7 +218,7 @@ class TickLoop:
         if changed:
             self.mark_dirty(changed)
         self.last_tick_seconds = time.perf_counter() - started
-        self.on_tick(tick, self.last_tick_seconds, frames, nbytes)
+        self.on_tick(tick, self.last_tick_seconds, self._late, frames, nbytes)
         if not self.advanced.is_set():
             self.advanced.set()
 
