@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import attrs
 import pytest
@@ -72,9 +71,3 @@ def browser_settings(settings: Settings) -> Settings:
     """Fast, but slow enough to watch: 10 game days a second and 10 days a
     year, so a two-year-old can act about two seconds after birth."""
     return settings.replace(day_ticks=5, year_days=10)
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where a failing browser test leaves its screenshot."""
-    return tmp_path
