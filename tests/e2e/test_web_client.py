@@ -1,6 +1,7 @@
 """The web client in headless Chromium against a real server: a person
 registers, answers a prompt, takes an action, talks to an NPC, reloads the
-page, lives through a server restart, and dies and starts again."""
+page, lives through a server restart, is taken over by a second tab, and
+dies and starts again."""
 
 from __future__ import annotations
 
@@ -116,6 +117,16 @@ def _a_life(server: Server, page: Page) -> None:
     trio.from_thread.run(server.start)
     expect(conn).to_have_text("Online", timeout=20_000)
     _same_life(page, player, token)
+
+    # A second tab takes the life over; this one says so and, unlike after a
+    # drop, does not reconnect by itself (two tabs would take turns forever).
+    other = page.context.new_page()
+    other.goto(server.url)
+    expect(other.locator("#conn")).to_have_text("Online")
+    expect(conn).to_have_text("This life was opened in another tab or device.")
+    expect(conn).to_have_attribute("data-state", "offline")
+    expect(page.locator("#retry-now")).to_have_text("Play here")
+    other.close()
 
 
 async def test_a_life_in_the_browser(
