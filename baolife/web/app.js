@@ -407,6 +407,8 @@
     if (!sameLife) {
       game.talk = new Map();
       game.talkingTo = null;
+      $("prompt-result").textContent = "";
+      $("action-result").textContent = "";
     }
     game.player = op.player;
     game.view = s;
@@ -640,7 +642,7 @@
     const perYear = game.view.year_days || 365;
     const years = Math.floor(days / perYear);
     const rest = days % perYear;
-    return `${plural(years, "year")}, ${plural(rest, "day")} old`;
+    return `${plural(years, "year")}, ${plural(rest, "day")}`;
   }
 
   function renderMe() {
@@ -649,7 +651,7 @@
     document.title = `${v.name} · BaoLife`;
     $("me-name").textContent = v.name;
     $("me-life").textContent = `Life ${v.life ?? 1}`;
-    $("me-age").textContent = v.alive === false ? `Died ${age(v.age_days || 0)}` : age(v.age_days || 0);
+    $("me-age").textContent = v.alive === false ? `Lived ${age(v.age_days || 0)}` : `${age(v.age_days || 0)} old`;
     $("player-id").textContent = String(game.player);
     $("token-view").textContent = game.token || "";
     const stats = $("stats");
@@ -728,6 +730,8 @@
   function renderActions() {
     const v = game.view;
     const ids = Array.isArray(v.actions) ? v.actions : [];
+    $("actions-empty").hidden = ids.length > 0;
+    $("actions-empty").textContent = v.alive === false ? "Your life has ended." : "Nothing you can do yet.";
     const key = ids.join("\n");
     if (key === game.lastActions && $("actions").childElementCount === ids.length) return;
     game.lastActions = key;
@@ -738,7 +742,6 @@
         return h("button", { type: "button", text: label, "data-action": id, onclick: () => act(id, label) });
       }),
     );
-    $("actions-empty").hidden = ids.length > 0;
   }
 
   function renderNpcs() {
