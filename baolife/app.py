@@ -11,7 +11,8 @@
             ├── tick loop
             ├── store watch: readiness
             ├── websocket listener (+ one nursery of connections)
-            └── http listener: /healthz /readyz /metrics and the web client
+            └── http listener: /healthz /readyz /metrics, the web client and
+                its /config.json (where the WebSocket is, the tick rate)
 
 Graceful shutdown, inside ``shutdown_timeout``: stop accepting, stop the
 tick loop at a tick boundary (it queues ``bye`` shutdown and close 1001 to
@@ -183,6 +184,7 @@ class App:
         )
         routes: dict[str, Route] = static_routes(WEB_DIR)
         routes.update({"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics})
+        routes["/config.json"] = self._client_config
         self.http = HttpListener(s.http_bind[0], s.http_bind[1], routes)
         self.metrics.add_source(self._collect)
 
@@ -304,6 +306,20 @@ class App:
         problems = self.readiness()
         body = {"ready": not problems, "problems": problems}
         return (503 if problems else 200), "application/json", orjson.dumps(body)
+
+    def _client_config(self) -> tuple[int, str, bytes]:
+        # The web client's only way to find the WebSocket (another port) and
+        # the tick rate it needs to count prompts down in seconds.
+        s = self.settings
+        body = {
+            "protocol": 1,
+            "ws_port": self.ws_port,
+            "ws_path": "/ws",
+            "ws_tls": bool(s.tls_cert),
+            "http_port": self.http_port,
+            "tick_hz": s.tick_hz,
+        }
+        return 200, "application/json", orjson.dumps(body)
 
     def _metrics(self) -> tuple[int, str, bytes]:
         return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render()
