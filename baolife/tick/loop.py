@@ -140,7 +140,7 @@ class TickLoop:
         tick_hz: float,
         mark_dirty: Callable[[set[int]], None],
         on_online: Callable[[int, bool], None] = lambda pid, online: None,
-        on_tick: Callable[[int, float, int, int], None] = lambda *a: None,
+        on_tick: Callable[[int, float, float, int, int], None] = lambda *a: None,
     ) -> None:
         self.world = world
         self.inbox = inbox
