@@ -11,6 +11,7 @@ setting and the reason; the CLI prints it and exits with status 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -77,6 +78,30 @@ def _choice(*options: str) -> Callable[[Any], str]:
 
 def _text(raw: Any) -> str:
     return str(raw)
+
+
+def _parse_dsn(raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname or not parts.path.strip("/"):
+        raise ValueError("must be a Sentry DSN, https://KEY@HOST/PROJECT, or empty")
+    return text
+
+
+def _parse_addresses(raw: Any) -> frozenset[str]:
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    out = set()
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            out.add(str(ipaddress.ip_address(text)))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP address") from None
+    return frozenset(out)
 
 
 def _flag(raw: Any) -> bool:
@@ -157,7 +182,15 @@ _SPECS: dict[str, _Spec] = {
         _choice("auto", "json", "console"), "auto", "log format: json, console, or auto (console on a TTY)"
     ),
     "log_level": _Spec(_choice("debug", "info", "warning", "error"), "info", "lowest log level written"),
-    "sentry_dsn": _Spec(_text, "", "Sentry DSN for error tracking; empty disables it"),
+    "summary_interval": _Spec(
+        _number(float, 1, 86400), 60.0, "seconds between summary log lines (and systemd STATUS updates)"
+    ),
+    "sentry_dsn": _Spec(_parse_dsn, "", "Sentry DSN for error tracking (needs baolife[sentry]); empty disables it"),
+    "trusted_proxies": _Spec(
+        _parse_addresses,
+        "",
+        "comma-separated IPs of front proxies whose X-Forwarded-For names the client (per-IP limits, logs)",
+    ),
     "tls_cert": _Spec(_text, "", "PEM certificate chain; with tls_key the WebSocket listener speaks TLS"),
     "tls_key": _Spec(_text, "", "PEM private key for tls_cert"),
     "seed": _Spec(_number(int, -1, 2**63 - 1), -1, "random seed of the game world; -1 draws one at start"),
@@ -211,7 +244,9 @@ class Settings:
     ai_price_out: float
     log_format: str
     log_level: str
+    summary_interval: float
     sentry_dsn: str
+    trusted_proxies: frozenset[str]
     tls_cert: str
     tls_key: str
     seed: int

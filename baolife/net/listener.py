@@ -8,6 +8,11 @@ ends that connection only. The sweeper, one task for all connections,
 closes those that did not log in within ``login_timeout`` (1008), says
 ``bye`` idle to those silent for ``idle_timeout`` (4001), and pings quiet
 peers, dropping those that do not answer.
+
+Behind a front proxy every peer is the proxy: when the peer is one of
+``trusted_proxies``, the client's address is the last entry of the
+handshake's ``X-Forwarded-For`` (the one that proxy added), so per-IP limits
+and logs see players, not the proxy.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from typing import Any
 import attrs
 import structlog
 import trio
+from wsproto.events import Request
 
 from .. import protocol as wire
 from ..config import Settings
+from ..obs import Deferred
 from ..tick.loop import Deliver, Detach, Inbox, Kick, TickLoop
 from .auth import Auth
 from .session import CLOSE_WAIT, Session
@@ -59,6 +66,18 @@ class ListenerStatistics:
     queued_frames: int
     queued_bytes: int
     max_queued_frames: int
+
+
+def _forwarded_for(request: Request) -> str | None:
+    """The address the nearest proxy put last in X-Forwarded-For, if any."""
+    found = None
+    for name, value in request.extra_headers:
+        if bytes(name).lower() == b"x-forwarded-for":
+            found = bytes(value)  # the last header line is the nearest proxy's
+    if found is None:
+        return None
+    last = found.rsplit(b",", 1)[-1].strip().decode("ascii", "replace")
+    return last or None
 
 
 def _peer(stream: trio.abc.Stream) -> str:
@@ -156,6 +175,8 @@ class WsListener:
             with trio.move_on_after(HANDSHAKE_TIMEOUT):
                 request = await conn.handshake()
                 if request is not None:
+                    if remote in self.settings.trusted_proxies:
+                        remote = _forwarded_for(request) or remote
                     session = await self._admit(conn, request.target, remote)
             if session is None:
                 return
@@ -226,7 +247,8 @@ class WsListener:
             self._empty.set()
 
     async def _serve(self, session: Session) -> None:
-        with structlog.contextvars.bound_contextvars(session=session.id):
+        # player: whoever this connection is logged in as when a line is written.
+        with structlog.contextvars.bound_contextvars(session=session.id, player=Deferred(lambda: session.player_id)):
             async with trio.open_nursery() as nursery:
                 session.cancel_scope = nursery.cancel_scope
                 nursery.start_soon(self._write, session, nursery.cancel_scope)

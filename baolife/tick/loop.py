@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, Protocol
 
 import attrs
@@ -86,6 +87,7 @@ class NpcReply:
 
 
 InboxItem = Deliver | Attach | Detach | Kick | NpcReply
+_op_kind = attrgetter("op")
 
 
 class Inbox:
@@ -121,6 +123,7 @@ class TickStatistics:
     sessions: int
     online: int
     last_tick_seconds: float
+    ops: dict[str, int]
 
 
 class TickLoop:
@@ -158,6 +161,9 @@ class TickLoop:
         self._stopped = trio.Event()
         self.advanced = trio.Event()
         self.error_counts: Counter[str] = Counter()
+        # Ops sent, by kind: counted per frame with one C-level update (no
+        # metric call per op); read by the metrics collector at scrape time.
+        self.op_counts: Counter[str] = Counter()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -168,6 +174,7 @@ class TickLoop:
             sessions=len(self.sessions),
             online=len(self.by_player),
             last_tick_seconds=self.last_tick_seconds,
+            ops=dict(self.op_counts),
         )
 
     def add_session(self, session: Recipient) -> None:
@@ -298,6 +305,7 @@ class TickLoop:
 
     def _flush(self, tick: int) -> tuple[int, int]:
         frames = nbytes = 0
+        count_ops = self.op_counts.update
         world_out = self.world.take_output()
         for pid, ops in world_out.items():
             session = self.by_player.get(pid)
@@ -307,6 +315,7 @@ class TickLoop:
             frame = wire.encode_frame(session.seq, tick, ops)
             frames += 1
             nbytes += len(frame)
+            count_ops(map(_op_kind, ops))
             session.send_frame(frame)
         if self._session_ops:
             for session, ops in self._session_ops.items():
@@ -319,6 +328,7 @@ class TickLoop:
                 frame = wire.encode_frame(seq, tick, ops)
                 frames += 1
                 nbytes += len(frame)
+                count_ops(map(_op_kind, ops))
                 session.send_frame(frame)
             self._session_ops.clear()
         if self._closing:
