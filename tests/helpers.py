@@ -29,6 +29,19 @@ async def running_app(settings: Settings, **kwargs: Any) -> AsyncIterator[App]:
             app.request_shutdown()
 
 
+async def close_transport(ws: WebSocketConnection) -> None:
+    """Close the TCP stream under a client WebSocket (idempotent).
+
+    trio-websocket 0.12 leaves a client's socket open when the *server* ends
+    the close handshake and then the TCP connection (the reader sees EOF in
+    state CLOSED and stops without closing the stream; aclose() then finds
+    the connection closed and returns): the socket leaks and a
+    ResourceWarning fails the test under ``-W error``.
+    """
+    with trio.CancelScope(shield=True):
+        await trio.aclose_forcefully(ws._stream)
+
+
 class FrameRuleBroken(AssertionError):
     pass
 
@@ -51,7 +64,10 @@ class Client:
     @asynccontextmanager
     async def connect(cls, port: int, path: str = "/ws") -> AsyncIterator[Client]:
         async with open_websocket_url(f"ws://127.0.0.1:{port}{path}", message_queue_size=100_000) as ws:
-            yield cls(ws)
+            try:
+                yield cls(ws)
+            finally:
+                await close_transport(ws)
 
     async def send(self, kind: str, **fields: Any) -> int:
         ref = next(self._ids)
