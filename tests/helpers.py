@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import orjson
@@ -29,17 +29,29 @@ async def running_app(settings: Settings, **kwargs: Any) -> AsyncIterator[App]:
             app.request_shutdown()
 
 
-async def close_transport(ws: WebSocketConnection) -> None:
-    """Close the TCP stream under a client WebSocket (idempotent).
+@asynccontextmanager
+async def closing_transport(
+    connecting: AbstractAsyncContextManager[WebSocketConnection],
+) -> AsyncIterator[WebSocketConnection]:
+    """``open_websocket_url(...)`` whose TCP stream is surely closed at the end.
 
     trio-websocket 0.12 leaves a client's socket open when the *server* ends
     the close handshake and then the TCP connection (the reader sees EOF in
     state CLOSED and stops without closing the stream; aclose() then finds
     the connection closed and returns): the socket leaks and a
-    ResourceWarning fails the test under ``-W error``.
+    ResourceWarning fails the test under ``-W error``. The stream is closed
+    after trio-websocket's own exit, so a client-side close handshake still
+    happens first.
     """
-    with trio.CancelScope(shield=True):
-        await trio.aclose_forcefully(ws._stream)
+    opened: WebSocketConnection | None = None
+    try:
+        async with connecting as ws:
+            opened = ws
+            yield ws
+    finally:
+        if opened is not None:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(opened._stream)
 
 
 class FrameRuleBroken(AssertionError):
@@ -63,11 +75,10 @@ class Client:
     @classmethod
     @asynccontextmanager
     async def connect(cls, port: int, path: str = "/ws") -> AsyncIterator[Client]:
-        async with open_websocket_url(f"ws://127.0.0.1:{port}{path}", message_queue_size=100_000) as ws:
-            try:
-                yield cls(ws)
-            finally:
-                await close_transport(ws)
+        async with closing_transport(
+            open_websocket_url(f"ws://127.0.0.1:{port}{path}", message_queue_size=100_000)
+        ) as ws:
+            yield cls(ws)
 
     async def send(self, kind: str, **fields: Any) -> int:
         ref = next(self._ids)
