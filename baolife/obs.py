@@ -127,21 +127,20 @@ class Deferred:
 
 def resolve_deferred(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: replace each :class:`Deferred` by its value now."""
-    empty = None
+    unset = []
     for key, value in event_dict.items():
         if type(value) is Deferred:
-            resolved = value.read()
-            event_dict[key] = resolved
+            resolved = event_dict[key] = value.read()
             if resolved is None:
-                empty = [*(empty or ()), key]
-    if empty:
-        for key in empty:
-            del event_dict[key]
+                unset.append(key)
+    for key in unset:
+        del event_dict[key]
     return event_dict
 
 
 _SENTRY_TAGS = ("session", "player", "tick", "remote")
 _SENTRY_SKIP = ("event", "exc_info", "level", "timestamp")
+_PLAIN = (str, int, float, bool)  # sent as they are; anything else as its repr
 
 
 class SentryForwarder:
@@ -156,7 +155,6 @@ class SentryForwarder:
 
     def __init__(self, sdk: Any) -> None:
         self.sdk = sdk
-        self.sent = 0
 
     def __call__(self, _logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if event_dict.get("level") not in ("error", "critical"):
@@ -169,18 +167,14 @@ class SentryForwarder:
             for key in _SENTRY_TAGS:
                 if event_dict.get(key) is not None:
                     scope.set_tag(key, str(event_dict[key]))
-            scope.set_context(
-                "log",
-                {k: v if isinstance(v, (str, int, float, bool)) else repr(v) for k, v in event_dict.items()
-                 if k not in _SENTRY_SKIP},
-            )
+            fields = {k: v for k, v in event_dict.items() if k not in _SENTRY_SKIP}
+            scope.set_context("log", {k: v if isinstance(v, _PLAIN) else repr(v) for k, v in fields.items()})
             event = str(event_dict.get("event", ""))
             if exc_info and exc_info != (None, None, None):
                 scope.set_extra("log_event", event)
                 sdk.capture_exception(exc_info)
             else:
                 sdk.capture_message(event, level=event_dict.get("level", "error"))
-        self.sent += 1
         return event_dict
 
 

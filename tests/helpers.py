@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from baolife.app import App
@@ -52,6 +53,16 @@ async def closing_transport(
         if opened is not None:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(opened._stream)
+
+
+def metric_samples(body: bytes | str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A /metrics body as {(sample name, sorted label pairs): value}."""
+    text = body.decode() if isinstance(body, bytes) else body
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
 
 
 class FrameRuleBroken(AssertionError):

@@ -18,7 +18,7 @@ import orjson
 import pytest
 import structlog
 import trio
-from prometheus_client.parser import text_string_to_metric_families
+from helpers import metric_samples
 
 from baolife.db.store import StoreCorrupt, open_store
 from baolife.obs import Deferred, LogWriter, Metrics, TimedStore, configure_logging
@@ -36,15 +36,6 @@ def restore_logging() -> Iterator[None]:
 
 def lines_of(buffer: io.BytesIO) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in buffer.getvalue().splitlines()]
-
-
-def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """/metrics text as {(sample name, sorted labels): value}."""
-    out = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_json_lines_carry_deferred_context_and_structured_tracebacks(restore_logging: None) -> None:
@@ -121,7 +112,7 @@ async def test_timed_store_observes_each_call(tmp_path: Path) -> None:
             await store.ping()
             with pytest.raises(StoreCorrupt):
                 await store.claim(pid + 100)
-    got = samples(metrics.render())
+    got = metric_samples(metrics.render())
     assert got[("baolife_store_seconds_count", (("op", "create_account"),))] == 1
     assert got[("baolife_store_seconds_count", (("op", "claim"),))] == 1
     assert got[("baolife_store_errors_total", (("op", "claim"),))] == 1

@@ -13,20 +13,11 @@ import orjson
 import pytest
 import structlog
 import trio
-from helpers import Client, closing_transport, running_app
-from prometheus_client.parser import text_string_to_metric_families
+from helpers import Client, closing_transport, metric_samples, running_app
 from trio_websocket import open_websocket_url
 
 from baolife.config import Settings
 from baolife.obs import configure_logging
-
-
-def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 async def get(port: int, path: str) -> httpx.Response:
@@ -44,7 +35,7 @@ async def test_metrics_count_what_players_did(settings: Settings) -> None:
                 for _ in range(4):  # the burst is 3 (register took one): some are dropped for rate
                     await client.send("ping")
                 await client.op("error", code="rate_limited")
-                got = samples((await get(app.http_port, "/metrics")).content)
+                got = metric_samples((await get(app.http_port, "/metrics")).content)
     assert got[("baolife_ops_sent_total", (("kind", "registered"),))] == 1
     assert got[("baolife_ops_sent_total", (("kind", "welcome"),))] == 1
     assert got[("baolife_ops_sent_total", (("kind", "error"),))] >= 2
