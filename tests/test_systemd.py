@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import trio
 from serverproc import serve_process, server_env
@@ -226,3 +227,24 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     unavoidable = re.compile(rf"^baolife(-migrate)?\.service: Command {re.escape(SHIPPED_EXEC)} is not executable: ")
     assert lines and all(unavoidable.match(line) for line in lines), lines
+
+
+async def test_a_failed_start_is_one_structured_line_exit_1_and_never_ready(
+    tmp_path: Path, notify_socket: tuple[str, socket.socket]
+) -> None:
+    """What Restart=on-failure and the journal need from a crash: status 1,
+    the traceback as data, and no READY=1 before it."""
+    path, sock = notify_socket
+    sock.setblocking(False)
+    env = server_env(tmp_path / "new.db", db_migrate="false")  # a fresh database, not migrated: refused
+    env["NOTIFY_SOCKET"] = path
+    with trio.fail_after(30):
+        done = await trio.run_process(
+            [sys.executable, "-m", "baolife", "serve"], env=env, capture_stdout=True, capture_stderr=True, check=False
+        )
+    assert done.returncode == 1, done.stderr.decode()
+    crash = orjson.loads(done.stdout.splitlines()[-1])
+    assert crash["event"] == "crashed" and crash["level"] == "error"
+    assert "baolife migrate" in str(crash["exception"]) and crash["exception"][0]["frames"]
+    with pytest.raises(BlockingIOError):  # the process has exited: anything it sent is queued by now
+        sock.recv(4096)
