@@ -88,6 +88,16 @@ def _networks(raw: Any) -> tuple[Any, ...]:
         raise ValueError(f"must be IP addresses or networks separated by commas ({exc})") from None
 
 
+def _parse_dsn(raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname or not parts.path.strip("/"):
+        raise ValueError("must be a Sentry DSN, https://KEY@HOST/PROJECT, or empty")
+    return text
+
+
 def _flag(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -137,7 +147,7 @@ _SPECS: dict[str, _Spec] = {
     ),
     "max_message_bytes": _Spec(_number(int, 256, 1_048_576), 4096, "largest inbound message; larger closes with 1009"),
     "trusted_proxies": _Spec(
-        _networks, "", "addresses of front proxies whose X-Forwarded-For names the client (per-IP limits)"
+        _networks, "", "comma-separated IPs or networks of front proxies whose X-Forwarded-For names the client"
     ),
     "login_timeout": _Spec(_number(float, 0.1, 3600), 10.0, "seconds to log in before close 1008"),
     "idle_timeout": _Spec(
@@ -169,7 +179,10 @@ _SPECS: dict[str, _Spec] = {
         _choice("auto", "json", "console"), "auto", "log format: json, console, or auto (console on a TTY)"
     ),
     "log_level": _Spec(_choice("debug", "info", "warning", "error"), "info", "lowest log level written"),
-    "sentry_dsn": _Spec(_text, "", "Sentry DSN for error tracking; empty disables it"),
+    "summary_interval": _Spec(
+        _number(float, 1, 86400), 60.0, "seconds between summary log lines (and systemd STATUS updates)"
+    ),
+    "sentry_dsn": _Spec(_parse_dsn, "", "Sentry DSN for error tracking (needs baolife[sentry]); empty disables it"),
     "tls_cert": _Spec(_text, "", "PEM certificate chain; with tls_key the WebSocket listener speaks TLS"),
     "tls_key": _Spec(_text, "", "PEM private key for tls_cert"),
     "seed": _Spec(_number(int, -1, 2**63 - 1), -1, "random seed of the game world; -1 draws one at start"),
@@ -224,6 +237,7 @@ class Settings:
     ai_price_out: float
     log_format: str
     log_level: str
+    summary_interval: float
     sentry_dsn: str
     tls_cert: str
     tls_key: str

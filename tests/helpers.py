@@ -11,11 +11,12 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import orjson
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from baolife.app import App
@@ -32,6 +33,41 @@ async def running_app(settings: Settings, **kwargs: Any) -> AsyncIterator[App]:
             yield app
         finally:
             app.request_shutdown()
+
+
+@asynccontextmanager
+async def closing_transport(
+    connecting: AbstractAsyncContextManager[WebSocketConnection],
+) -> AsyncIterator[WebSocketConnection]:
+    """``open_websocket_url(...)`` whose TCP stream is surely closed at the end.
+
+    trio-websocket 0.12 leaves a client's socket open when the *server* ends
+    the close handshake and then the TCP connection (the reader sees EOF in
+    state CLOSED and stops without closing the stream; aclose() then finds
+    the connection closed and returns): the socket leaks and a
+    ResourceWarning fails the test under ``-W error``. The stream is closed
+    after trio-websocket's own exit, so a client-side close handshake still
+    happens first.
+    """
+    opened: WebSocketConnection | None = None
+    try:
+        async with connecting as ws:
+            opened = ws
+            yield ws
+    finally:
+        if opened is not None:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(opened._stream)
+
+
+def metric_samples(body: bytes | str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A /metrics body as {(sample name, sorted label pairs): value}."""
+    text = body.decode() if isinstance(body, bytes) else body
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
 
 
 class FrameRuleBroken(AssertionError):
@@ -56,14 +92,10 @@ class Client:
     @classmethod
     @asynccontextmanager
     async def connect(cls, port: int, path: str = "/ws") -> AsyncIterator[Client]:
-        async with open_websocket_url(f"ws://127.0.0.1:{port}{path}", message_queue_size=100_000) as ws:
-            try:
-                yield cls(ws)
-            finally:
-                # trio-websocket's aclose() returns early when the server closed
-                # first and leaves the client's TCP stream open; close it here.
-                stream = ws._stream
-        await trio.aclose_forcefully(stream)
+        async with closing_transport(
+            open_websocket_url(f"ws://127.0.0.1:{port}{path}", message_queue_size=100_000)
+        ) as ws:
+            yield cls(ws)
 
     async def send(self, kind: str, **fields: Any) -> int:
         ref = next(self._ids)

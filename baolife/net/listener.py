@@ -8,6 +8,11 @@ ends that connection only. The sweeper, one task for all connections,
 closes those that did not log in within ``login_timeout`` (1008), says
 ``bye`` idle to those silent for ``idle_timeout`` (4001), and pings quiet
 peers, dropping those that do not answer.
+
+Behind a front proxy every peer is the proxy: when the peer is within
+``trusted_proxies``, the client's address is the right-most entry of the
+handshake's ``X-Forwarded-For`` that is not itself a trusted proxy (see
+:func:`client_address`), so per-IP limits and logs see players, not the proxy.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import trio
 
 from .. import protocol as wire
 from ..config import Settings
+from ..obs import Deferred
 from ..tick.loop import Deliver, Detach, Inbox, Kick, TickLoop
 from .auth import Auth
 from .session import CLOSE_WAIT, Session
@@ -277,7 +283,8 @@ class WsListener:
         self._changed.set()
 
     async def _serve(self, session: Session) -> None:
-        with structlog.contextvars.bound_contextvars(session=session.id):
+        # player: whoever this connection is logged in as when a line is written.
+        with structlog.contextvars.bound_contextvars(session=session.id, player=Deferred(lambda: session.player_id)):
             async with trio.open_nursery() as nursery:
                 session.cancel_scope = nursery.cancel_scope
                 nursery.start_soon(self._write, session, nursery.cancel_scope)
