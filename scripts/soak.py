@@ -452,6 +452,25 @@ async def main(args: argparse.Namespace) -> int:
                         started_line = orjson.loads(line)
                         port = int(re.sub(r".*:", "", started_line["ws"]))
                         http_port = int(re.sub(r".*:", "", started_line["http"]))
+        spy = None
+        if args.profile:
+            # py-spy samples the server during the attack; SIGINT makes it write the profile.
+            spy = await trio.lowlevel.open_process(
+                [
+                    "py-spy",
+                    "record",
+                    "--rate",
+                    "250",
+                    "--pid",
+                    str(proc.pid),
+                    "--output",
+                    args.profile,
+                    "--format",
+                    "speedscope" if args.profile.endswith(".json") else "flamegraph",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         started = time.perf_counter()
         cpu_before = _cpu_seconds(proc.pid)
         tally: dict[str, Any] = {
@@ -485,6 +504,10 @@ async def main(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
         cpu_seconds = _cpu_seconds(proc.pid) - cpu_before
         metrics = await _scrape(http_port)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            with trio.fail_after(30):
+                await spy.wait()
         alive = proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         with trio.fail_after(30):
@@ -557,6 +580,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=4000, help="hostile messages per second in all")
     parser.add_argument("--tick-hz", type=float, default=10)
     parser.add_argument("--max-seconds", type=float, default=900)
+    parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy into FILE (.svg or .json)")
     parser.add_argument("--good-player", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     if parsed.good_player:

@@ -184,4 +184,4 @@ async def test_haproxy_sends_a_player_to_the_same_worker(settings: Settings, tmp
                     assert plain.status_code == 301
                     assert plain.headers["location"].startswith("https://")
                     metrics = await http.get(f"http://127.0.0.1:{w1.http_port}/metrics")
-                    assert 'baolife_connections_accepted_total' in metrics.text
+                    assert "baolife_connections_accepted_total" in metrics.text

@@ -223,4 +223,3 @@ class Server:
         app.request_shutdown()
         await self._done.wait()
         assert app.exit_code == 0, "the server lost unsaved players on shutdown"
-
