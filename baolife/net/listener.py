@@ -257,6 +257,8 @@ class WsListener:
         return session
 
     def _forget(self, session: Session, failed: bool) -> None:
+        # Before the stream closes: its descriptor number may be reused at once.
+        session.release_socket()
         self.sessions.discard(session)
         self.per_ip[session.remote] -= 1
         if self.per_ip[session.remote] <= 0:
