@@ -28,6 +28,7 @@ tasks carries the current ``tick``; connection tasks add ``session`` and
 
 from __future__ import annotations
 
+import gc
 import random
 import secrets
 import signal
@@ -61,6 +62,14 @@ __all__ = ["App"]
 log = structlog.get_logger("baolife.app")
 
 WEB_DIR = Path(__file__).parent / "web"
+
+# Cyclic GC thresholds for the server process. With the default (700, 10, 10)
+# the ops and frames of a big tick outlive several young collections, get
+# promoted, and trigger full collections over every loaded player: 250 ms
+# pauses at 10,000 online players. A young threshold of 10,000 lets a tick's
+# garbage die young (scripts/bench_tick: p99 per tick 114 ms -> 18 ms at 10,000
+# players). Player state is acyclic, so reference counting frees it anyway.
+GC_THRESHOLDS = (10_000, 20, 10)
 STORE_CHECK_EVERY = 5.0
 
 # Metrics read from fields that a component's statistics() may have: the
@@ -145,6 +154,7 @@ class App:
 
     async def run(self, *, task_status: trio.TaskStatus[App] = trio.TASK_STATUS_IGNORED) -> int:
         s = self.settings
+        gc.set_threshold(*GC_THRESHOLDS)
         seed = s.seed if s.seed >= 0 else secrets.randbits(62)
         async with open_store(s.db_url, pool_size=s.db_pool, root=self.root) as raw_store:
             store = TimedStore(raw_store, self.metrics.observe_store)

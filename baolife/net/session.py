@@ -52,8 +52,9 @@ class _Data:
 class Session:
     """One WebSocket connection: its outbound queue, its writer, its limits."""
 
-    def __init__(self, conn: WsConnection, remote: str, *, max_frames: int, max_bytes: int,
-                 rate: float, burst: int) -> None:
+    def __init__(
+        self, conn: WsConnection, remote: str, *, max_frames: int, max_bytes: int, rate: float, burst: int
+    ) -> None:
         self.id = next(_ids)
         self.conn = conn
         self.remote = remote
