@@ -90,14 +90,19 @@ class Player:
         self.ids = 0
         self.welcomed = trio.Event()
         self.alive = True
+        self.lock = trio.StrictFIFOLock()  # actions, delayed answers and pongs share the stream
 
     async def send(self, kind: str, measure: str | None = None, **fields: Any) -> None:
         self.ids += 1
         ref = f"{self.index}.{self.ids}"
         if measure:
             self.pending[ref] = (measure, time.perf_counter())
+        await self.write(client_frame(orjson.dumps({"type": kind, "id": ref, **fields})))
+
+    async def write(self, data: bytes) -> None:
         assert self.stream is not None
-        await self.stream.send_all(client_frame(orjson.dumps({"type": kind, "id": ref, **fields})))
+        async with self.lock:
+            await self.stream.send_all(data)
 
     async def connect(self) -> None:
         stream = await trio.open_tcp_stream("127.0.0.1", self.port)
@@ -147,7 +152,7 @@ class Player:
                         stats.frames += 1
                         self.on_frame(payload)
                     elif opcode == 0x9:  # ping: answer with a pong of the same payload
-                        await self.stream.send_all(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+                        await self.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
                     elif opcode == 0x8:
                         code = struct.unpack_from("!H", payload)[0] if len(payload) >= 2 else 1005
                         stats.closed[code] += 1

@@ -106,5 +106,6 @@ class Auth:
             self._refuse(session, "invalid_token", "no player has that token", cmd.ref)
             return
         entry = await self.directory.acquire(pid)
-        if not self.inbox.put(Attach(session, entry.player, ref=cmd.ref)):
+        resume = cmd.last_seq if isinstance(cmd, wire.Resume) else None
+        if not self.inbox.put(Attach(session, entry.player, ref=cmd.ref, resume=resume)):
             self.directory.release(pid)

@@ -109,10 +109,13 @@ class World:
 
     # ----------------------------------------------------------------- presence
 
-    def join(self, player: Player, tick: int, *, ref: Any = None, token: str | None = None) -> None:
+    def join(
+        self, player: Player, tick: int, *, ref: Any = None, token: str | None = None, welcome: bool = True
+    ) -> None:
         """Put ``player`` online (if not already) and queue ``welcome`` (after
-        ``registered`` when ``token`` is given). The player's day boundary goes
-        to the least-loaded tick offset, spreading daily work evenly."""
+        ``registered`` when ``token`` is given; none when ``welcome`` is False,
+        for a resume that replays instead). The player's day boundary goes to
+        the least-loaded tick offset, spreading daily work evenly."""
         pid = player.id
         if pid not in self.players:
             self.players[pid] = player
@@ -123,7 +126,8 @@ class World:
         if token is not None:
             ops.append(wire.Registered(player=pid, token=token, ref=ref))
         self._actions[pid] = self._available(player)
-        ops.append(wire.Welcome(player=pid, snapshot=self.snapshot(player, tick), ref=ref))
+        if welcome:
+            ops.append(wire.Welcome(player=pid, snapshot=self.snapshot(player, tick), ref=ref))
 
     def leave(self, pid: int) -> None:
         """Take the player offline: their clock stops; pending ops are dropped."""

@@ -13,7 +13,7 @@ falls more than a few periods behind it skips ahead rather than bursting.
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -52,12 +52,37 @@ class Deliver:
 
 @attrs.frozen
 class Attach:
-    """A connection logged in as ``player`` (register, login or resume)."""
+    """A connection logged in as ``player`` (register, login or resume).
+    ``resume`` is the ``last_seq`` of a resume."""
 
     session: Recipient
     player: Player
     ref: Any = None
     token: str | None = None
+    resume: int | None = None
+
+
+# Frames kept per stream for resume (about 16 s of play at one frame a second),
+# and how long and how many streams of dropped connections are kept.
+REPLAY_FRAMES = 16
+RESUME_WINDOW = 60.0
+RECENT_STREAMS = 20_000
+
+
+class _Stream:
+    """A player's numbered frame stream and its last frames, for resume."""
+
+    __slots__ = ("seq", "frames")
+
+    def __init__(self, seq: int = 0) -> None:
+        self.seq = seq
+        self.frames: deque[tuple[int, bytes]] = deque(maxlen=REPLAY_FRAMES)
+
+    def covers(self, last_seq: int) -> bool:
+        """True if every frame after ``last_seq`` is still here."""
+        if last_seq == self.seq:
+            return True
+        return last_seq < self.seq and bool(self.frames) and self.frames[0][0] <= last_seq + 1
 
 
 @attrs.frozen
@@ -166,6 +191,8 @@ class TickLoop:
         self._session_ops: dict[Recipient, list[wire.Op]] = {}
         self._closing: list[tuple[Recipient, int, str]] = []
         self._closing_set: set[Recipient] = set()
+        self._streams: dict[Recipient, _Stream] = {}
+        self._recent: OrderedDict[int, tuple[_Stream, float]] = OrderedDict()
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self.advanced = trio.Event()
@@ -227,6 +254,8 @@ class TickLoop:
             self._handle(item, tick)
         world.advance(tick)
         frames, nbytes = self._flush(tick)
+        if tick % 64 == 0 and self._recent:
+            self._expire_streams()
         changed = world.take_changed()
         if changed:
             self.mark_dirty(changed)
@@ -292,6 +321,18 @@ class TickLoop:
             self.on_online(pid, False)
             return
         old = self.by_player.get(pid)
+        stream: _Stream | None = None
+        if item.resume is not None:
+            live = self._streams.get(old) if old is not None and old is not session else None
+            if live is not None:
+                stream = live
+                # The old connection says its bye on a copy; the stream goes on here.
+                self._streams[old] = _Stream(live.seq)  # type: ignore[index]
+            else:
+                recent = self._recent.pop(pid, None)
+                stream = recent[0] if recent is not None else None
+            if stream is not None and not stream.covers(item.resume):
+                stream = None
         if old is not None and old is not session:
             # One session per player: the old one gets what this tick made so
             # far, then bye (replaced) and close 4000.
@@ -301,9 +342,22 @@ class TickLoop:
             self._close_after_flush(old, 4000, "replaced")
             self.on_online(pid, False)  # the old session's hold on the player
         session.player_id = pid
-        session.seq = 0
         self.by_player[pid] = session
         pending = self._session_ops.pop(session, [])
+        if stream is not None and item.resume is not None:
+            # Resume: replay what the client missed, then go on with the same stream.
+            self._streams[session] = stream
+            for seq, frame in stream.frames:
+                if seq > item.resume:
+                    session.send_frame(frame)
+            session.seq = stream.seq
+            self.world.ops_for(pid).extend(pending)
+            self.world.join(player, tick, welcome=False)
+            self.world.ops_for(pid).append(wire.Ack(ref=item.ref))
+            return
+        self._recent.pop(pid, None)
+        self._streams[session] = _Stream()
+        session.seq = 0
         if pending:
             self.world.ops_for(pid).extend(pending)
         self.world.join(player, tick, ref=item.ref, token=item.token)
@@ -311,40 +365,47 @@ class TickLoop:
     def _detach(self, session: Recipient) -> None:
         self.sessions.discard(session)
         self._session_ops.pop(session, None)
+        stream = self._streams.pop(session, None)
         pid = session.player_id
         if pid is not None:
             if self.by_player.get(pid) is session:
                 del self.by_player[pid]
                 self.world.leave(pid)
                 self.on_online(pid, False)
+                if stream is not None:
+                    # Kept a while so a dropped client can resume where it was.
+                    self._recent[pid] = (stream, trio.current_time())
+                    if len(self._recent) > RECENT_STREAMS:
+                        self._recent.popitem(last=False)
+
+    def _expire_streams(self) -> None:
+        limit = trio.current_time() - RESUME_WINDOW
+        recent = self._recent
+        while recent:
+            pid, (_, left_at) = next(iter(recent.items()))
+            if left_at > limit:
+                return
+            del recent[pid]
 
     def _flush(self, tick: int) -> tuple[int, int]:
         frames = nbytes = 0
         op_counts = self.op_counts
         world_out = self.world.take_output()
+        streams = self._streams
         for pid, ops in world_out.items():
             session = self.by_player.get(pid)
             if session is None or not ops:
                 continue
-            session.seq += 1
-            frame = wire.encode_frame(session.seq, tick, ops)
+            nbytes += self._send(session, streams.get(session), tick, ops)
             frames += 1
-            nbytes += len(frame)
             _count_kinds(op_counts, ops)
-            session.send_frame(frame)
         if self._session_ops:
             for session, ops in self._session_ops.items():
                 if not ops:
                     continue
-                logged_in = session.player_id is not None
-                seq = session.seq + 1 if logged_in else 0
-                if logged_in:
-                    session.seq = seq
-                frame = wire.encode_frame(seq, tick, ops)
+                nbytes += self._send(session, streams.get(session), tick, ops)
                 frames += 1
-                nbytes += len(frame)
                 _count_kinds(op_counts, ops)
-                session.send_frame(frame)
             self._session_ops.clear()
         if self._closing:
             for session, code, reason in self._closing:
@@ -353,6 +414,20 @@ class TickLoop:
             self._closing.clear()
             self._closing_set.clear()
         return frames, nbytes
+
+    @staticmethod
+    def _send(session: Recipient, stream: _Stream | None, tick: int, ops: list[wire.Op]) -> int:
+        """Encode and hand over one frame: numbered in the session's stream
+        (and kept for resume) once logged in, seq 0 before."""
+        if stream is None:
+            frame = wire.encode_frame(0, tick, ops)
+        else:
+            stream.seq += 1
+            session.seq = stream.seq
+            frame = wire.encode_frame(stream.seq, tick, ops)
+            stream.frames.append((stream.seq, frame))
+        session.send_frame(frame)
+        return len(frame)
 
     def _shutdown(self) -> None:
         tick = self.tick + 1
