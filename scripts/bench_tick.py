@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import random
 import statistics
 import sys
@@ -25,6 +23,7 @@ import time
 from typing import Any
 
 import orjson
+from serverlib import machine
 
 from baolife import content as content_pkg
 from baolife import protocol as wire
@@ -119,7 +118,7 @@ def main() -> int:
     results = [run(n, args.ticks, args.tick_hz, args.day_ticks, args.seed) for n in args.players]
     report = {
         "command": " ".join(["scripts/bench_tick", *sys.argv[1:]]),
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "target_cpu_ms_per_tick_per_1000_players": 10,
         "gc_thresholds": gc.get_threshold(),
         "results": results,
@@ -127,17 +126,6 @@ def main() -> int:
     }
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     return 0 if report["meets_target"] else 1
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        return platform.processor() or platform.machine()  # no /proc: not Linux
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -24,12 +24,8 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import platform
 import random
-import re
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +35,7 @@ from typing import Any
 
 import orjson
 import trio
+from serverlib import child_server, loopback_env, machine, proc_stat
 
 HERE = Path(__file__).resolve().parent
 ACTIONS = ["study", "play", "exercise", "meditate", "see_doctor", "find_job", "go_out", "work_hard"]
@@ -254,46 +251,20 @@ class Player:
                 await trio.aclose_forcefully(self.stream)
 
 
-def proc_stat(pid: int) -> tuple[float, int]:
-    """(CPU seconds, RSS bytes) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return cpu, int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-
-
 async def run_once(
     server: str, players: int, duration: float, ramp: float, seed: int, extra_env: dict[str, str]
 ) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="baolife-load-")
-    env = {
-        **os.environ,
-        "BAOLIFE_WS_BIND": "127.0.0.1:0",
-        "BAOLIFE_HTTP_BIND": "127.0.0.1:0",
-        "BAOLIFE_DB_URL": f"sqlite:///{tmp}/load.db",
-        "BAOLIFE_LOG_FORMAT": "json",
-        "BAOLIFE_CONN_PER_IP": "1000000",
-        "BAOLIFE_REGISTER_PER_IP_HOUR": "1000000",
-        "BAOLIFE_MAX_CONNECTIONS": "1000000",
-        **extra_env,
-    }
+    # Per-IP limits raised through settings, as a load test from one address must.
+    env = loopback_env(tmp, conn_per_ip=1000000, register_per_ip_hour=1000000, max_connections=1000000)
+    env.update(extra_env)
     if server == "ours":
         command = [sys.executable, "-m", "baolife", "serve"]
     else:
         command = [sys.executable, str(HERE / "bench_ceiling.py")]
-    log_path = trio.Path(tmp) / "server.log"
-    log = await trio.open_file(log_path, "wb")
-    proc = await trio.lowlevel.open_process(
-        ["taskset", "-c", "0", *command], env=env, stdout=log.wrapped.fileno(), stderr=subprocess.STDOUT
-    )
     stats = Stats()
-    try:
-        port = 0
-        with trio.fail_after(30):
-            while not port:
-                await trio.sleep(0.05)  # the server's log is the only signal that it listens
-                for line in (await log_path.read_bytes()).splitlines():
-                    if b'"started"' in line:
-                        port = int(re.sub(r".*:", "", orjson.loads(line)["ws"]))
+    async with child_server(["taskset", "-c", "0", *command], env, tmp) as child:
+        proc, port = child.proc, child.ws_port
         rng = random.Random(seed)
         ramp_seconds = players / ramp
         until = trio.current_time() + ramp_seconds + 5 + duration
@@ -316,15 +287,8 @@ async def run_once(
             frames = stats.frames - frames0
             stats.measuring = False
         gen_cpu = time.process_time() - gen_cpu0
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        with trio.move_on_after(30):
-            await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await log.aclose()
-    lines = [orjson.loads(x) for x in (await log_path.read_bytes()).splitlines() if x.startswith(b"{")]
+        await child.stop()
+        lines = await child.log_lines()
     return {
         "server": server,
         "players": players,
@@ -357,13 +321,8 @@ async def main(args: argparse.Namespace) -> int:
         os.sched_setaffinity(0, {1})  # the generator on CPU 1, the server on CPU 0
     except (AttributeError, OSError):
         pinned = False  # not Linux or one CPU: the figures then say less, and the report says so
-    machine = {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "generator_affinity": sorted(os.sched_getaffinity(0)) if pinned else None,
-    }
-    report: dict[str, Any] = {"command": " ".join(["scripts/loadtest", *sys.argv[1:]]), "machine": machine}
+    where = {**machine(), "generator_affinity": sorted(os.sched_getaffinity(0)) if pinned else None}
+    report: dict[str, Any] = {"command": " ".join(["scripts/loadtest", *sys.argv[1:]]), "machine": where}
     extra = dict(kv.split("=", 1) for kv in args.env)
     if not args.find_limit:
         result = await run_once(args.server, args.players, args.duration, args.ramp, args.seed, extra)
@@ -402,13 +361,6 @@ async def main(args: argparse.Namespace) -> int:
     report["ratio_ours_to_bare"] = round(limits["ours"]["largest_ok"] / bare, 3) if bare else None
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     return 0
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import re
 import signal
@@ -35,6 +34,7 @@ from typing import Any
 
 import orjson
 import trio
+from serverlib import child_server, loopback_env, machine, proc_stat
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Request, TextMessage
@@ -416,42 +416,20 @@ async def good_player_main(port: int) -> int:
     return 0
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def main(args: argparse.Namespace) -> int:
     tmp = tempfile.mkdtemp(prefix="baolife-soak-")
-    env = {
-        **os.environ,
-        "BAOLIFE_WS_BIND": "127.0.0.1:0",
-        "BAOLIFE_HTTP_BIND": "127.0.0.1:0",
-        "BAOLIFE_DB_URL": f"sqlite:///{tmp}/soak.db",
-        "BAOLIFE_LOG_FORMAT": "json",
-        "BAOLIFE_TICK_HZ": str(args.tick_hz),
-        "BAOLIFE_DAY_TICKS": "1",
-        "BAOLIFE_MSG_RATE": "100000",
-        "BAOLIFE_MSG_BURST": "100000",
-        "BAOLIFE_CONN_PER_IP": "10000",
-        "BAOLIFE_REGISTER_PER_IP_HOUR": "1000000",
-    }
-    log_path = trio.Path(tmp) / "server.log"
-    log = await trio.open_file(log_path, "wb")
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "baolife", "serve"], env=env, stdout=log.wrapped.fileno(), stderr=subprocess.STDOUT
+    # Per-IP limits raised through settings, as a load test from one address must.
+    env = loopback_env(
+        tmp,
+        tick_hz=args.tick_hz,
+        day_ticks=1,
+        msg_rate=100000,
+        msg_burst=100000,
+        conn_per_ip=10000,
+        register_per_ip_hour=1000000,
     )
-    try:
-        port = http_port = 0
-        with trio.fail_after(30):
-            while not port:
-                await trio.sleep(0.05)  # the server's log file is the only signal
-                for line in (await log_path.read_bytes()).splitlines():
-                    if b'"started"' in line:
-                        started_line = orjson.loads(line)
-                        port = int(re.sub(r".*:", "", started_line["ws"]))
-                        http_port = int(re.sub(r".*:", "", started_line["http"]))
+    async with child_server([sys.executable, "-m", "baolife", "serve"], env, tmp) as server:
+        proc, port, http_port = server.proc, server.ws_port, server.http_port
         spy = None
         if args.profile:
             # py-spy samples the server during the attack; SIGINT makes it write the profile.
@@ -472,7 +450,7 @@ async def main(args: argparse.Namespace) -> int:
                 stderr=subprocess.DEVNULL,
             )
         started = time.perf_counter()
-        cpu_before = _cpu_seconds(proc.pid)
+        cpu_before = proc_stat(proc.pid)[0]
         tally: dict[str, Any] = {
             "sent": 0,
             "connections": 0,
@@ -502,32 +480,20 @@ async def main(args: argparse.Namespace) -> int:
                 assert player.stdin is not None
                 await player.stdin.aclose()  # tells the good player to stop
         elapsed = time.perf_counter() - started
-        cpu_seconds = _cpu_seconds(proc.pid) - cpu_before
+        cpu_seconds = proc_stat(proc.pid)[0] - cpu_before
         metrics = await _scrape(http_port)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             with trio.fail_after(30):
                 await spy.wait()
-        alive = proc.poll() is None
-        proc.send_signal(signal.SIGTERM)
-        with trio.fail_after(30):
-            rc = await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            with trio.CancelScope(shield=True):
-                await proc.wait()
-        await log.aclose()
-    lines = [orjson.loads(x) for x in (await log_path.read_bytes()).splitlines() if x.startswith(b"{")]
+        alive = proc.returncode is None
+        rc = await server.stop()
+        lines = await server.log_lines()
     bad_lines = [x for x in lines if x.get("level") in ("error", "critical") or "exception" in x]
     server_closes = Counter(x.get("reason") for x in lines if x.get("event") == "connection_closed")
     report = {
         "command": " ".join(sys.argv),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "messages_sent": tally["sent"],
         "seconds": round(elapsed, 1),
         "messages_per_second": round(tally["sent"] / elapsed),

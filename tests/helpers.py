@@ -4,11 +4,6 @@ that checks the frame rules of PROTOCOL.md on every frame it reads."""
 from __future__ import annotations
 
 import itertools
-import os
-import re
-import signal
-import subprocess
-import sys
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -209,70 +204,6 @@ def same_life(view: dict[str, Any], snapshot: dict[str, Any]) -> None:
     assert snapshot["npcs"] == view["npcs"], (snapshot["npcs"], view["npcs"])
     assert [p["id"] for p in snapshot["prompts"]] == [p["id"] for p in view["prompts"]]
     assert snapshot["feed"] == view["feed"][-len(snapshot["feed"]) :]
-
-
-class ServerProcess:
-    """``python -m baolife serve`` as a child process, on free ports, with
-    JSON logs read from its stdout. Always stopped on exit of :meth:`run`."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = {
-            **os.environ,
-            "BAOLIFE_WS_BIND": "127.0.0.1:0",
-            "BAOLIFE_HTTP_BIND": "127.0.0.1:0",
-            "BAOLIFE_LOG_FORMAT": "json",
-            **env,
-        }
-        self.lines: list[dict[str, Any]] = []
-        self.ws_port = 0
-        self.http_port = 0
-        self.proc: trio.Process | None = None
-        self._buffer = b""
-
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[ServerProcess]:
-        self.proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "baolife", "serve"], env=self.env, stdout=subprocess.PIPE
-        )
-        try:
-            started = await self.wait_for("started")
-            self.ws_port = int(re.sub(r".*:", "", started["ws"]))
-            self.http_port = int(re.sub(r".*:", "", started["http"]))
-            yield self
-        finally:
-            if self.proc.returncode is None:
-                self.proc.kill()
-            with trio.CancelScope(shield=True):
-                await self.proc.wait()
-                if self.proc.stdout is not None:
-                    await self.proc.stdout.aclose()
-
-    async def wait_for(self, event: str) -> dict[str, Any]:
-        """Read log lines until one with this ``event``."""
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.lines:
-            if line.get("event") == event:
-                return line
-        while True:
-            chunk = await self.proc.stdout.receive_some(65536)
-            if not chunk:
-                raise AssertionError(f"server exited before logging {event!r}: {self.lines[-5:]}")
-            self._buffer += chunk
-            *complete, self._buffer = self._buffer.split(b"\n")
-            for raw in complete:
-                if raw.strip():
-                    line = orjson.loads(raw)
-                    self.lines.append(line)
-                    if line.get("event") == event:
-                        return line
-
-    def terminate(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-
-    async def exit_code(self) -> int:
-        assert self.proc is not None
-        return await self.proc.wait()
 
 
 class RawClient:

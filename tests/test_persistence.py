@@ -11,7 +11,8 @@ from typing import Any
 import trio
 
 from baolife.config import Settings
-from tests.helpers import Client, ServerProcess, running_app, same_life
+from tests.helpers import Client, running_app, same_life
+from tests.serverproc import serve_process, server_env
 
 
 async def _play(c: Client, days: int) -> None:
@@ -50,16 +51,11 @@ async def test_lives_survive_a_restart(settings: Settings) -> None:
 
 
 async def test_sigterm_drains_saves_everyone_and_exits_0(tmp_path: Path) -> None:
-    env = {
-        "BAOLIFE_DB_URL": f"sqlite:///{tmp_path}/life.db",
-        "BAOLIFE_TICK_HZ": "50",
-        "BAOLIFE_DAY_TICKS": "1",
-        "BAOLIFE_SAVE_INTERVAL": "600",
-    }
+    # A long save interval: what survives was written by the shutdown flush.
+    env = server_env(tmp_path / "life.db", tick_hz=50, day_ticks=1, save_interval=600)
     players: list[tuple[str, dict[str, Any]]] = []
     with trio.fail_after(90):
-        server = ServerProcess(env)
-        async with server.run():
+        async with serve_process(env, tmp_path) as server:
             async with (
                 Client.connect(server.ws_port) as a,
                 Client.connect(server.ws_port) as b,
@@ -74,14 +70,13 @@ async def test_sigterm_drains_saves_everyone_and_exits_0(tmp_path: Path) -> None
                     assert (await client.op("bye"))["reason"] == "shutdown"
                     assert await client.closed() == 1001
                     players.append((tokens[client], client.view))
-            assert await server.exit_code() == 0
+            assert await server.exited() == 0
             done = await server.wait_for("shutdown_complete")
             assert done["unsaved"] == 0 and done["saved_rows"] >= 3
-        server = ServerProcess(env)
-        async with server.run():
+        async with serve_process(env, tmp_path) as server:
             for token, view in players:
                 async with Client.connect(server.ws_port) as c:
                     welcome = await c.request("login", token=token)
                     same_life(view, welcome["snapshot"])
             server.terminate()
-            assert await server.exit_code() == 0
+            assert await server.exited() == 0
