@@ -26,6 +26,7 @@ import attrs
 from .. import protocol as wire
 from ..content.schema import Content, Event
 from ..model import LIMITS, Player, Prompt, Turn
+from .memory import remember
 from .registry import EventRegistry
 from .rules import ONCE, Rules, Unit
 
@@ -318,7 +319,7 @@ class World:
             return self._error(u, "busy", "NPC replies are backed up; try again in a moment", cmd.ref)
         u.ops.append(wire.Ack(ref=cmd.ref))
         self.saying.add(p.id)
-        _remember(npc.memory, Turn(who="player", text=cmd.text))
+        remember(npc, Turn(who="player", text=cmd.text))
         self.changed.add(p.id)
 
     def npc_reply(self, pid: int, life: int, npc_id: int, ref: Any, text: str) -> None:
@@ -331,7 +332,7 @@ class World:
         u = Unit(p, self.ops_for(pid))
         npc = p.npc(npc_id) if p.life == life else None
         if npc is not None:
-            _remember(npc.memory, Turn(who="npc", text=text))
+            remember(npc, Turn(who="npc", text=text))
             if npc.closeness < 100:
                 npc.closeness += 1
             self.changed.add(pid)
@@ -448,8 +449,3 @@ class World:
         self._counters.prompts_opened += 1
         u.ops.append(self._prompt_op(p, prompt, tick))
 
-
-def _remember(memory: list[Turn], turn: Turn) -> None:
-    memory.append(turn)
-    if len(memory) > LIMITS.npc_memory:
-        del memory[: len(memory) - LIMITS.npc_memory]
