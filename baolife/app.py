@@ -33,8 +33,10 @@ import trio
 from prometheus_client.core import Metric
 
 from . import content as content_pkg
+from .ai.llm import LlmProvider
 from .ai.offline import ScriptedProvider
-from .ai.service import NpcService, Provider
+from .ai.reply import Provider
+from .ai.service import NpcService
 from .config import Settings
 from .content.schema import Content
 from .db.saver import Saver
@@ -144,8 +146,12 @@ class App:
         s = self.settings
         self.inbox = Inbox(limit=max(10000, 4 * s.max_connections))
         fallback = ScriptedProvider(self.content)
+        provider = self.provider
+        if provider is None:
+            # With a key, the LLM answers; without one the game stays playable offline.
+            provider = LlmProvider.from_settings(s, self.content, store) if s.ai_api_key else fallback
         self.npc = NpcService(
-            self.provider or fallback,
+            provider,
             fallback,
             workers=s.ai_workers,
             queue=s.ai_queue,
@@ -185,6 +191,7 @@ class App:
         routes.update({"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics})
         self.http = HttpListener(s.http_bind[0], s.http_bind[1], routes)
         self.metrics.add_source(self._collect)
+        self.metrics.add_source(self.npc.collect)
 
     async def _drain(self) -> None:
         s = self.settings
@@ -240,6 +247,10 @@ class App:
     def _on_online(self, pid: int, online: bool) -> None:
         if not online:
             self.directory.release(pid)
+            if pid not in self.world.players:
+                # Gone, not replaced by a new connection: its NPC reply is
+                # no longer wanted, so stop paying for it.
+                self.npc.cancel(pid)
 
     def _on_fenced(self, pid: int) -> None:
         session = self.loop.by_player.get(pid)
