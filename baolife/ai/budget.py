@@ -101,6 +101,8 @@ class CostGovernor:
         self.today = today
         self.day = today()
         self.loaded = False
+        self.ready = trio.Event()  # set once today's usage is loaded
+        self.load_retry = LOAD_RETRY
         self.calls: dict[int, int] = {}
         self.spent = 0.0
         self.reserved = 0.0
@@ -205,6 +207,7 @@ class CostGovernor:
                 self.calls[pid] = total
         self.spent = max(self.spent, stored_cost + unwritten_cost)
         self.loaded = True
+        self.ready.set()
 
     async def load(self, store: Store) -> None:
         """Read today's usage from the store and merge it."""
@@ -238,11 +241,11 @@ class CostGovernor:
         """Load today's usage (one try before ``started``, then retries),
         then write behind every ``interval`` and refresh, until cancelled.
         The owner calls :meth:`close` once no call can settle any more."""
-        with trio.move_on_after(LOAD_RETRY):
+        with trio.move_on_after(self.load_retry):
             await self._try(self.load, store)
         task_status.started()
         while not self.loaded:
-            await trio.sleep(LOAD_RETRY)
+            await trio.sleep(self.load_retry)
             await self._try(self.load, store)
         last_refresh = trio.current_time()
         while True:

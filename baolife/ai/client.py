@@ -22,10 +22,12 @@ tokens (the model may have run even though we got no usage back).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import math
 import time
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import attrs
 import httpx
@@ -203,10 +205,12 @@ class ChatClient:
 
 async def _read_bounded(response: httpx.Response) -> bytes:
     data = bytearray()
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) > MAX_RESPONSE_BYTES:
-            raise UpstreamBadResponse(f"response larger than {MAX_RESPONSE_BYTES} bytes")
+    # aclosing: leaving the loop early must close the generator here, not in the GC.
+    async with contextlib.aclosing(cast(AsyncGenerator[bytes, None], response.aiter_bytes())) as chunks:
+        async for chunk in chunks:
+            data += chunk
+            if len(data) > MAX_RESPONSE_BYTES:
+                raise UpstreamBadResponse(f"response larger than {MAX_RESPONSE_BYTES} bytes")
     return bytes(data)
 
 
