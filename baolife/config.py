@@ -157,7 +157,9 @@ _SPECS: dict[str, _Spec] = {
         _number(int, 0, 2), 2, "retries of an NPC reply call (timeouts, connection errors, 429, 5xx only)"
     ),
     "ai_cache_size": _Spec(_number(int, 0, 10_000_000), 10000, "cached greeting and small-talk replies (LRU)"),
-    "ai_cache_ttl": _Spec(_number(float, 1, 604800), 3600.0, "seconds a cached reply is served"),
+    "ai_cache_ttl": _Spec(
+        _number(float, 1, 604800), 86400.0, "seconds a cached small-talk reply is served (it holds nothing private)"
+    ),
     "ai_breaker_failures": _Spec(
         _number(int, 1, 1000), 5, "NPC reply jobs failing upstream in a row that open the circuit breaker"
     ),

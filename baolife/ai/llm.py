@@ -194,7 +194,7 @@ class LlmProvider:
         key: Any
         if intent is not None:
             key = prompt.cache_key(job, persona, intent)
-            cached = self.cache.get(key)
+            cached = self.cache.get(key) if self.cache_capacity else None
             if cached is not None:
                 self.cache_hits += 1
                 return Reply(cached, "cache")
@@ -208,7 +208,7 @@ class LlmProvider:
         # The flight runs in another task: hand it this job's deadline.
         deadline = min(trio.current_effective_deadline(), trio.current_time() + self.timeout)
         text, shared = await self.flights.run(key, lambda: self._flight(job.player, body, bound, deadline))
-        if intent is not None:
+        if intent is not None and self.cache_capacity:
             self.cache[key] = text
         return Reply(text, "shared" if shared else "llm")
 
@@ -234,17 +234,15 @@ class LlmProvider:
         deadline = trio.current_effective_deadline()
         for attempt in range(self.retries + 1):
             now = trio.current_time()
-            refused = self.breaker.allow(now)
-            grant = None
-            if refused is None:
+            grant: Grant | str | None = self.breaker.allow(now)
+            if grant is None:
                 grant = self.governor.admit(player, bound, self.max_tokens)
                 if isinstance(grant, str):
-                    self.breaker.abandon()
-                    refused = grant
-            if refused is not None or grant is None or isinstance(grant, str):
+                    self.breaker.abandon()  # a probe that will not be made
+            if isinstance(grant, str):
                 # Refused before any call: nothing was tried. After a failed
                 # attempt: the job failed upstream.
-                raise _Failed(refused or "error") if tries.made else Fallback(refused or "error")
+                raise _Failed(grant) if tries.made else Fallback(grant)
             tries.made += 1
             outcome = await self._attempt(grant, body, min(deadline, now + self.attempt_timeout))
             if isinstance(outcome, Completion):
