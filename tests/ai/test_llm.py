@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 from npc_stack import npc_stack, say_job
+from structlog.testing import capture_logs
 
 from baolife.ai.budget import utc_day
 from baolife.ai.fake import FakeOpenAI
@@ -34,12 +35,15 @@ async def test_a_player_never_makes_more_upstream_calls_than_the_daily_budget(
 ) -> None:
     if failing:
         fake.behaviour.fail_rate = 1.0  # every call a 500: retries must count too
-    with trio.fail_after(20):
+    with trio.fail_after(20), capture_logs() as logs:
         async with npc_stack(fake, content, ai_player_daily_calls=4) as stack:
             for n in range(8):
                 await stack.ask(say_job(1, distinct(1, n)))
             other = await stack.ask(say_job(2, distinct(2, 0)))
     assert fake.stats.by_user["player-1"] == 4
+    # Over budget the reply is scripted, and the log line says so and why.
+    marked = [e for e in logs if e["event"] == "npc_reply" and e.get("fallback") == "player_budget"]
+    assert len(marked) == stack.reasons["player_budget"] and all(e["source"] == "scripted" for e in marked)
     assert other.text  # another player still has their own budget
     assert stack.reasons.get("player_budget", 0) >= 8 - 4
     if not failing:
