@@ -146,7 +146,7 @@ async def test_with_the_upstream_failing_every_say_gets_a_reply_in_time_and_the_
 ) -> None:
     fake.behaviour.fail_rate = 1.0
     fake.behaviour.failure = failure
-    timeout = 1.0
+    timeout = 2.0
     with trio.fail_after(20):
         async with npc_stack(
             fake, content, ai_timeout=timeout, ai_breaker_failures=3, ai_breaker_cooldown=600
@@ -155,20 +155,22 @@ async def test_with_the_upstream_failing_every_say_gets_a_reply_in_time_and_the_
             started = trio.current_time()
             stack.submit(*first)
             replies = await stack.until_replies(20)
-            assert all(at - started <= timeout + 0.5 for _, at in replies)
+            late = max(at - started for _, at in replies)
+            assert late <= timeout + 0.5, f"a reply came {late:.2f} s after the say"
             assert stack.sources == {"scripted": 20}
-            assert stack.provider.breaker.state == "open"
+            assert stack.provider.breaker.state == "open", stack.reasons
             calls = fake.stats.calls
             refused = stack.reasons.get("breaker_open", 0)
             # Bounded damage: the 16 jobs the workers took first, and at most
             # failures - 1 more started before the breaker opened, each with
             # at most 3 attempts.
-            assert calls <= (16 + 3 - 1) * 3
+            assert calls <= (16 + 3 - 1) * 3, fake.stats.outcomes
             # Once open, no call goes upstream and replies come at once.
             started = trio.current_time()
             stack.submit(*(say_job(p, distinct(p, 1)) for p in range(1, 21)))
             replies = await stack.until_replies(40)
-            assert all(at - started < 0.5 for _, at in replies[20:])
+            late = max(at - started for _, at in replies[20:])
+            assert late < timeout / 2, f"an open breaker still made a reply wait {late:.2f} s"
             assert fake.stats.calls == calls
             assert stack.reasons["breaker_open"] == refused + 20
             # Hung calls were abandoned, not left open upstream.
