@@ -448,4 +448,3 @@ class World:
         p.prompts.append(prompt)
         self._counters.prompts_opened += 1
         u.ops.append(self._prompt_op(p, prompt, tick))
-
