@@ -11,6 +11,7 @@ setting and the reason; the CLI prints it and exits with status 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -79,6 +80,24 @@ def _text(raw: Any) -> str:
     return str(raw)
 
 
+def _networks(raw: Any) -> tuple[Any, ...]:
+    items = raw if isinstance(raw, list) else [x for x in str(raw).replace(",", " ").split() if x]
+    try:
+        return tuple(ipaddress.ip_network(str(x).strip(), strict=False) for x in items)
+    except ValueError as exc:
+        raise ValueError(f"must be IP addresses or networks separated by commas ({exc})") from None
+
+
+def _parse_dsn(raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname or not parts.path.strip("/"):
+        raise ValueError("must be a Sentry DSN, https://KEY@HOST/PROJECT, or empty")
+    return text
+
+
 def _flag(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -127,6 +146,9 @@ _SPECS: dict[str, _Spec] = {
         _number(int, 1, 100000), 50, "messages dropped for rate in a row before the connection is closed 1008"
     ),
     "max_message_bytes": _Spec(_number(int, 256, 1_048_576), 4096, "largest inbound message; larger closes with 1009"),
+    "trusted_proxies": _Spec(
+        _networks, "", "comma-separated IPs or networks of front proxies whose X-Forwarded-For names the client"
+    ),
     "login_timeout": _Spec(_number(float, 0.1, 3600), 10.0, "seconds to log in before close 1008"),
     "idle_timeout": _Spec(
         _number(float, 1, 86400), 300.0, "seconds without a client message before bye idle and close 4001"
@@ -170,7 +192,10 @@ _SPECS: dict[str, _Spec] = {
         _choice("auto", "json", "console"), "auto", "log format: json, console, or auto (console on a TTY)"
     ),
     "log_level": _Spec(_choice("debug", "info", "warning", "error"), "info", "lowest log level written"),
-    "sentry_dsn": _Spec(_text, "", "Sentry DSN for error tracking; empty disables it"),
+    "summary_interval": _Spec(
+        _number(float, 1, 86400), 60.0, "seconds between summary log lines (and systemd STATUS updates)"
+    ),
+    "sentry_dsn": _Spec(_parse_dsn, "", "Sentry DSN for error tracking (needs baolife[sentry]); empty disables it"),
     "tls_cert": _Spec(_text, "", "PEM certificate chain; with tls_key the WebSocket listener speaks TLS"),
     "tls_key": _Spec(_text, "", "PEM private key for tls_cert"),
     "seed": _Spec(_number(int, -1, 2**63 - 1), -1, "random seed of the game world; -1 draws one at start"),
@@ -200,6 +225,7 @@ class Settings:
     max_connections: int
     conn_per_ip: int
     register_per_ip_hour: int
+    trusted_proxies: tuple[Any, ...]
     msg_rate: float
     msg_burst: int
     rate_strikes: int
@@ -229,6 +255,7 @@ class Settings:
     ai_breaker_cooldown: float
     log_format: str
     log_level: str
+    summary_interval: float
     sentry_dsn: str
     tls_cert: str
     tls_key: str
@@ -241,8 +268,18 @@ class Settings:
         return _build({name: spec.default for name, spec in _SPECS.items()} | overrides, {})
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` (already parsed values)."""
-        return attrs.evolve(self, **changes)
+        """A copy with ``changes``. A string value is parsed and checked like
+        an environment value; other values must already be of the field's type."""
+        parsed = {}
+        for name, value in changes.items():
+            spec = _SPECS.get(name)
+            if spec is None:
+                raise ConfigError(f"{name}: unknown setting")
+            try:
+                parsed[name] = spec.parse(value) if isinstance(value, str) else value
+            except ValueError as exc:
+                raise ConfigError(f"{name}={value!r}: {exc}") from None
+        return attrs.evolve(self, **parsed)
 
 
 def _build(raw: Mapping[str, Any], origin: Mapping[str, str]) -> Settings:

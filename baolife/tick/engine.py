@@ -330,13 +330,17 @@ class World:
         if p is None:
             return
         u = Unit(p, self.ops_for(pid))
-        npc = p.npc(npc_id) if p.life == life else None
+        # The reply answers the player's message even if their life ended
+        # meanwhile, but a life that ended (or was replaced) no longer changes.
+        npc = p.npc(npc_id) if p.life == life and p.alive else None
+        u.ops.append(wire.NpcSay(npc=npc_id, text=text, ref=ref))
         if npc is not None:
             remember(npc, Turn(who="npc", text=text))
             if npc.closeness < 100:
+                # Talking brings people closer; the client sees it like any NPC change.
                 npc.closeness += 1
+                u.ops.append(wire.NpcOp(npc.view()))
             self.changed.add(pid)
-        u.ops.append(wire.NpcSay(npc=npc_id, text=text, ref=ref))
 
     def _new_life(self, u: Unit, cmd: wire.NewLife, tick: int) -> None:
         p = u.p

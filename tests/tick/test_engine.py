@@ -221,9 +221,11 @@ def test_say_goes_out_as_a_job_and_comes_back_as_npc_say(mini: Content) -> None:
     # One say in flight per player.
     ops = h.step((1, wire.Say(npc=mother.id, text="Again", ref="t")))[1]
     assert ops[0]["code"] == "busy" and ops[0]["ref"] == "t"
+    closeness = mother.closeness
     h.world.npc_reply(1, player.life, mother.id, "s", "Hello Ana.")
     ops = h.step()[1]
     assert {"op": "npc_say", "npc": mother.id, "text": "Hello Ana.", "ref": "s"} in ops
+    assert {"op": "npc", **mother.view()} in ops and mother.closeness == closeness + 1
     assert [(t.who, t.text) for t in mother.memory] == [("player", "Hi mom"), ("npc", "Hello Ana.")]
     # A full job channel answers busy and remembers nothing.
     h.accept_jobs = False
@@ -286,3 +288,16 @@ def test_education_enrols_and_graduates_on_schedule(mini: Content) -> None:
     for _ in range(12):
         h.step()
     assert player.education == "school_done"
+
+
+def test_a_reply_after_death_is_delivered_but_changes_nothing(mini: Content) -> None:
+    h = Harness(mini)
+    player, _ = h.join()
+    mother = player.npcs[0]
+    h.step((1, wire.Say(npc=mother.id, text="Bye mom", ref="last")))
+    h.step((1, wire.Act(action="die_now", ref=1)))
+    before = dump_player(player)
+    h.world.npc_reply(1, player.life, mother.id, "last", "Goodbye.")
+    ops = h.step()[1]
+    assert ops == [{"op": "npc_say", "npc": mother.id, "text": "Goodbye.", "ref": "last"}]
+    assert dump_player(player) == before

@@ -1,0 +1,88 @@
+"""Write-behind saves: batches, retry with backoff, fencing."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from baolife.content.schema import Content
+from baolife.db.saver import Saver
+from baolife.db.sqlite import open_sqlite
+from baolife.db.store import hash_token
+from baolife.model import load_player
+from baolife.players import Directory
+from baolife.tick.rules import Rules
+from tests.db.flaky import FlakyStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[FlakyStore]:
+    async with open_sqlite(f"sqlite:///{tmp_path}/s.db") as inner:
+        await inner.migrate()
+        yield FlakyStore(inner)
+
+
+async def setup(store: FlakyStore, content: Content, n: int) -> tuple[Directory, list[int]]:
+    rules = Rules(content, year_days=365, rng=random.Random(1))
+    directory = Directory(store, lambda pid, name: rules.new_life(pid, name, 1), capacity=1000)
+    pids = []
+    for i in range(n):
+        pid = await store.create_account(f"P{i}", hash_token(f"t{i}"))
+        directory.create(pid, f"P{i}")
+        pids.append(pid)
+    return directory, pids
+
+
+async def test_dirty_players_are_saved_in_batches(store: FlakyStore, content: Content) -> None:
+    with trio.fail_after(20):
+        directory, pids = await setup(store, content, 10)
+        saver = Saver(store, directory, interval=1, batch=4)
+        for pid in pids:
+            directory.get(pid).player.money = pid  # type: ignore[union-attr]
+        assert await saver.flush()
+        assert store.saves == [4, 4, 2]
+        assert directory.dirty_count == 0
+        claim = await store.inner.claim(pids[3])
+        assert claim.state is not None and load_player(claim.state).money == pids[3]
+        assert await saver.flush() and store.saves == [4, 4, 2]  # nothing dirty, nothing written
+
+
+async def test_a_failed_save_keeps_players_dirty_and_backs_off(store: FlakyStore, content: Content) -> None:
+    with trio.fail_after(20):
+        directory, pids = await setup(store, content, 3)
+        saver = Saver(store, directory, interval=1, batch=10, max_backoff=30)
+        store.down = True
+        delays = []
+        for _ in range(4):
+            assert not await saver.flush()
+            delays.append(saver.next_delay())
+        assert directory.dirty_count == 3 and saver.failing and saver.failures == 4
+        assert delays[-1] > 4  # grew from the 1 s interval
+        assert all(d <= 30 for d in delays)
+        assert await saver.flush_all(attempts=2) == 3  # still down: reported, not lost
+        store.down = False
+        assert await saver.flush_all() == 0
+        assert not saver.failing and saver.next_delay() == 1
+
+
+async def test_a_save_fenced_by_another_owner_is_never_applied(store: FlakyStore, content: Content) -> None:
+    with trio.fail_after(20):
+        directory, (mine, theirs) = await setup(store, content, 2)
+        fenced: list[int] = []
+        saver = Saver(store, directory, interval=1, batch=10, on_fenced=fenced.append)
+        await saver.flush()
+        claim = await store.inner.claim(theirs)  # another process takes the player
+        directory.get(theirs).player.money = 999_999  # type: ignore[union-attr]
+        directory.mark_dirty({mine, theirs})
+        assert await saver.flush()
+        assert fenced == [theirs] and saver.fenced == 1
+        entry = directory.get(theirs)
+        assert entry is not None and entry.fenced and not entry.dirty
+        after = await store.inner.claim(theirs)
+        assert after.state == claim.state  # our stale copy never overwrote theirs
+        directory.mark_dirty({theirs})
+        assert directory.dirty_count == 0  # fenced players are never saved from here again
