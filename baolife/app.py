@@ -95,6 +95,14 @@ _AI_OPTIONAL = (
     ("spend_today", "baolife_ai_spend_today", "gauge", "Upstream spend so far this UTC day"),
     ("daily_budget", "baolife_ai_daily_budget", "gauge", "Upstream spend allowed per UTC day"),
     ("tokens", "baolife_ai_tokens", "counter:direction", "Upstream tokens, by direction (in, out)"),
+    ("retries", "baolife_ai_retries", "counter", "Upstream calls that were retries"),
+    ("cache_entries", "baolife_ai_cache_entries", "gauge", "Replies in the response cache"),
+    ("cache_capacity", "baolife_ai_cache_capacity", "gauge", "Response cache size (ai_cache_size)"),
+    ("flights", "baolife_ai_flights", "gauge", "Upstream requests in flight after single-flight"),
+    ("breaker_opens", "baolife_ai_breaker_opens", "counter", "Times the circuit breaker opened"),
+    ("spend_reserved", "baolife_ai_spend_reserved", "gauge", "Worst-case cost of the upstream calls in flight"),
+    ("usage_pending", "baolife_ai_usage_pending", "gauge", "AI usage rows waiting to be written to the store"),
+    ("usage_pending_limit", "baolife_ai_usage_pending_limit", "gauge", "Usage rows that may wait before calls stop"),
 )
 
 
@@ -256,7 +264,6 @@ class App:
         routes["/config.json"] = self._client_config
         self.http = HttpListener(s.http_bind[0], s.http_bind[1], routes)
         self.metrics.add_source(self._collect)
-        self.metrics.add_source(self.npc.collect)
 
     async def _drain(self) -> None:
         s = self.settings
@@ -455,6 +462,7 @@ class App:
         yield gauge("baolife_npc_queue_capacity", "NPC reply job channel size (ai_queue)", ns.capacity)
         yield gauge("baolife_npc_workers_busy", "NPC workers on a job", ns.busy_workers)
         yield counter("baolife_npc_fallbacks", "NPC replies answered by the scripted fallback", ns.fallbacks)
+        yield counter("baolife_npc_fallback_reasons", "Scripted fallbacks by reason", npc.fallback_reasons(), "reason")
         yield gauge("baolife_draining", "1 while shutting down", 1.0 if self.draining else 0.0)
         yield counter("baolife_ops_sent", "Ops sent in frames, by kind", ls.ops, "kind")
         yield counter(

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import attrs
-import trio
 
 from ..tick.engine import SayJob
 
@@ -60,15 +59,16 @@ class Fallback(Exception):  # noqa: N818 - a decision, not an error of the calle
 
 
 class Provider(Protocol):
-    """Where NPC replies come from."""
+    """Where NPC replies come from.
+
+    A provider may also have ``async def run(self, *, task_status)`` owning
+    its resources and background tasks (connections, usage writes) until
+    cancelled; the service starts it first and waits for ``started()``.
+    """
 
     name: str
 
-    async def reply(self, job: SayJob) -> Reply:
-        """The NPC's reply. Raises :class:`Fallback` to have the scripted line
-        sent instead; may raise anything else, which the service contains."""
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the provider's resources and background tasks (connections,
-        usage writes) until cancelled; call ``task_status.started()`` once
-        :meth:`reply` may be called."""
+    async def reply(self, job: SayJob) -> Reply | str:
+        """The NPC's reply (a plain ``str`` counts as source ``name``).
+        Raises :class:`Fallback` to have the scripted line sent instead; may
+        raise anything else, which the service contains."""

@@ -11,26 +11,24 @@ work stops at once and the scripted line clears the player's "saying"
 state in the engine.
 
 Ownership: :meth:`NpcService.run` owns the workers and the provider's
-resources (:meth:`~baolife.ai.reply.Provider.run`); cancelling it leaves no
-AI task and no open connection behind.
+resources (its ``run``, when it has one); cancelling it leaves no AI task
+and no open connection behind.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import attrs
 import structlog
 import trio
-from prometheus_client.core import GaugeMetricFamily, Metric
 
-from ..obs import counter, gauge
 from ..tick.engine import SayJob
 from ..tick.loop import NpcReply
 from .llm import LlmProvider
 from .offline import ScriptedProvider
-from .reply import FALLBACK_REASONS, Fallback, Provider
+from .reply import FALLBACK_REASONS, Fallback, Provider, Reply
 
 __all__ = ["NpcService", "NpcStatistics"]
 
@@ -39,6 +37,9 @@ log = structlog.get_logger("baolife.ai")
 
 @attrs.frozen
 class NpcStatistics:
+    """The service's counts; the fields after ``reasons`` are None unless the
+    provider calls an upstream (they become the ``baolife_ai_*`` metrics)."""
+
     queued: int
     capacity: int
     workers: int
@@ -47,6 +48,23 @@ class NpcStatistics:
     fallbacks: int
     sources: dict[str, int]
     reasons: dict[str, int]
+    calls: dict[str, int] | None = None
+    retries: int | None = None
+    cache_hits: int | None = None
+    cache_misses: int | None = None
+    cache_entries: int | None = None
+    cache_capacity: int | None = None
+    coalesced: int | None = None
+    flights: int | None = None
+    budget_refusals: dict[str, int] | None = None
+    breaker_open: bool | None = None
+    breaker_opens: int | None = None
+    spend_today: float | None = None
+    spend_reserved: float | None = None
+    daily_budget: float | None = None
+    tokens: dict[str, int] | None = None
+    usage_pending: int | None = None
+    usage_pending_limit: int | None = None
 
 
 @attrs.define(eq=False)
@@ -93,7 +111,7 @@ class NpcService:
         self.reasons: Counter[str] = Counter()
 
     def statistics(self) -> NpcStatistics:
-        return NpcStatistics(
+        base = NpcStatistics(
             queued=self._send.statistics().current_buffer_used,
             capacity=self.capacity,
             workers=self.workers,
@@ -103,6 +121,39 @@ class NpcService:
             sources=dict(self.sources),
             reasons=dict(self.reasons),
         )
+        if not isinstance(self.provider, LlmProvider):
+            return base
+        st = self.provider.statistics()
+        g, r = st.budget, self.reasons
+        return attrs.evolve(
+            base,
+            calls=st.upstream,
+            retries=st.retries,
+            cache_hits=st.cache_hits,
+            cache_misses=st.cache_misses,
+            cache_entries=st.cache_entries,
+            cache_capacity=st.cache_capacity,
+            coalesced=st.flights.shared,
+            flights=st.flights.in_flight,
+            budget_refusals={
+                "player": r["player_budget"],
+                "global": r["budget"],
+                "unknown": r["budget_unknown"],
+                "backlog": r["usage_backlog"],
+            },
+            breaker_open=st.breaker.state != "closed",
+            breaker_opens=st.breaker.opens,
+            spend_today=g.spent,
+            spend_reserved=g.reserved,
+            daily_budget=g.budget,
+            tokens={"in": g.prompt_tokens, "out": g.completion_tokens},
+            usage_pending=g.pending_rows,
+            usage_pending_limit=g.pending_limit,
+        )
+
+    def fallback_reasons(self) -> dict[str, int]:
+        """Scripted fallbacks by reason, every known reason present (at 0)."""
+        return dict.fromkeys(FALLBACK_REASONS, 0) | dict(self.reasons)
 
     def submit(self, job: SayJob) -> bool:
         """Queue a job without blocking; False when the channel is full."""
@@ -126,7 +177,9 @@ class NpcService:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the provider and the workers until cancelled."""
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.provider.run)
+            run = getattr(self.provider, "run", None)
+            if run is not None:
+                await nursery.start(run)
             for _ in range(self.workers):
                 nursery.start_soon(self._worker)
             task_status.started()
@@ -165,6 +218,8 @@ class NpcService:
             if ticket.cancelled and reply is None:
                 reason = "disconnected"
         seconds = trio.current_time() - started
+        if isinstance(reply, str):
+            reply = Reply(reply, self.provider.name)
         if reply is not None:
             self.sources[reply.source] += 1
             self.observe(reply.source, seconds)
@@ -177,63 +232,3 @@ class NpcService:
             "npc_reply", player=job.player, npc=job.npc, source="scripted", fallback=reason, ms=round(seconds * 1000)
         )
         return self.fallback.line(job)
-
-    # ----------------------------------------------------------------- metrics
-
-    def collect(self) -> Iterable[Metric]:
-        """Metric families of the NPC replies and, when the provider keeps
-        them, of its upstream calls, cache, breaker and budgets."""
-        ns = self.statistics()
-        reasons = dict.fromkeys(FALLBACK_REASONS, 0) | ns.reasons
-        yield counter(
-            "baolife_npc_fallback_reasons",
-            "NPC replies answered by the scripted fallback, by reason",
-            reasons,
-            "reason",
-        )
-        yield counter(
-            "baolife_npc_reply_sources",
-            "NPC replies by source (llm, shared, cache, offline, scripted)",
-            ns.sources,
-            "source",
-        )
-        if not isinstance(self.provider, LlmProvider):
-            return
-        st = self.provider.statistics()
-        yield counter("baolife_ai_upstream_calls", "Upstream chat/completions calls by result", st.upstream, "result")
-        yield counter("baolife_ai_retries", "Upstream calls that were retries", st.retries)
-        yield counter("baolife_ai_cache_hits", "Small-talk replies served from the cache", st.cache_hits)
-        yield counter("baolife_ai_cache_misses", "Small-talk replies not in the cache", st.cache_misses)
-        yield gauge("baolife_ai_cache_entries", "Replies in the cache", st.cache_entries)
-        yield gauge("baolife_ai_cache_capacity", "Cache size (ai_cache_size)", st.cache_capacity)
-        yield gauge("baolife_ai_flights", "Upstream requests in flight (after single-flight)", st.flights.in_flight)
-        yield counter(
-            "baolife_ai_shared_replies", "Replies shared from an identical request in flight", st.flights.shared
-        )
-        b = st.breaker
-        states = GaugeMetricFamily(
-            "baolife_ai_breaker_state", "1 for the circuit breaker's current state", labels=["state"]
-        )
-        for state in ("closed", "half_open", "open"):
-            states.add_metric([state], 1.0 if b.state == state else 0.0)
-        yield states
-        yield counter("baolife_ai_breaker_opens", "Times the circuit breaker opened", b.opens)
-        yield counter("baolife_ai_breaker_refused", "Calls refused by the breaker or a Retry-After hold", b.refused)
-        g = st.budget
-        yield gauge(
-            "baolife_ai_spend_today",
-            "Upstream spend of the UTC day so far, all processes (currency of the prices)",
-            g.spent,
-        )
-        yield gauge("baolife_ai_spend_reserved", "Worst-case cost of the calls in flight", g.reserved)
-        yield gauge("baolife_ai_daily_budget", "Daily spending budget (ai_daily_budget)", g.budget)
-        yield counter("baolife_ai_spend", "Upstream spend by this process", g.spent_total)
-        yield counter("baolife_ai_prompt_tokens", "Prompt tokens billed", g.prompt_tokens)
-        yield counter("baolife_ai_completion_tokens", "Completion tokens billed", g.completion_tokens)
-        yield gauge("baolife_ai_usage_pending_rows", "AI usage rows waiting to be written to the store", g.pending_rows)
-        yield gauge(
-            "baolife_ai_usage_pending_limit", "Usage rows that may wait before calls are refused", g.pending_limit
-        )
-        yield gauge(
-            "baolife_ai_usage_loaded", "1 once today's usage is loaded from the store", 1.0 if g.loaded else 0.0
-        )

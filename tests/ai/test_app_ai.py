@@ -40,10 +40,12 @@ async def test_the_llm_answers_a_say_and_a_second_say_meanwhile_is_busy(settings
             assert reply["npc"] == npc and reply["text"].startswith("#1 (I passed my driving test")
             metrics = app.metrics.render().decode()
     assert fake.stats.calls == 1
-    assert 'baolife_ai_upstream_calls_total{result="ok"} 1.0' in metrics
-    assert 'baolife_npc_reply_sources_total{source="llm"} 1.0' in metrics
-    assert 'baolife_ai_breaker_state{state="closed"} 1.0' in metrics
+    assert 'baolife_ai_calls_total{outcome="ok"} 1.0' in metrics
+    assert 'baolife_npc_replies_total{outcome="llm"} 1.0' in metrics
+    assert "baolife_ai_breaker_open 0.0" in metrics
     assert 'baolife_npc_fallback_reasons_total{reason="budget"} 0.0' in metrics
+    assert 'baolife_ai_tokens_total{direction="in"}' in metrics
+    assert "baolife_ai_cache_capacity 10000.0" in metrics
 
 
 async def test_a_full_job_channel_answers_busy_at_once(settings: Settings, fake: FakeOpenAI) -> None:
