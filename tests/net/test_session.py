@@ -31,8 +31,8 @@ def read_frames(data: bytes) -> tuple[list[bytes], bytes]:
         if len(data) < head + n:
             break
         assert data[0] == 0x81
-        out.append(data[head:head + n])
-        data = data[head + n:]
+        out.append(data[head : head + n])
+        data = data[head + n :]
     return out, data
 
 
@@ -45,8 +45,14 @@ async def test_frames_stay_in_order_when_the_socket_fills_and_drains() -> None:
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         await client.connect(("127.0.0.1", port))
         server_stream = await listeners[0].accept()
-        session = Session(WsConnection(server_stream, max_message_bytes=4096), "127.0.0.1",
-                          max_frames=count, max_bytes=1 << 30, rate=10, burst=10)
+        session = Session(
+            WsConnection(server_stream, max_message_bytes=4096),
+            "127.0.0.1",
+            max_frames=count,
+            max_bytes=1 << 30,
+            rate=10,
+            burst=10,
+        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(session.write_loop)
             pad = "x" * 1000
