@@ -42,8 +42,10 @@ import trio
 from prometheus_client.core import Metric
 
 from . import content as content_pkg
+from .ai.llm import LlmProvider
 from .ai.offline import ScriptedProvider
-from .ai.service import NpcService, Provider
+from .ai.reply import Provider
+from .ai.service import NpcService
 from .config import Settings
 from .content.schema import Content
 from .db.saver import Saver
@@ -93,6 +95,14 @@ _AI_OPTIONAL = (
     ("spend_today", "baolife_ai_spend_today", "gauge", "Upstream spend so far this UTC day"),
     ("daily_budget", "baolife_ai_daily_budget", "gauge", "Upstream spend allowed per UTC day"),
     ("tokens", "baolife_ai_tokens", "counter:direction", "Upstream tokens, by direction (in, out)"),
+    ("retries", "baolife_ai_retries", "counter", "Upstream calls that were retries"),
+    ("cache_entries", "baolife_ai_cache_entries", "gauge", "Replies in the response cache"),
+    ("cache_capacity", "baolife_ai_cache_capacity", "gauge", "Response cache size (ai_cache_size)"),
+    ("flights", "baolife_ai_flights", "gauge", "Upstream requests in flight after single-flight"),
+    ("breaker_opens", "baolife_ai_breaker_opens", "counter", "Times the circuit breaker opened"),
+    ("spend_reserved", "baolife_ai_spend_reserved", "gauge", "Worst-case cost of the upstream calls in flight"),
+    ("usage_pending", "baolife_ai_usage_pending", "gauge", "AI usage rows waiting to be written to the store"),
+    ("usage_pending_limit", "baolife_ai_usage_pending_limit", "gauge", "Usage rows that may wait before calls stop"),
 )
 
 
@@ -208,8 +218,12 @@ class App:
         s = self.settings
         self.inbox = Inbox(limit=max(10000, 4 * s.max_connections))
         fallback = ScriptedProvider(self.content)
+        provider = self.provider
+        if provider is None:
+            # With a key, the LLM answers; without one the game stays playable offline.
+            provider = LlmProvider.from_settings(s, self.content, store) if s.ai_api_key else fallback
         self.npc = NpcService(
-            self.provider or fallback,
+            provider,
             fallback,
             workers=s.ai_workers,
             queue=s.ai_queue,
@@ -306,6 +320,10 @@ class App:
     def _on_online(self, pid: int, online: bool) -> None:
         if not online:
             self.directory.release(pid)
+            if pid not in self.world.players:
+                # Gone, not replaced by a new connection: its NPC reply is
+                # no longer wanted, so stop paying for it.
+                self.npc.cancel(pid)
 
     def _on_fenced(self, pid: int) -> None:
         session = self.loop.by_player.get(pid)
@@ -444,6 +462,7 @@ class App:
         yield gauge("baolife_npc_queue_capacity", "NPC reply job channel size (ai_queue)", ns.capacity)
         yield gauge("baolife_npc_workers_busy", "NPC workers on a job", ns.busy_workers)
         yield counter("baolife_npc_fallbacks", "NPC replies answered by the scripted fallback", ns.fallbacks)
+        yield counter("baolife_npc_fallback_reasons", "Scripted fallbacks by reason", npc.fallback_reasons(), "reason")
         yield gauge("baolife_draining", "1 while shutting down", 1.0 if self.draining else 0.0)
         yield counter("baolife_ops_sent", "Ops sent in frames, by kind", ls.ops, "kind")
         yield counter(

@@ -175,6 +175,19 @@ _SPECS: dict[str, _Spec] = {
     "ai_daily_budget": _Spec(_number(float, 0, 1e9), 5.0, "upstream spend per UTC day, in the currency of the prices"),
     "ai_price_in": _Spec(_number(float, 0, 1e6), 0.00015, "price per 1K input tokens"),
     "ai_price_out": _Spec(_number(float, 0, 1e6), 0.0006, "price per 1K output tokens"),
+    "ai_retries": _Spec(
+        _number(int, 0, 2), 2, "retries of an NPC reply call (timeouts, connection errors, 429, 5xx only)"
+    ),
+    "ai_cache_size": _Spec(_number(int, 0, 10_000_000), 10000, "cached greeting and small-talk replies (LRU)"),
+    "ai_cache_ttl": _Spec(
+        _number(float, 1, 604800), 86400.0, "seconds a cached small-talk reply is served (it holds nothing private)"
+    ),
+    "ai_breaker_failures": _Spec(
+        _number(int, 1, 1000), 5, "NPC reply jobs failing upstream in a row that open the circuit breaker"
+    ),
+    "ai_breaker_cooldown": _Spec(
+        _number(float, 0.1, 3600), 10.0, "seconds the breaker stays open before one probe call"
+    ),
     "log_format": _Spec(
         _choice("auto", "json", "console"), "auto", "log format: json, console, or auto (console on a TTY)"
     ),
@@ -235,6 +248,11 @@ class Settings:
     ai_daily_budget: float
     ai_price_in: float
     ai_price_out: float
+    ai_retries: int
+    ai_cache_size: int
+    ai_cache_ttl: float
+    ai_breaker_failures: int
+    ai_breaker_cooldown: float
     log_format: str
     log_level: str
     summary_interval: float

@@ -26,6 +26,7 @@ import attrs
 from .. import protocol as wire
 from ..content.schema import Content, Event
 from ..model import LIMITS, Player, Prompt, Turn
+from .memory import remember
 from .registry import EventRegistry
 from .rules import ONCE, Rules, Unit
 
@@ -322,7 +323,7 @@ class World:
             return self._error(u, "busy", "NPC replies are backed up; try again in a moment", cmd.ref)
         u.ops.append(wire.Ack(ref=cmd.ref))
         self.saying.add(p.id)
-        _remember(npc.memory, Turn(who="player", text=cmd.text))
+        remember(npc, Turn(who="player", text=cmd.text))
         self.changed.add(p.id)
 
     def npc_reply(self, pid: int, life: int, npc_id: int, ref: Any, text: str) -> None:
@@ -338,7 +339,7 @@ class World:
         npc = p.npc(npc_id) if p.life == life and p.alive else None
         u.ops.append(wire.NpcSay(npc=npc_id, text=text, ref=ref))
         if npc is not None:
-            _remember(npc.memory, Turn(who="npc", text=text))
+            remember(npc, Turn(who="npc", text=text))
             if npc.closeness < 100:
                 # Talking brings people closer; the client sees it like any NPC change.
                 npc.closeness += 1
@@ -455,9 +456,3 @@ class World:
         p.prompts.append(prompt)
         self._counters.prompts_opened += 1
         u.ops.append(self._prompt_op(p, prompt, tick))
-
-
-def _remember(memory: list[Turn], turn: Turn) -> None:
-    memory.append(turn)
-    if len(memory) > LIMITS.npc_memory:
-        del memory[: len(memory) - LIMITS.npc_memory]
