@@ -39,7 +39,7 @@ __all__ = [
 
 # A turn quoted in a prompt is cut to this many characters: 6 turns of
 # context then cost at most ~1.8K characters whatever the history holds.
-TURN_CHARS = 300
+TURN_CHARS = LIMITS.turn_chars
 
 CacheKey = tuple[str, str, str, str]
 

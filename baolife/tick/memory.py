@@ -28,8 +28,11 @@ _SENTENCE_END = (". ", "! ", "? ", "\n")
 
 
 def remember(npc: Npc, turn: Turn) -> None:
-    """Add ``turn`` to the NPC's memory; turns past the cap fold into the summary."""
+    """Add ``turn`` (cut to ``LIMITS.turn_chars``) to the NPC's memory; turns
+    past the cap fold into the summary."""
     memory = npc.memory
+    if len(turn.text) > LIMITS.turn_chars:
+        turn = Turn(who=turn.who, text=turn.text[: LIMITS.turn_chars])
     memory.append(turn)
     excess = len(memory) - LIMITS.npc_memory
     if excess > 0:

@@ -43,3 +43,12 @@ def test_long_and_multi_line_statements_become_one_short_note() -> None:
     note = fold_summary("", [Turn("player", text)], 400)
     assert "\n" not in note and "; " not in note
     assert len(note) <= 92 and note.endswith('\u2026"')
+
+
+def test_a_remembered_turn_is_cut_to_what_prompts_use() -> None:
+    from baolife.model import LIMITS, Npc, Turn
+    from baolife.tick.memory import remember
+
+    npc = Npc(id=1, name="Mai", role="friend", closeness=50, persona="p")
+    remember(npc, Turn(who="player", text="x" * 500))
+    assert len(npc.memory[0].text) == LIMITS.turn_chars
