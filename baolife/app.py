@@ -11,39 +11,51 @@
             ├── tick loop
             ├── store watch: readiness
             ├── websocket listener (+ one nursery of connections)
-            └── http listener: /healthz /readyz /metrics and the web client
+            └── http listener: /healthz /readyz /metrics, the web client and
+                its /config.json (where the WebSocket is, the tick rate)
 
 Graceful shutdown, inside ``shutdown_timeout``: stop accepting, stop the
 tick loop at a tick boundary (it queues ``bye`` shutdown and close 1001 to
 every connection), let the connections close, flush every dirty player,
 close the store. The exit status is 0 when everything was saved.
+
+Under systemd (``Type=notify``) the app sends ``READY=1`` once it listens,
+``WATCHDOG=1`` after ticks, ``STATUS=`` with each summary and ``STOPPING=1``
+when the drain starts (:mod:`baolife.systemd`). Every log line of the app's
+tasks carries the current ``tick``; connection tasks add ``session`` and
+``player``.
 """
 
 from __future__ import annotations
 
+import gc
 import random
 import secrets
 import signal
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import structlog
 import trio
-from prometheus_client.core import HistogramMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.core import Metric
 
 from . import content as content_pkg
+from .ai.llm import LlmProvider
 from .ai.offline import ScriptedProvider
-from .ai.service import NpcService, Provider
+from .ai.reply import Provider
+from .ai.service import NpcService
 from .config import Settings
 from .content.schema import Content
 from .db.saver import Saver
-from .db.store import LATENCY_BUCKETS, Store, StoreError, open_store
+from .db.store import Store, StoreError, open_store
 from .net.auth import Auth
 from .net.http import HttpListener, Route, static_routes
 from .net.listener import WsListener
-from .obs import Metrics, counter, gauge
+from .obs import Deferred, LogWriter, Metrics, TimedStore, counter, gauge
 from .players import Directory
+from .systemd import Notifier
 from .tick.engine import World
 from .tick.loop import Inbox, Kick, TickLoop
 
@@ -52,8 +64,59 @@ __all__ = ["App"]
 log = structlog.get_logger("baolife.app")
 
 WEB_DIR = Path(__file__).parent / "web"
+
+# Cyclic GC thresholds for the server process. With the default (700, 10, 10)
+# the ops and frames of a big tick outlive several young collections, get
+# promoted, and trigger full collections over every loaded player: 250 ms
+# pauses at 10,000 online players. A young threshold of 10,000 lets a tick's
+# garbage die young (scripts/bench_tick: p99 per tick 114 ms -> 18 ms at 10,000
+# players). Player state is acyclic, so reference counting frees it anyway.
+GC_THRESHOLDS = (10_000, 20, 10)
 STORE_CHECK_EVERY = 5.0
-SUMMARY_EVERY_SECONDS = 60.0
+
+# Metrics read from fields that a component's statistics() may have: the
+# store's pool (MySQL) and the AI layer's cache, breaker and budgets are
+# built in parallel, so each family appears once its field exists.
+# (field, metric name, kind, help); docs/OPERATIONS.md lists them.
+_STORE_OPTIONAL = (
+    ("pool_size", "baolife_store_pool_size", "gauge", "Connections the store pool may open (db_pool)"),
+    ("pool_in_use", "baolife_store_pool_in_use", "gauge", "Store connections lent out now"),
+    ("pool_waiting", "baolife_store_pool_waiting", "gauge", "Store calls waiting for a connection"),
+    ("pool_acquires", "baolife_store_pool_acquires", "counter", "Connections taken from the pool"),
+    ("pool_wait_seconds", "baolife_store_pool_wait_seconds", "counter", "Seconds spent waiting for a connection"),
+    ("pool_open", "baolife_store_pool_open", "gauge", "Store connections open: lent, idle or being opened"),
+    ("timeouts", "baolife_store_timeouts", "counter", "Store calls that ran out of their own time limit"),
+)
+_AI_OPTIONAL = (
+    ("calls", "baolife_ai_calls", "counter:outcome", "Upstream AI calls, by outcome"),
+    ("cache_hits", "baolife_ai_cache_hits", "counter", "NPC replies served from the response cache"),
+    ("cache_misses", "baolife_ai_cache_misses", "counter", "NPC replies not in the response cache"),
+    ("coalesced", "baolife_ai_coalesced", "counter", "NPC jobs that joined an identical call in flight"),
+    ("budget_refusals", "baolife_ai_budget_refusals", "counter:budget", "Calls not made: a budget was spent"),
+    ("breaker_open", "baolife_ai_breaker_open", "gauge", "1 while the circuit breaker stops upstream calls"),
+    ("spend_today", "baolife_ai_spend_today", "gauge", "Upstream spend so far this UTC day"),
+    ("daily_budget", "baolife_ai_daily_budget", "gauge", "Upstream spend allowed per UTC day"),
+    ("tokens", "baolife_ai_tokens", "counter:direction", "Upstream tokens, by direction (in, out)"),
+    ("retries", "baolife_ai_retries", "counter", "Upstream calls that were retries"),
+    ("cache_entries", "baolife_ai_cache_entries", "gauge", "Replies in the response cache"),
+    ("cache_capacity", "baolife_ai_cache_capacity", "gauge", "Response cache size (ai_cache_size)"),
+    ("flights", "baolife_ai_flights", "gauge", "Upstream requests in flight after single-flight"),
+    ("breaker_opens", "baolife_ai_breaker_opens", "counter", "Times the circuit breaker opened"),
+    ("spend_reserved", "baolife_ai_spend_reserved", "gauge", "Worst-case cost of the upstream calls in flight"),
+    ("usage_pending", "baolife_ai_usage_pending", "gauge", "AI usage rows waiting to be written to the store"),
+    ("usage_pending_limit", "baolife_ai_usage_pending_limit", "gauge", "Usage rows that may wait before calls stop"),
+)
+
+
+def _optional_families(stats: object, table: Iterable[tuple[str, str, str, str]]) -> Iterable[Metric]:
+    for field, name, kind, doc in table:
+        value: Any = getattr(stats, field, None)
+        if value is None:
+            continue
+        if kind == "gauge":
+            yield gauge(name, doc, float(value))
+        else:
+            yield counter(name, doc, value, kind.partition(":")[2])
 
 
 class App:
@@ -61,7 +124,9 @@ class App:
 
     ``root`` is the folder a relative SQLite path is resolved against;
     ``signals`` installs the SIGTERM/SIGINT handlers (the CLI does; tests
-    call :meth:`request_shutdown`).
+    call :meth:`request_shutdown`). ``notifier`` talks to systemd (the CLI
+    builds it from ``$NOTIFY_SOCKET``); ``log_writer`` is the log sink whose
+    dropped lines are exported as a metric.
     """
 
     def __init__(
@@ -72,12 +137,16 @@ class App:
         provider: Provider | None = None,
         root: str = ".",
         signals: bool = False,
+        notifier: Notifier | None = None,
+        log_writer: LogWriter | None = None,
     ) -> None:
         self.settings = settings
         self.content = content if content is not None else content_pkg.load()
         self.provider = provider
         self.root = root
         self.signals = signals
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.log_writer = log_writer
         self.metrics = Metrics()
         self.exit_code = 0
         self.draining = False
@@ -87,7 +156,7 @@ class App:
         self._shutdown = trio.Event()
         self._last_tick_at = 0.0
         self._summary = [0, 0.0, 0.0, 0, 0]  # ticks, sum seconds, max seconds, frames, bytes
-        self._summary_every = max(1, round(SUMMARY_EVERY_SECONDS * settings.tick_hz))
+        self._summary_every = max(1, round(settings.summary_interval * settings.tick_hz))
 
     def request_shutdown(self) -> None:
         """Start the graceful shutdown (idempotent)."""
@@ -97,10 +166,15 @@ class App:
 
     async def run(self, *, task_status: trio.TaskStatus[App] = trio.TASK_STATUS_IGNORED) -> int:
         s = self.settings
+        gc.set_threshold(*GC_THRESHOLDS)
         seed = s.seed if s.seed >= 0 else secrets.randbits(62)
-        async with open_store(s.db_url, pool_size=s.db_pool, root=self.root) as store:
+        async with open_store(s.db_url, pool_size=s.db_pool, root=self.root) as raw_store:
+            store = TimedStore(raw_store, self.metrics.observe_store)
             await self._prepare(store)
             self._build(store, random.Random(seed))  # noqa: S311 - game dice, not secrets
+            # Bound before the nursery opens, so every task of the app inherits
+            # it; read only when a line is written (free for the tick loop).
+            structlog.contextvars.bind_contextvars(tick=Deferred(lambda: self.loop.tick))
             async with trio.open_nursery() as root:
                 self._root = root
                 if self.signals:
@@ -121,11 +195,13 @@ class App:
                     day_ticks=s.day_ticks,
                     npc_provider=getattr(self.npc.provider, "name", "?"),
                 )
+                self.notifier.ready(self._status())
                 task_status.started(self)
                 await self._shutdown.wait()
                 await self._drain()
                 root.cancel_scope.cancel()
         log.info("stopped", exit_code=self.exit_code)
+        structlog.contextvars.unbind_contextvars("tick")
         return self.exit_code
 
     async def _prepare(self, store: Store) -> None:
@@ -144,8 +220,12 @@ class App:
         s = self.settings
         self.inbox = Inbox(limit=max(10000, 4 * s.max_connections))
         fallback = ScriptedProvider(self.content)
+        provider = self.provider
+        if provider is None:
+            # With a key, the LLM answers; without one the game stays playable offline.
+            provider = LlmProvider.from_settings(s, self.content, store) if s.ai_api_key else fallback
         self.npc = NpcService(
-            self.provider or fallback,
+            provider,
             fallback,
             workers=s.ai_workers,
             queue=s.ai_queue,
@@ -183,6 +263,7 @@ class App:
         )
         routes: dict[str, Route] = static_routes(WEB_DIR)
         routes.update({"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics})
+        routes["/config.json"] = self._client_config
         self.http = HttpListener(s.http_bind[0], s.http_bind[1], routes)
         self.metrics.add_source(self._collect)
 
@@ -190,6 +271,7 @@ class App:
         s = self.settings
         started = trio.current_time()
         self.draining = True
+        self.notifier.stopping(f"draining: {len(self.ws.sessions)} connections, {self.directory.dirty_count} unsaved")
         log.info("shutdown_started", connections=len(self.ws.sessions), dirty=self.directory.dirty_count)
         with trio.move_on_after(s.shutdown_timeout) as scope:
             self.ws.stop_accepting()
@@ -242,15 +324,20 @@ class App:
     def _on_online(self, pid: int, online: bool) -> None:
         if not online:
             self.directory.release(pid)
+            if pid not in self.world.players:
+                # Gone, not replaced by a new connection: its NPC reply is
+                # no longer wanted, so stop paying for it.
+                self.npc.cancel(pid)
 
     def _on_fenced(self, pid: int) -> None:
         session = self.loop.by_player.get(pid)
         if session is not None:
             self.inbox.put(Kick(session, "replaced", 4000), force=True)
 
-    def _on_tick(self, tick: int, seconds: float, frames: int, nbytes: int) -> None:
-        self._last_tick_at = trio.current_time()
-        self.metrics.observe_tick(seconds, frames, nbytes)
+    def _on_tick(self, tick: int, seconds: float, late: float, frames: int, nbytes: int) -> None:
+        now = self._last_tick_at = trio.current_time()
+        self.notifier.watchdog(now)
+        self.metrics.observe_tick(seconds, late, frames, nbytes)
         summary = self._summary
         summary[0] += 1
         summary[1] += seconds
@@ -271,7 +358,14 @@ class App:
                 bytes=summary[4],
                 overruns=self.loop.overruns,
             )
+            self.notifier.status(self._status())
             self._summary = [0, 0.0, 0.0, 0, 0]
+
+    def _status(self) -> str:
+        return (
+            f"{len(self.loop.by_player)} players online, {len(self.directory)} loaded, "
+            f"{len(self.ws.sessions)} connections, tick {self.loop.tick}"
+        )
 
     # ----------------------------------------------------------------- http
 
@@ -306,6 +400,20 @@ class App:
         problems = self.readiness()
         body = {"ready": not problems, "problems": problems}
         return (503 if problems else 200), "application/json", orjson.dumps(body)
+
+    def _client_config(self) -> tuple[int, str, bytes]:
+        # The web client's only way to find the WebSocket (another port) and
+        # the tick rate it needs to count prompts down in seconds.
+        s = self.settings
+        body = {
+            "protocol": 1,
+            "ws_port": self.ws_port,
+            "ws_path": "/ws",
+            "ws_tls": bool(s.tls_cert),
+            "http_port": self.http_port,
+            "tick_hz": s.tick_hz,
+        }
+        return 200, "application/json", orjson.dumps(body)
 
     def _metrics(self) -> tuple[int, str, bytes]:
         return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render()
@@ -354,25 +462,32 @@ class App:
             "baolife_saves_fenced", "Saves refused because another process owns the player", saver_stats.fenced
         )
         yield gauge("baolife_store_up", "1 when the store answered its last check", 1.0 if self.store_ok else 0.0)
-        st = self.store.statistics()
-        yield gauge("baolife_store_pool_size", "Store connections allowed (db_pool)", st.pool_size)
-        yield gauge("baolife_store_connections_open", "Store connections open, lent or idle", st.connections_open)
-        yield gauge("baolife_store_connections_in_use", "Store connections lent to a call", st.connections_in_use)
-        yield gauge("baolife_store_pool_waiting", "Store calls waiting for a connection", st.waiting)
-        yield SummaryMetricFamily(
-            "baolife_store_pool_wait_seconds", "Time calls waited for a connection", st.borrows, st.wait_seconds
-        )
-        buckets = [(f"{b:g}", n) for b, n in zip(LATENCY_BUCKETS, st.call_buckets, strict=True)]
-        yield HistogramMetricFamily(
-            "baolife_store_call_seconds",
-            "Store call latency (pool wait included)",
-            buckets=[*buckets, ("+Inf", st.calls)],
-            sum_value=st.call_seconds,
-        )
-        yield counter("baolife_store_call_failures", "Store calls that did not return", st.failures)
-        yield counter("baolife_store_call_timeouts", "Store calls that ran out of time", st.timeouts)
         yield gauge("baolife_npc_queue", "NPC reply jobs waiting", ns.queued)
         yield gauge("baolife_npc_queue_capacity", "NPC reply job channel size (ai_queue)", ns.capacity)
         yield gauge("baolife_npc_workers_busy", "NPC workers on a job", ns.busy_workers)
         yield counter("baolife_npc_fallbacks", "NPC replies answered by the scripted fallback", ns.fallbacks)
+        yield counter("baolife_npc_fallback_reasons", "Scripted fallbacks by reason", npc.fallback_reasons(), "reason")
         yield gauge("baolife_draining", "1 while shutting down", 1.0 if self.draining else 0.0)
+        yield counter("baolife_ops_sent", "Ops sent in frames, by kind", ls.ops, "kind")
+        yield counter(
+            "baolife_rate_limited",
+            "Messages, connections and registrations refused by a per-client limit, by limit",
+            {
+                "messages": ws_stats.inbound.get("rate_limited", 0),
+                "connections_per_ip": ws_stats.refused.get("per_ip", 0),
+                "registrations_per_ip": self.ws.auth.registrations.refused,
+            },
+            "limit",
+        )
+        yield counter(
+            "baolife_systemd_notify_failures", "sd_notify datagrams that could not be sent", self.notifier.failed
+        )
+        if self.log_writer is not None:
+            yield counter("baolife_log_lines", "Log lines written", self.log_writer.written)
+            yield counter(
+                "baolife_log_lines_dropped", "Log lines dropped: the log writer fell behind", self.log_writer.dropped
+            )
+        store_stats = getattr(self.store, "statistics", None)
+        if store_stats is not None:
+            yield from _optional_families(store_stats(), _STORE_OPTIONAL)
+        yield from _optional_families(ns, _AI_OPTIONAL)

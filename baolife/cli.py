@@ -6,10 +6,12 @@ Configuration errors print one line naming the setting and exit with 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 import orjson
+import structlog
 import trio
 
 from . import config
@@ -28,7 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="baolife", description="BaoLife game server.", epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the server until SIGTERM or SIGINT", epilog=EPILOG)
+    serve = sub.add_parser(
+        "serve",
+        help="run the server until SIGTERM or SIGINT",
+        description="Run the server until SIGTERM or SIGINT, then drain and exit 0 when every player was saved. "
+        "Logs go to stdout (JSON lines, or a console format on a TTY). Under systemd Type=notify it reports "
+        "READY=1, WATCHDOG=1 and STOPPING=1 to $NOTIFY_SOCKET.",
+        epilog=EPILOG,
+    )
     serve.add_argument("--config", metavar="FILE", help="TOML file of settings (environment variables win)")
     serve.add_argument(
         "--log-format", choices=["auto", "json", "console"], help="log format (default: BAOLIFE_LOG_FORMAT, auto)"
@@ -53,15 +62,24 @@ def _settings(args: argparse.Namespace) -> config.Settings:
 def _serve(args: argparse.Namespace) -> int:
     from .app import App
     from .obs import configure_logging
+    from .systemd import Notifier
 
     settings = _settings(args)
     if args.log_format:
         settings = settings.replace(log_format=args.log_format)
     content = load_content()
-    writer = configure_logging(settings.log_format, settings.log_level)
+    writer = configure_logging(settings.log_format, settings.log_level, sentry_dsn=settings.sentry_dsn)
+    notifier = Notifier.from_environ(os.environ)
+    app = App(settings, content=content, signals=True, notifier=notifier, log_writer=writer)
     try:
-        return trio.run(App(settings, content=content, signals=True).run)
+        return trio.run(app.run)
+    except Exception:
+        # A crash is one structured line (traceback as data, sent to Sentry
+        # when configured), then exit 1 so systemd's Restart=on-failure acts.
+        structlog.get_logger("baolife").exception("crashed")
+        return 1
     finally:
+        notifier.close()
         writer.close()
 
 

@@ -11,6 +11,7 @@ setting and the reason; the CLI prints it and exits with status 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -80,6 +81,24 @@ def _text(raw: Any) -> str:
     return str(raw)
 
 
+def _networks(raw: Any) -> tuple[Any, ...]:
+    items = raw if isinstance(raw, list) else [x for x in str(raw).replace(",", " ").split() if x]
+    try:
+        return tuple(ipaddress.ip_network(str(x).strip(), strict=False) for x in items)
+    except ValueError as exc:
+        raise ValueError(f"must be IP addresses or networks separated by commas ({exc})") from None
+
+
+def _parse_dsn(raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname or not parts.path.strip("/"):
+        raise ValueError("must be a Sentry DSN, https://KEY@HOST/PROJECT, or empty")
+    return text
+
+
 def _flag(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -130,6 +149,9 @@ _SPECS: dict[str, _Spec] = {
         _number(int, 1, 100000), 50, "messages dropped for rate in a row before the connection is closed 1008"
     ),
     "max_message_bytes": _Spec(_number(int, 256, 1_048_576), 4096, "largest inbound message; larger closes with 1009"),
+    "trusted_proxies": _Spec(
+        _networks, "", "comma-separated IPs or networks of front proxies whose X-Forwarded-For names the client"
+    ),
     "login_timeout": _Spec(_number(float, 0.1, 3600), 10.0, "seconds to log in before close 1008"),
     "idle_timeout": _Spec(
         _number(float, 1, 86400), 300.0, "seconds without a client message before bye idle and close 4001"
@@ -156,11 +178,27 @@ _SPECS: dict[str, _Spec] = {
     "ai_daily_budget": _Spec(_number(float, 0, 1e9), 5.0, "upstream spend per UTC day, in the currency of the prices"),
     "ai_price_in": _Spec(_number(float, 0, 1e6), 0.00015, "price per 1K input tokens"),
     "ai_price_out": _Spec(_number(float, 0, 1e6), 0.0006, "price per 1K output tokens"),
+    "ai_retries": _Spec(
+        _number(int, 0, 2), 2, "retries of an NPC reply call (timeouts, connection errors, 429, 5xx only)"
+    ),
+    "ai_cache_size": _Spec(_number(int, 0, 10_000_000), 10000, "cached greeting and small-talk replies (LRU)"),
+    "ai_cache_ttl": _Spec(
+        _number(float, 1, 604800), 86400.0, "seconds a cached small-talk reply is served (it holds nothing private)"
+    ),
+    "ai_breaker_failures": _Spec(
+        _number(int, 1, 1000), 5, "NPC reply jobs failing upstream in a row that open the circuit breaker"
+    ),
+    "ai_breaker_cooldown": _Spec(
+        _number(float, 0.1, 3600), 10.0, "seconds the breaker stays open before one probe call"
+    ),
     "log_format": _Spec(
         _choice("auto", "json", "console"), "auto", "log format: json, console, or auto (console on a TTY)"
     ),
     "log_level": _Spec(_choice("debug", "info", "warning", "error"), "info", "lowest log level written"),
-    "sentry_dsn": _Spec(_text, "", "Sentry DSN for error tracking; empty disables it"),
+    "summary_interval": _Spec(
+        _number(float, 1, 86400), 60.0, "seconds between summary log lines (and systemd STATUS updates)"
+    ),
+    "sentry_dsn": _Spec(_parse_dsn, "", "Sentry DSN for error tracking (needs baolife[sentry]); empty disables it"),
     "tls_cert": _Spec(_text, "", "PEM certificate chain; with tls_key the WebSocket listener speaks TLS"),
     "tls_key": _Spec(_text, "", "PEM private key for tls_cert"),
     "seed": _Spec(_number(int, -1, 2**63 - 1), -1, "random seed of the game world; -1 draws one at start"),
@@ -190,6 +228,7 @@ class Settings:
     max_connections: int
     conn_per_ip: int
     register_per_ip_hour: int
+    trusted_proxies: tuple[Any, ...]
     msg_rate: float
     msg_burst: int
     rate_strikes: int
@@ -212,8 +251,14 @@ class Settings:
     ai_daily_budget: float
     ai_price_in: float
     ai_price_out: float
+    ai_retries: int
+    ai_cache_size: int
+    ai_cache_ttl: float
+    ai_breaker_failures: int
+    ai_breaker_cooldown: float
     log_format: str
     log_level: str
+    summary_interval: float
     sentry_dsn: str
     tls_cert: str
     tls_key: str
@@ -226,8 +271,18 @@ class Settings:
         return _build({name: spec.default for name, spec in _SPECS.items()} | overrides, {})
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` (already parsed values)."""
-        return attrs.evolve(self, **changes)
+        """A copy with ``changes``. A string value is parsed and checked like
+        an environment value; other values must already be of the field's type."""
+        parsed = {}
+        for name, value in changes.items():
+            spec = _SPECS.get(name)
+            if spec is None:
+                raise ConfigError(f"{name}: unknown setting")
+            try:
+                parsed[name] = spec.parse(value) if isinstance(value, str) else value
+            except ValueError as exc:
+                raise ConfigError(f"{name}={value!r}: {exc}") from None
+        return attrs.evolve(self, **parsed)
 
 
 def _redact(url: Any) -> Any:

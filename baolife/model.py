@@ -48,6 +48,8 @@ class Limits:
     npc_memory: int = 20
     scheduled: int = 16
     summary_chars: int = 400
+    # Characters of one remembered turn (all the NPC prompt uses of it).
+    turn_chars: int = 300
 
 
 LIMITS = Limits()

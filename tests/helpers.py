@@ -6,11 +6,12 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import orjson
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from baolife.app import App
@@ -27,6 +28,41 @@ async def running_app(settings: Settings, **kwargs: Any) -> AsyncIterator[App]:
             yield app
         finally:
             app.request_shutdown()
+
+
+@asynccontextmanager
+async def closing_transport(
+    connecting: AbstractAsyncContextManager[WebSocketConnection],
+) -> AsyncIterator[WebSocketConnection]:
+    """``open_websocket_url(...)`` whose TCP stream is surely closed at the end.
+
+    trio-websocket 0.12 leaves a client's socket open when the *server* ends
+    the close handshake and then the TCP connection (the reader sees EOF in
+    state CLOSED and stops without closing the stream; aclose() then finds
+    the connection closed and returns): the socket leaks and a
+    ResourceWarning fails the test under ``-W error``. The stream is closed
+    after trio-websocket's own exit, so a client-side close handshake still
+    happens first.
+    """
+    opened: WebSocketConnection | None = None
+    try:
+        async with connecting as ws:
+            opened = ws
+            yield ws
+    finally:
+        if opened is not None:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(opened._stream)
+
+
+def metric_samples(body: bytes | str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A /metrics body as {(sample name, sorted label pairs): value}."""
+    text = body.decode() if isinstance(body, bytes) else body
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
 
 
 class FrameRuleBroken(AssertionError):
@@ -46,11 +82,14 @@ class Client:
         self._ids = itertools.count(1)
         self._last_seq = 0
         self._last_tick = -1
+        self.view: dict[str, Any] = {}
 
     @classmethod
     @asynccontextmanager
     async def connect(cls, port: int, path: str = "/ws") -> AsyncIterator[Client]:
-        async with open_websocket_url(f"ws://127.0.0.1:{port}{path}", message_queue_size=100_000) as ws:
+        async with closing_transport(
+            open_websocket_url(f"ws://127.0.0.1:{port}{path}", message_queue_size=100_000)
+        ) as ws:
             yield cls(ws)
 
     async def send(self, kind: str, **fields: Any) -> int:
@@ -66,7 +105,40 @@ class Client:
         self._check(frame)
         self.frames.append(frame)
         self.ops.extend(frame["ops"])
+        for op in frame["ops"]:
+            self._track(op)
         return frame
+
+    def _track(self, op: dict[str, Any]) -> None:
+        """Keep :attr:`view`: the welcome snapshot with every state op applied."""
+        if op["op"] == "welcome":
+            self.view = dict(op["snapshot"])
+            self.view["stats"] = dict(self.view["stats"])
+            self.view["npcs"] = [dict(n) for n in self.view["npcs"]]
+            self.view["prompts"] = list(self.view["prompts"])
+            self.view["feed"] = list(self.view["feed"])
+        elif not self.view:
+            return
+        elif op["op"] == "state":
+            for key, value in op.items():
+                if key == "stats":
+                    self.view["stats"].update(value)
+                elif key != "op":
+                    self.view[key] = value
+        elif op["op"] == "npc":
+            npc = {k: v for k, v in op.items() if k != "op"}
+            npcs = self.view["npcs"]
+            index = next((i for i, n in enumerate(npcs) if n["id"] == npc["id"]), None)
+            if index is None:
+                npcs.append(npc)
+            else:
+                npcs[index] = npc
+        elif op["op"] == "prompt":
+            self.view["prompts"].append({k: v for k, v in op.items() if k != "op"})
+        elif op["op"] == "prompt_closed":
+            self.view["prompts"] = [p for p in self.view["prompts"] if p["id"] != op["id"]]
+        elif op["op"] == "feed":
+            self.view["feed"].append(op["text"])
 
     def _check(self, frame: dict[str, Any]) -> None:
         if frame.get("type") != "frame" or not isinstance(frame.get("ops"), list):
@@ -122,3 +194,69 @@ class Client:
         except ConnectionClosed as exc:
             assert exc.reason is not None
             return exc.reason.code
+
+
+def same_life(view: dict[str, Any], snapshot: dict[str, Any]) -> None:
+    """Assert a welcome snapshot holds the life a client last saw (prompt
+    deadlines aside: they are recomputed for the new connection)."""
+    for key in ("name", "life", "alive", "age_days", "stats", "money", "job", "education", "actions"):
+        assert snapshot[key] == view[key], (key, snapshot[key], view[key])
+    assert snapshot["npcs"] == view["npcs"], (snapshot["npcs"], view["npcs"])
+    assert [p["id"] for p in snapshot["prompts"]] == [p["id"] for p in view["prompts"]]
+    assert snapshot["feed"] == view["feed"][-len(snapshot["feed"]) :]
+
+
+class RawClient:
+    """A hand-driven WebSocket client (wsproto over a TCP stream) for what a
+    well-behaved client library will not do: ignore pings, never read, send
+    broken frames, send headers of our choosing."""
+
+    def __init__(self, stream: trio.SocketStream, ws: Any) -> None:
+        self.stream = stream
+        self.ws = ws
+
+    @classmethod
+    async def handshake(
+        cls, port: int, path: str = "/ws", headers: list[tuple[bytes, bytes]] | None = None, rcvbuf: int | None = None
+    ) -> tuple[int, RawClient]:
+        """Connect and shake hands; (HTTP status, client). 101 means accepted;
+        on any other status the stream is already closed."""
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, RejectConnection, Request
+
+        sock = trio.socket.socket()
+        if rcvbuf is not None:
+            import socket as stdsocket
+
+            sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, rcvbuf)
+        await sock.connect(("127.0.0.1", port))
+        stream = trio.SocketStream(sock)
+        ws = WSConnection(ConnectionType.CLIENT)
+        await stream.send_all(ws.send(Request(host="127.0.0.1", target=path, extra_headers=headers or [])))
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                await stream.aclose()
+                raise AssertionError("closed during the handshake")
+            ws.receive_data(data)
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    return 101, cls(stream, ws)
+                if isinstance(event, RejectConnection):
+                    await stream.aclose()
+                    return event.status_code, cls(stream, ws)
+
+    async def send_text(self, text: str) -> None:
+        from wsproto.events import TextMessage
+
+        await self.stream.send_all(self.ws.send(TextMessage(data=text)))
+
+    async def aclose(self) -> None:
+        await trio.aclose_forcefully(self.stream)
+
+
+async def handshake_status(port: int, path: str = "/ws", headers: list[tuple[bytes, bytes]] | None = None) -> int:
+    """The HTTP status of a WebSocket handshake (101 when accepted); closes it."""
+    status, raw = await RawClient.handshake(port, path, headers)
+    await raw.aclose()
+    return status

@@ -63,14 +63,14 @@ def _converter() -> cattrs.Converter:
 _CONV = _converter()
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path, rel: str) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except OSError as exc:
-        raise ContentError(f"{path.name}: cannot read: {exc.strerror}") from None
+        raise ContentError(f"{rel}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ContentError(f"{path.name}: not valid TOML: {exc}") from None
+        raise ContentError(f"{rel}: not valid TOML: {exc}") from None
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
@@ -104,6 +104,11 @@ def _collect(cls: type, items: list[dict[str, Any]], kind: str, rel: str, into: 
         into[obj.id] = obj
 
 
+def _load_file(base: Path, rel: str, key: str, cls: type, into: dict[str, Any]) -> None:
+    """Read the ``[[key]]`` items of the file ``rel`` into ``into``, by id."""
+    _collect(cls, _items(_read(base / rel, rel), key, rel), key, rel, into)
+
+
 def load(folder: Path | str | None = None) -> Content:
     """Load and validate all content from ``folder`` (default: the package's).
 
@@ -111,7 +116,7 @@ def load(folder: Path | str | None = None) -> Content:
         ContentError: the first problem found, naming the file and the id.
     """
     base = Path(folder) if folder is not None else DEFAULT_DIR
-    world_doc = _read(base / "world.toml")
+    world_doc = _read(base / "world.toml", "world.toml")
     if set(world_doc) - {"world", "names"}:
         raise ContentError(f"world.toml: unknown top-level key(s) {sorted(set(world_doc) - {'world', 'names'})}")
     world = _build(World, world_doc.get("world", {}), "world.toml: [world]")
@@ -122,20 +127,15 @@ def load(folder: Path | str | None = None) -> Content:
     if not event_files:
         raise ContentError(f"events/: no event files in {base / 'events'}")
     for path in event_files:
-        rel = f"events/{path.name}"
-        _collect(Event, _items(_read(path), "event", rel), "event", rel, events)
+        _load_file(base, f"events/{path.name}", "event", Event, events)
     actions: dict[str, Action] = {}
-    _collect(Action, _items(_read(base / "actions.toml"), "action", "actions.toml"), "action", "actions.toml", actions)
+    _load_file(base, "actions.toml", "action", Action, actions)
     jobs: dict[str, Job] = {}
-    _collect(Job, _items(_read(base / "jobs.toml"), "job", "jobs.toml"), "job", "jobs.toml", jobs)
+    _load_file(base, "jobs.toml", "job", Job, jobs)
     levels: dict[str, Level] = {}
-    _collect(
-        Level, _items(_read(base / "education.toml"), "level", "education.toml"), "level", "education.toml", levels
-    )
+    _load_file(base, "education.toml", "level", Level, levels)
     personas: dict[str, Persona] = {}
-    _collect(
-        Persona, _items(_read(base / "personas.toml"), "persona", "personas.toml"), "persona", "personas.toml", personas
-    )
+    _load_file(base, "personas.toml", "persona", Persona, personas)
 
     content = Content(
         world=world, names=names, events=events, actions=actions, jobs=jobs, levels=levels, personas=personas

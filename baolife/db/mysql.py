@@ -111,6 +111,12 @@ async def _open(options: MysqlOptions) -> Conn:
     return conn
 
 
+async def _send(cur: Any, text: str, args: Sequence[object], bound: float, mariadb: bool) -> None:
+    """Execute ``text`` with ``args`` as parameters, bounded on the server."""
+    statement, params = bounded(text, args, bound, mariadb)
+    await cur.execute(statement, params)
+
+
 async def _guarded(conn: Conn, body: Callable[..., Awaitable[T]], args: Sequence[Any]) -> T:
     """Run ``body(conn, *args)``; on any exception (asyncio's cancel included)
     close the connection before it can be reused."""
@@ -123,13 +129,13 @@ async def _guarded(conn: Conn, body: Callable[..., Awaitable[T]], args: Sequence
 
 async def _ping(conn: Conn, bound: float) -> None:
     cur = await conn.cursor()
-    await cur.execute(*bounded(sql.PING, (), bound, _is_mariadb(conn)))
+    await _send(cur, sql.PING, (), bound, _is_mariadb(conn))
     await cur.fetchall()
 
 
 async def _find_account(conn: Conn, bound: float, token_hash: bytes) -> int | None:
     cur = await conn.cursor()
-    await cur.execute(*bounded(sql.FIND_ACCOUNT, (token_hash,), bound, _is_mariadb(conn)))
+    await _send(cur, sql.FIND_ACCOUNT, (token_hash,), bound, _is_mariadb(conn))
     row = await cur.fetchone()
     return None if row is None else int(row[0])
 
@@ -138,9 +144,9 @@ async def _create_account(conn: Conn, bound: float, name: str, token_hash: bytes
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
     await cur.execute("BEGIN")
-    await cur.execute(*bounded(sql.CREATE_ACCOUNT, (token_hash, name, now), bound, mariadb))
+    await _send(cur, sql.CREATE_ACCOUNT, (token_hash, name, now), bound, mariadb)
     pid = int(cur.lastrowid)
-    await cur.execute(*bounded(sql.CREATE_PLAYER, (pid, now), bound, mariadb))
+    await _send(cur, sql.CREATE_PLAYER, (pid, now), bound, mariadb)
     await cur.execute("COMMIT")
     return pid
 
@@ -149,9 +155,9 @@ async def _claim(conn: Conn, bound: float, player_id: int) -> Claim:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
     await cur.execute("BEGIN")
-    await cur.execute(*bounded(sql.CLAIM_BUMP, (player_id,), bound, mariadb))
+    await _send(cur, sql.CLAIM_BUMP, (player_id,), bound, mariadb)
     bumped = cur.rowcount
-    await cur.execute(*bounded(sql.CLAIM_READ, (player_id,), bound, mariadb))
+    await _send(cur, sql.CLAIM_READ, (player_id,), bound, mariadb)
     row = await cur.fetchone()
     if bumped != 1 or row is None:
         await cur.execute("ROLLBACK")
@@ -180,7 +186,7 @@ async def _save(conn: Conn, bound: float, rows: list[SaveRow], now: int) -> set[
     # saving overlapping batches queue rather than deadlock) and read the
     # owner epochs; a claim by another process now waits for our commit.
     ids = [row.player_id for row in rows]
-    await cur.execute(*bounded(sql.lock_epochs_statement(len(ids)), ids, bound, mariadb))
+    await _send(cur, sql.lock_epochs_statement(len(ids)), ids, bound, mariadb)
     stored = {int(pid): int(epoch) for pid, epoch in await cur.fetchall()}
     accepted = [row for row in rows if stored.get(row.player_id) == row.epoch]
     for part in sql.split_by_size([len(row.state) for row in accepted], STATEMENT_BYTES):
@@ -188,19 +194,19 @@ async def _save(conn: Conn, bound: float, rows: list[SaveRow], now: int) -> set[
         for i in part:
             row = accepted[i]
             params += (row.player_id, row.state.hex(), sql.CODEC_COMPRESSED, row.schema_version, row.epoch, now)
-        await cur.execute(*bounded(sql.save_statement(len(part)), params, bound, mariadb))
+        await _send(cur, sql.save_statement(len(part)), params, bound, mariadb)
     await cur.execute("COMMIT")
     return {row.player_id for row in rows if stored.get(row.player_id) != row.epoch}
 
 
 async def _add_ai_usage(conn: Conn, bound: float, day: str, player_id: int, calls: int, cost: float) -> None:
     cur = await conn.cursor()
-    await cur.execute(*bounded(sql.ADD_AI_USAGE, (day, player_id, calls, cost), bound, _is_mariadb(conn)))
+    await _send(cur, sql.ADD_AI_USAGE, (day, player_id, calls, cost), bound, _is_mariadb(conn))
 
 
 async def _ai_usage(conn: Conn, bound: float, day: str) -> tuple[dict[int, int], float]:
     cur = await conn.cursor()
-    await cur.execute(*bounded(sql.AI_USAGE, (day,), bound, _is_mariadb(conn)))
+    await _send(cur, sql.AI_USAGE, (day,), bound, _is_mariadb(conn))
     rows = await cur.fetchall()
     return {int(r[0]): int(r[1]) for r in rows}, float(sum(r[2] for r in rows))
 
@@ -346,11 +352,11 @@ class MysqlStore:
         return StoreStatistics(
             kind=self.kind,
             pool_size=pool.size,
-            connections_open=pool.open,
-            connections_in_use=pool.in_use,
-            waiting=pool.waiting,
-            borrows=pool.borrows,
-            wait_seconds=pool.wait_seconds,
+            pool_open=pool.open,
+            pool_in_use=pool.in_use,
+            pool_waiting=pool.waiting,
+            pool_acquires=pool.borrows,
+            pool_wait_seconds=pool.wait_seconds,
             calls=self._stats.calls,
             call_seconds=self._stats.seconds,
             call_buckets=self._stats.cumulative(),

@@ -84,23 +84,25 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class StoreStatistics:
     """A store's connections and calls, read at scrape time.
 
-    ``pool_size`` bounds ``connections_open`` (lent + idle + opening);
-    ``waiting`` counts calls waiting for a connection; ``wait_seconds`` sums
-    their waits over ``borrows``. A *call* is one store method call (one or
-    a few statements, one transaction at most): ``calls`` and
-    ``call_seconds`` count all of them, ``call_buckets`` are the cumulative
-    counts per :data:`LATENCY_BUCKETS`, ``failures`` those that did not
-    return (an error, a timeout or a cancel), ``timeouts`` those that ran out
-    of the store's own time limit.
+    ``pool_size`` bounds ``pool_open`` (connections lent, idle or being
+    opened); ``pool_in_use`` are lent now; ``pool_waiting`` counts calls
+    waiting for a connection; ``pool_wait_seconds`` sums their waits over
+    ``pool_acquires``. A *call* is one store method call (one or a few
+    statements, one transaction at most): ``calls`` and ``call_seconds``
+    count all of them, ``call_buckets`` are the cumulative counts per
+    :data:`LATENCY_BUCKETS`, ``failures`` those that did not return (an
+    error, a timeout or a cancel), ``timeouts`` those that ran out of the
+    store's own time limit. The ``pool_*`` fields and ``timeouts`` are
+    exported as metrics (``_STORE_OPTIONAL`` in baolife/app.py).
     """
 
     kind: str
     pool_size: int
-    connections_open: int
-    connections_in_use: int
-    waiting: int
-    borrows: int
-    wait_seconds: float
+    pool_open: int
+    pool_in_use: int
+    pool_waiting: int
+    pool_acquires: int
+    pool_wait_seconds: float
     calls: int
     call_seconds: float
     call_buckets: tuple[int, ...]

@@ -38,6 +38,7 @@ class RegistrationLimiter:
 
     def __init__(self, per_hour: int, max_addresses: int = 100_000) -> None:
         self.per_hour = per_hour
+        self.refused = 0
         self._seen: cachetools.LRUCache[str, deque[float]] = cachetools.LRUCache(max_addresses)
 
     def allow(self, address: str, now: float) -> bool:
@@ -47,6 +48,7 @@ class RegistrationLimiter:
         while stamps and now - stamps[0] >= 3600.0:
             stamps.popleft()
         if len(stamps) >= self.per_hour:
+            self.refused += 1
             return False
         stamps.append(now)
         return True
@@ -104,5 +106,6 @@ class Auth:
             self._refuse(session, "invalid_token", "no player has that token", cmd.ref)
             return
         entry = await self.directory.acquire(pid)
-        if not self.inbox.put(Attach(session, entry.player, ref=cmd.ref)):
+        resume = cmd.last_seq if isinstance(cmd, wire.Resume) else None
+        if not self.inbox.put(Attach(session, entry.player, ref=cmd.ref, resume=resume)):
             self.directory.release(pid)

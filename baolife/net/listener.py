@@ -8,12 +8,19 @@ ends that connection only. The sweeper, one task for all connections,
 closes those that did not log in within ``login_timeout`` (1008), says
 ``bye`` idle to those silent for ``idle_timeout`` (4001), and pings quiet
 peers, dropping those that do not answer.
+
+Behind a front proxy every peer is the proxy: when the peer is within
+``trusted_proxies``, the client's address is the right-most entry of the
+handshake's ``X-Forwarded-For`` that is not itself a trusted proxy (see
+:func:`client_address`), so per-IP limits and logs see players, not the proxy.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from collections import Counter
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -23,6 +30,7 @@ import trio
 
 from .. import protocol as wire
 from ..config import Settings
+from ..obs import Deferred
 from ..tick.loop import Deliver, Detach, Inbox, Kick, TickLoop
 from .auth import Auth
 from .session import CLOSE_WAIT, Session
@@ -61,6 +69,49 @@ class ListenerStatistics:
     max_queued_frames: int
 
 
+def client_address(peer: str, headers: Iterable[tuple[bytes, bytes]], trusted: tuple[Any, ...]) -> str:
+    """The address per-IP limits count: the TCP peer, unless the peer is a
+    trusted front proxy; then the right-most address of X-Forwarded-For that
+    is not itself a trusted proxy. Nothing a client sends directly can
+    change its address."""
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops: list[str] = []
+    for name, value in headers:
+        if name.lower() == b"x-forwarded-for":
+            hops.extend(h.strip() for h in value.decode("latin-1").split(","))
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
+
+
+def _within(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+async def _linger(stream: trio.abc.Stream) -> None:
+    """Close gracefully: send FIN after everything written, then read and drop
+    what the peer still sends, briefly. Closing a socket with unread input
+    makes the kernel send RST, and an RST can make the peer discard our last
+    frames (a bye, the close frame) before it reads them."""
+    with trio.move_on_after(CLOSE_WAIT):
+        try:
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
+            while await stream.receive_some(65536):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            return
+
+
 def _peer(stream: trio.abc.Stream) -> str:
     inner = getattr(stream, "transport_stream", stream)
     sock = getattr(inner, "socket", None)
@@ -88,7 +139,7 @@ class WsListener:
         self.inbound: Counter[str] = Counter()
         self._accept_scope = trio.CancelScope()
         self._conns: trio.Nursery | None = None
-        self._empty = trio.Event()
+        self._changed = trio.Event()
 
     def statistics(self) -> ListenerStatistics:
         frames = [s.queued_frames for s in self.sessions]
@@ -128,6 +179,12 @@ class WsListener:
                     task_status.started(self.port)
         log.info("ws_listener_stopped")
 
+    async def wait_connections(self, at_most: int) -> None:
+        """Return once at most ``at_most`` connections are open."""
+        while len(self.sessions) > at_most:
+            self._changed = trio.Event()
+            await self._changed.wait()
+
     def stop_accepting(self) -> None:
         """Close the listening sockets; open connections go on."""
         self.draining = True
@@ -137,9 +194,7 @@ class WsListener:
         """Wait up to ``grace`` seconds for every connection to end, then cut the
         rest. Returns how many had to be cut."""
         with trio.move_on_after(grace):
-            while self.sessions:
-                self._empty = trio.Event()
-                await self._empty.wait()
+            await self.wait_connections(0)
         left = len(self.sessions)
         if self._conns is not None:
             self._conns.cancel_scope.cancel()
@@ -156,6 +211,7 @@ class WsListener:
             with trio.move_on_after(HANDSHAKE_TIMEOUT):
                 request = await conn.handshake()
                 if request is not None:
+                    remote = client_address(remote, request.extra_headers, self.settings.trusted_proxies)
                     session = await self._admit(conn, request.target, remote)
             if session is None:
                 return
@@ -167,6 +223,8 @@ class WsListener:
             if session is not None:
                 self._forget(session, failed)
             with trio.CancelScope(shield=True):
+                if session is not None and session.state != "dead" and not failed:
+                    await _linger(stream)
                 await trio.aclose_forcefully(stream)
 
     async def _admit(self, conn: WsConnection, target: str, remote: str) -> Session | None:
@@ -199,6 +257,8 @@ class WsListener:
         return session
 
     def _forget(self, session: Session, failed: bool) -> None:
+        # Before the stream closes: its descriptor number may be reused at once.
+        session.release_socket()
         self.sessions.discard(session)
         self.per_ip[session.remote] -= 1
         if self.per_ip[session.remote] <= 0:
@@ -222,11 +282,11 @@ class WsListener:
             bytes=session.bytes_sent,
             seconds=round(trio.current_time() - session.connected_at, 1),
         )
-        if not self.sessions:
-            self._empty.set()
+        self._changed.set()
 
     async def _serve(self, session: Session) -> None:
-        with structlog.contextvars.bound_contextvars(session=session.id):
+        # player: whoever this connection is logged in as when a line is written.
+        with structlog.contextvars.bound_contextvars(session=session.id, player=Deferred(lambda: session.player_id)):
             async with trio.open_nursery() as nursery:
                 session.cancel_scope = nursery.cancel_scope
                 nursery.start_soon(self._write, session, nursery.cancel_scope)

@@ -1,15 +1,25 @@
 """A logged-in (or logging-in) connection as the tick loop sees it.
 
-The tick loop hands frames to :meth:`Session.send_frame`, which queues them
-for the connection's writer task without waiting. The queue is bounded in
-frames and in bytes; a client that lets it fill is a slow client and is
-dropped at once (:meth:`Session.abort`), so it can neither delay the tick
-nor hold memory.
+The tick loop hands frames to :meth:`Session.send_frame`, which never waits:
+
+* fast path: when nothing is waiting for this connection's writer, the frame
+  is written straight to the socket with a non-blocking ``write``; a socket
+  with room takes it whole (the common case: one syscall, no task switch);
+* otherwise (or for what the socket did not take) the frame is queued for
+  the connection's writer task, which sends in order.
+
+The queue is bounded in frames and in bytes; a client that lets it fill is a
+slow client and is dropped at once (:meth:`Session.abort`), so it can neither
+delay the tick nor hold memory. The fast path needs the socket's file
+descriptor, so it exists only for plain TCP (not TLS) and is switched off
+(:meth:`Session.release_socket`) before the stream is closed, since a closed
+descriptor's number can be reused by the next connection.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Literal
 
 import attrs
@@ -33,6 +43,12 @@ class _Close:
     await_reply: bool
 
 
+@attrs.frozen
+class _Data:
+    data: bytes
+    frame: bool  # a game frame (counted against the queue bounds), not a control frame
+
+
 class Session:
     """One WebSocket connection: its outbound queue, its writer, its limits."""
 
@@ -53,6 +69,7 @@ class Session:
         self.queued_bytes = 0
         self.frames_sent = 0
         self.bytes_sent = 0
+        self.direct_writes = 0
         self.messages = 0
         now = trio.current_time()
         self.connected_at = now
@@ -65,7 +82,11 @@ class Session:
         self._tokens_at = now
         self.strikes = 0
         self.cancel_scope: trio.CancelScope | None = None
-        self._send, self._recv = trio.open_memory_channel[bytes | _Close](max_frames + _CONTROL_SLACK)
+        # Items queued for the writer or being written by it; the fast path
+        # is open only at zero, so nothing overtakes what is queued.
+        self._pending = 0
+        self._fd = _socket_fd(conn.stream)
+        self._send, self._recv = trio.open_memory_channel[_Data | _Close](max_frames + _CONTROL_SLACK)
         conn.control = self.send_control
 
     def __repr__(self) -> str:
@@ -74,14 +95,28 @@ class Session:
     # ----------------------------------------------------------------- called by the tick loop
 
     def send_frame(self, frame: bytes) -> bool:
-        """Queue one encoded frame. Never blocks; a full queue drops the client."""
+        """Send or queue one encoded frame. Never blocks; a full queue drops the client."""
         if self.state != "open":
             return False
         data = text_frame(frame)
+        if self._pending == 0 and self._fd is not None:
+            try:
+                written = os.write(self._fd, data)
+            except BlockingIOError:
+                written = 0
+            except OSError as exc:
+                self.abort(f"lost: {exc.strerror}")
+                return False
+            self.bytes_sent += written
+            if written == len(data):
+                self.frames_sent += 1
+                self.direct_writes += 1
+                return True
+            data = data[written:]  # the rest of this frame goes first through the writer
         if self.queued_frames >= self.max_frames or self.queued_bytes + len(data) > self.max_bytes:
             self.abort("slow_client: outbound queue full")
             return False
-        self._send.send_nowait(data)
+        self._put(_Data(data, frame=True))
         self.queued_frames += 1
         self.queued_bytes += len(data)
         return True
@@ -100,7 +135,7 @@ class Session:
         """Queue a control frame the reader must send (pong, close reply)."""
         if self.state == "dead" or not data:
             return
-        self._put(data)
+        self._put(_Data(data, frame=False))
 
     def finish(self) -> None:
         """The reader is done (close handshake or failure): the writer sends
@@ -125,15 +160,21 @@ class Session:
         self.strikes = 0
         return True
 
-    def _put(self, item: bytes | _Close) -> None:
+    def _put(self, item: _Data | _Close) -> None:
         try:
             self._send.send_nowait(item)
         except trio.WouldBlock:
             self.abort("slow_client: control queue full")
-        except trio.ClosedResourceError:
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
             return  # the writer has finished: nothing more goes out
+        self._pending += 1
 
     # ----------------------------------------------------------------- teardown
+
+    def release_socket(self) -> None:
+        """Stop writing to the socket directly (call before closing the stream)."""
+        self._fd = None
 
     def abort(self, reason: str) -> None:
         """Drop the connection now, without a close handshake."""
@@ -141,20 +182,22 @@ class Session:
             return
         self.state = "dead"
         self.abort_reason = reason
+        self._fd = None
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
 
     async def write_loop(self) -> None:
-        """The writer task: the only writer of this connection's stream."""
+        """The writer task: sends what the fast path could not, in order."""
         async with self._recv:
             async for item in self._recv:
-                if isinstance(item, bytes):
-                    await self.conn.send(item)
-                    if item[0] == 0x81:
-                        self.queued_frames = max(0, self.queued_frames - 1)
-                        self.queued_bytes = max(0, self.queued_bytes - len(item))
+                if isinstance(item, _Data):
+                    await self.conn.send(item.data)
+                    self._pending -= 1
+                    if item.frame:
+                        self.queued_frames -= 1
+                        self.queued_bytes -= len(item.data)
                         self.frames_sent += 1
-                        self.bytes_sent += len(item)
+                        self.bytes_sent += len(item.data)
                     continue
                 if item.code:
                     data = self.conn.close_frame(item.code, item.reason)
@@ -163,4 +206,25 @@ class Session:
                 if item.await_reply:
                     with trio.move_on_after(CLOSE_WAIT):
                         await self.conn.peer_closed.wait()
+                await self._send_queued_close_reply()
                 return
+
+    async def _send_queued_close_reply(self) -> None:
+        # If the peer started closing at the same time as we did, the reader
+        # has queued the reply to its close frame behind our close item; that
+        # reply is the close frame the peer waits for. Nothing but a close
+        # frame may follow a close, so only those are sent.
+        while True:
+            try:
+                item = self._recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            if isinstance(item, _Data) and not item.frame and item.data[:1] == b"\x88":
+                await self.conn.send(item.data)
+
+
+def _socket_fd(stream: trio.abc.Stream) -> int | None:
+    """The descriptor of a plain TCP stream (None for TLS and test streams)."""
+    if isinstance(stream, trio.SocketStream):
+        return stream.socket.fileno()
+    return None

@@ -26,6 +26,7 @@ import attrs
 from .. import protocol as wire
 from ..content.schema import Content, Event
 from ..model import LIMITS, Player, Prompt, Turn
+from .memory import remember
 from .registry import EventRegistry
 from .rules import ONCE, Rules, Unit
 
@@ -109,10 +110,13 @@ class World:
 
     # ----------------------------------------------------------------- presence
 
-    def join(self, player: Player, tick: int, *, ref: Any = None, token: str | None = None) -> None:
+    def join(
+        self, player: Player, tick: int, *, ref: Any = None, token: str | None = None, welcome: bool = True
+    ) -> None:
         """Put ``player`` online (if not already) and queue ``welcome`` (after
-        ``registered`` when ``token`` is given). The player's day boundary goes
-        to the least-loaded tick offset, spreading daily work evenly."""
+        ``registered`` when ``token`` is given; none when ``welcome`` is False,
+        for a resume that replays instead). The player's day boundary goes to
+        the least-loaded tick offset, spreading daily work evenly."""
         pid = player.id
         if pid not in self.players:
             self.players[pid] = player
@@ -123,7 +127,8 @@ class World:
         if token is not None:
             ops.append(wire.Registered(player=pid, token=token, ref=ref))
         self._actions[pid] = self._available(player)
-        ops.append(wire.Welcome(player=pid, snapshot=self.snapshot(player, tick), ref=ref))
+        if welcome:
+            ops.append(wire.Welcome(player=pid, snapshot=self.snapshot(player, tick), ref=ref))
 
     def leave(self, pid: int) -> None:
         """Take the player offline: their clock stops; pending ops are dropped."""
@@ -318,7 +323,7 @@ class World:
             return self._error(u, "busy", "NPC replies are backed up; try again in a moment", cmd.ref)
         u.ops.append(wire.Ack(ref=cmd.ref))
         self.saying.add(p.id)
-        _remember(npc.memory, Turn(who="player", text=cmd.text))
+        remember(npc, Turn(who="player", text=cmd.text))
         self.changed.add(p.id)
 
     def npc_reply(self, pid: int, life: int, npc_id: int, ref: Any, text: str) -> None:
@@ -329,13 +334,17 @@ class World:
         if p is None:
             return
         u = Unit(p, self.ops_for(pid))
-        npc = p.npc(npc_id) if p.life == life else None
-        if npc is not None:
-            _remember(npc.memory, Turn(who="npc", text=text))
-            if npc.closeness < 100:
-                npc.closeness += 1
-            self.changed.add(pid)
+        # The reply answers the player's message even if their life ended
+        # meanwhile, but a life that ended (or was replaced) no longer changes.
+        npc = p.npc(npc_id) if p.life == life and p.alive else None
         u.ops.append(wire.NpcSay(npc=npc_id, text=text, ref=ref))
+        if npc is not None:
+            remember(npc, Turn(who="npc", text=text))
+            if npc.closeness < 100:
+                # Talking brings people closer; the client sees it like any NPC change.
+                npc.closeness += 1
+                u.ops.append(wire.NpcOp(npc.view()))
+            self.changed.add(pid)
 
     def _new_life(self, u: Unit, cmd: wire.NewLife, tick: int) -> None:
         p = u.p
@@ -447,9 +456,3 @@ class World:
         p.prompts.append(prompt)
         self._counters.prompts_opened += 1
         u.ops.append(self._prompt_op(p, prompt, tick))
-
-
-def _remember(memory: list[Turn], turn: Turn) -> None:
-    memory.append(turn)
-    if len(memory) > LIMITS.npc_memory:
-        del memory[: len(memory) - LIMITS.npc_memory]

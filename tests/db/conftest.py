@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from baolife.db.store import Store, open_store
-
-from .mysql_admin import reset_database
+from tests.db.mysql_admin import reset_database
 
 BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
 

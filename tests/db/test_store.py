@@ -152,8 +152,8 @@ async def test_statistics_count_calls_and_connections(store: Store) -> None:
         assert after.calls == before.calls + 3
         assert after.call_seconds > before.call_seconds
         assert after.call_buckets[-1] == after.calls  # every call under 10 s
-        assert after.connections_in_use == 0 and after.waiting == 0
-        assert 1 <= after.connections_open <= after.pool_size
+        assert after.pool_in_use == 0 and after.pool_waiting == 0
+        assert 1 <= after.pool_open <= after.pool_size
         assert after.failures == before.failures
 
 

@@ -1,0 +1,317 @@
+"""NPC replies from an OpenAI-compatible LLM: cached, shared, budgeted, retried, broken.
+
+One job goes through, in order:
+
+1. **cache** - greetings and small talk (:func:`~baolife.ai.prompt.small_talk`)
+   are answered from a bounded TTL/LRU cache keyed by persona, role,
+   closeness band and intent; such a reply holds nothing private.
+2. **single-flight** - a miss joins an identical request already in flight
+   (:class:`~baolife.ai.flight.SingleFlight`), or starts one.
+3. In the flight, each attempt first asks the **breaker** (open, or a 429's
+   Retry-After not passed: fallback) and the **cost governor** (a player's
+   calls or the day's spend used up: fallback), then calls the upstream.
+4. **retries**: at most ``retries`` more attempts, only after a timeout, a
+   connection error, a 429 or a 5xx; the wait is exponential with jitter,
+   at least the Retry-After, and never past the job's deadline (the job
+   falls back at once instead of waiting for nothing). Each attempt may use
+   half of the job's time, so a hung call leaves room for one retry.
+
+Whatever happens, :meth:`LlmProvider.reply` returns a :class:`Reply` or
+raises :class:`Fallback` with the reason; the service then answers with a
+scripted line. Counters for metrics are in :meth:`LlmProvider.statistics`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import Counter
+from functools import partial
+from typing import Any
+
+import attrs
+import cachetools
+import orjson
+import structlog
+import trio
+
+from ..config import Settings
+from ..content.schema import Content
+from ..db.store import Store
+from ..tick.engine import SayJob
+from . import prompt
+from .breaker import BreakerStatistics, CircuitBreaker
+from .budget import BudgetStatistics, CostGovernor, Grant
+from .client import ChatClient, Completion, UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
+from .flight import FlightStatistics, SingleFlight
+from .reply import Fallback, Reply
+
+__all__ = ["LlmProvider", "LlmStatistics"]
+
+log = structlog.get_logger("baolife.ai")
+
+BACKOFF_BASE = 0.5
+BACKOFF_MAX = 4.0
+# 4xx statuses that say our configuration is wrong (every call will fail
+# alike): they count toward the breaker; other 4xx are about one request.
+_CONFIG_STATUSES = frozenset({401, 402, 403, 404})
+
+
+@attrs.frozen
+class LlmStatistics:
+    upstream: dict[str, int]
+    retries: int
+    cache_hits: int
+    cache_misses: int
+    cache_entries: int
+    cache_capacity: int
+    flights: FlightStatistics
+    breaker: BreakerStatistics
+    budget: BudgetStatistics
+
+
+class LlmProvider:
+    """The :class:`~baolife.ai.reply.Provider` backed by an OpenAI-compatible
+    API; see the module docstring. ``store`` receives the usage rows
+    (write-behind every ``flush_interval``); ``backoff_base`` and
+    ``backoff_max`` are seconds (benchmarks shrink them to compress time)."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        client: ChatClient,
+        content: Content,
+        governor: CostGovernor,
+        breaker: CircuitBreaker,
+        *,
+        store: Store | None,
+        model: str,
+        max_tokens: int,
+        context_turns: int,
+        retries: int,
+        timeout: float,
+        cache_size: int,
+        cache_ttl: float,
+        flush_interval: float = 5.0,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_max: float = BACKOFF_MAX,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.content = content
+        self.governor = governor
+        self.breaker = breaker
+        self.store = store
+        self.model = model
+        self.max_tokens = max_tokens
+        self.context_turns = context_turns
+        self.retries = retries
+        self.timeout = timeout
+        self.attempt_timeout = timeout / 2 if retries else timeout
+        self.flush_interval = flush_interval
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.rng = rng or random.Random()  # noqa: S311 - backoff jitter, not secrets
+        self.cache_capacity = cache_size
+        self.cache: cachetools.TTLCache[prompt.CacheKey, str] = cachetools.TTLCache(
+            maxsize=max(1, cache_size), ttl=cache_ttl, timer=trio.current_time
+        )
+        self.flights = SingleFlight()
+        self.upstream: Counter[str] = Counter()
+        self.retried = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, content: Content, store: Store | None) -> LlmProvider:
+        """The provider as ``baolife serve`` configures it."""
+        s = settings
+        client = ChatClient(s.ai_base_url, s.ai_api_key, max_connections=s.ai_workers, timeout=s.ai_timeout)
+        governor = CostGovernor(
+            player_daily_calls=s.ai_player_daily_calls,
+            daily_budget=s.ai_daily_budget,
+            price_in=s.ai_price_in,
+            price_out=s.ai_price_out,
+            pending_limit=max(10_000, s.max_loaded_players),
+        )
+        breaker = CircuitBreaker(failures=s.ai_breaker_failures, cooldown=s.ai_breaker_cooldown)
+        return cls(
+            client,
+            content,
+            governor,
+            breaker,
+            store=store,
+            model=s.ai_model,
+            max_tokens=s.ai_max_tokens,
+            context_turns=s.ai_context_turns,
+            retries=s.ai_retries,
+            timeout=s.ai_timeout,
+            cache_size=s.ai_cache_size,
+            cache_ttl=s.ai_cache_ttl,
+            flush_interval=s.save_interval,
+        )
+
+    def statistics(self) -> LlmStatistics:
+        return LlmStatistics(
+            upstream=dict(self.upstream),
+            retries=self.retried,
+            cache_hits=self.cache_hits,
+            cache_misses=self.cache_misses,
+            cache_entries=len(self.cache),
+            cache_capacity=self.cache_capacity,
+            flights=self.flights.statistics(),
+            breaker=self.breaker.statistics(),
+            budget=self.governor.statistics(),
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the HTTP client, the flights and the usage writes until
+        cancelled; then write the usage left (every flight has settled by
+        then) and close the connections."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self.flights.bind(nursery)
+                if self.store is not None:
+                    await nursery.start(partial(self.governor.run, self.store, interval=self.flush_interval))
+                else:
+                    self.governor.loaded = True  # nothing to load: a benchmark or a unit test
+                task_status.started()
+                await trio.sleep_forever()  # the nursery must stay open for flights
+        finally:
+            if self.store is not None:
+                await self.governor.close(self.store)
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                await self.client.aclose()
+
+    # ----------------------------------------------------------------- one job
+
+    async def reply(self, job: SayJob) -> Reply:
+        """The NPC's reply to ``job``; raises Fallback (see the module docstring)."""
+        persona = prompt.persona_of(self.content, job)
+        intent = prompt.small_talk(job.text, job.npc_name)
+        key: Any
+        if intent is not None:
+            key = prompt.cache_key(job, persona, intent)
+            cached = self.cache.get(key) if self.cache_capacity else None
+            if cached is not None:
+                self.cache_hits += 1
+                return Reply(cached, "cache")
+            self.cache_misses += 1
+        messages = prompt.messages_for(job, persona, context_turns=self.context_turns, intent=intent)
+        body = prompt.request_body(self.model, messages, max_tokens=self.max_tokens, user=f"player-{job.player}")
+        if intent is None:
+            # Identical means the same bytes upstream, user field aside.
+            key = hashlib.blake2b(orjson.dumps(messages), digest_size=16).digest()
+        bound = prompt.prompt_token_bound(messages)
+        # The flight runs in another task: hand it this job's deadline.
+        deadline = min(trio.current_effective_deadline(), trio.current_time() + self.timeout)
+        text, shared = await self.flights.run(key, lambda: self._flight(job.player, body, bound, deadline))
+        if intent is not None and self.cache_capacity:
+            self.cache[key] = text
+        return Reply(text, "shared" if shared else "llm")
+
+    async def _flight(self, player: int, body: dict[str, Any], bound: int, deadline: float) -> str:
+        tries = _Tries()
+        try:
+            with trio.move_on_at(deadline):
+                try:
+                    return await self._attempts(player, body, bound, tries)
+                except _Failed as exc:
+                    tries.failed = True
+                    self.breaker.failure(trio.current_time())
+                    raise Fallback(exc.reason) from None
+            raise Fallback("timeout")
+        finally:
+            # The deadline passed inside a call or a backoff wait: seen above,
+            # or as a cancel when the waiters' equal deadline fired first. A
+            # cancel before the deadline (the player left) is no verdict.
+            if tries.made and not (tries.failed or tries.succeeded) and trio.current_time() >= deadline:
+                self.breaker.failure(trio.current_time())
+
+    async def _attempts(self, player: int, body: dict[str, Any], bound: int, tries: _Tries) -> str:
+        deadline = trio.current_effective_deadline()
+        for attempt in range(self.retries + 1):
+            now = trio.current_time()
+            grant: Grant | str | None = self.breaker.allow(now)
+            if grant is None:
+                grant = self.governor.admit(player, bound, self.max_tokens)
+                if isinstance(grant, str):
+                    self.breaker.abandon()  # a probe that will not be made
+            if isinstance(grant, str):
+                # Refused before any call: nothing was tried. After a failed
+                # attempt: the job failed upstream.
+                raise _Failed(grant) if tries.made else Fallback(grant)
+            tries.made += 1
+            outcome = await self._attempt(grant, body, min(deadline, now + self.attempt_timeout))
+            if isinstance(outcome, Completion):
+                tries.succeeded = True
+                return outcome.text
+            log.debug("npc_upstream_failed", kind=outcome.kind, error=str(outcome), attempt=attempt)
+            if isinstance(outcome, UpstreamRejected) and outcome.status not in _CONFIG_STATUSES:
+                # About this one request, not the upstream's health.
+                self.breaker.abandon()
+                raise Fallback("upstream_error")
+            if not outcome.retryable:
+                raise _Failed("upstream_error")
+            reason = "rate_limited" if isinstance(outcome, UpstreamRateLimited) else "upstream_error"
+            delay = self._backoff(attempt)
+            if isinstance(outcome, UpstreamRateLimited) and outcome.retry_after is not None:
+                self.breaker.hold(trio.current_time() + outcome.retry_after)
+                delay = max(delay, outcome.retry_after)
+            if attempt == self.retries or trio.current_time() + delay >= deadline:
+                raise _Failed(reason)  # no retry left, or waiting would outlast the job: answer now
+            self.retried += 1
+            await trio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+    async def _attempt(self, grant: Grant, body: dict[str, Any], until: float) -> Completion | UpstreamError:
+        """One upstream call, settled with the governor however it ends."""
+        outcome: Completion | UpstreamError | None = None
+        try:
+            with trio.move_on_at(until):
+                outcome = await self.client.complete(body)
+            if outcome is None:
+                outcome = UpstreamTimeout("attempt timed out", maybe_billed=True)
+        except UpstreamError as exc:
+            outcome = exc
+        finally:
+            if isinstance(outcome, Completion):
+                self.governor.settle(grant, outcome.prompt_tokens, outcome.completion_tokens)
+                self.upstream["ok"] += 1
+                self.breaker.success()
+            elif isinstance(outcome, UpstreamError):
+                if outcome.maybe_billed:
+                    self.governor.settle_worst(grant)
+                else:
+                    self.governor.settle_unbilled(grant)
+                self.upstream[outcome.kind] += 1
+            else:
+                # Cancelled from outside (deadline, player gone, shutdown)
+                # after the request may have been sent: charge the worst case.
+                self.governor.settle_worst(grant)
+                self.upstream["cancelled"] += 1
+                self.breaker.abandon()
+        return outcome
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential with "equal jitter": half fixed, half random, so
+        retries of many jobs spread out but never bunch at zero."""
+        ceiling = min(self.backoff_max, self.backoff_base * math.pow(2, attempt))
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+
+@attrs.define
+class _Tries:
+    made: int = 0
+    succeeded: bool = False
+    failed: bool = False
+
+
+class _Failed(Exception):  # noqa: N818 - internal signal, becomes a Fallback
+    """A job's upstream attempts all failed: counts toward the breaker."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

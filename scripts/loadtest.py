@@ -1,0 +1,379 @@
+"""Load test: N simulated players over real WebSockets against a server process.
+
+Starts the server under test (``--server ours``: ``baolife serve`` with the
+SQLite store and the scripted NPC provider, or ``--server bare``: the bare
+server of scripts/bench_ceiling.py on the same WebSocket stack, with no game)
+pinned to CPU 0 with taskset, pins itself to CPU 1, and runs N players that
+each register, then ping every ~5 s, answer every prompt after 1-5 s, act
+every ~20 s and talk to an NPC every ~2 min, for ``--duration`` seconds after
+a ramp of ``--ramp`` players per second.
+
+Prints one JSON object: connects and failures, p50/p95/p99/max round trips of
+ping->pong and answer->ack, error ops by code, frames per second, the
+server's CPU% and peak RSS (from /proc), and the generator's own CPU%.
+``--find-limit`` steps N up against both servers and prints, for each, the
+largest N whose p95 ping round trip stays within ``--p95-ms``, and the ratio.
+
+The client is minimal on purpose (one handshake, hand-parsed frames, a zero
+masking key, which RFC 6455 allows) so that the generator costs far less per
+frame than the server and measures the server, not itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import struct
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+from serverlib import child_server, loopback_env, machine, proc_stat
+
+HERE = Path(__file__).resolve().parent
+ACTIONS = ["study", "play", "exercise", "meditate", "see_doctor", "find_job", "go_out", "work_hard"]
+
+
+def client_frame(payload: bytes) -> bytes:
+    """A masked client text frame with the all-zero key (masking is then free)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, 0x80 | n)) + b"\0\0\0\0" + payload
+    return bytes((0x81, 0x80 | 126)) + struct.pack("!H", n) + b"\0\0\0\0" + payload
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.connected = 0
+        self.failed = 0
+        self.failures: Counter[str] = Counter()
+        self.ping_rtt: list[float] = []
+        self.answer_rtt: list[float] = []
+        self.errors: Counter[str] = Counter()
+        self.frames = 0
+        self.closed: Counter[int] = Counter()
+        self.measuring = False
+
+    def percentiles(self, values: list[float]) -> dict[str, float | None]:
+        if not values:
+            return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+        v = sorted(values)
+
+        def pick(q: float) -> float:
+            return round(1000 * v[min(len(v) - 1, int(len(v) * q))], 2)
+
+        return {"n": len(v), "p50": pick(0.5), "p95": pick(0.95), "p99": pick(0.99), "max": round(1000 * v[-1], 2)}
+
+
+class Player:
+    """One simulated player on one connection."""
+
+    def __init__(self, index: int, port: int, stats: Stats, rng: random.Random) -> None:
+        self.index = index
+        self.port = port
+        self.stats = stats
+        self.rng = rng
+        self.stream: trio.SocketStream | None = None
+        self.pending: dict[str, tuple[str, float]] = {}
+        self.npcs: list[int] = []
+        self.actions: list[str] = list(ACTIONS)
+        self.ids = 0
+        self.welcomed = trio.Event()
+        self.alive = True
+        self.lock = trio.StrictFIFOLock()  # actions, delayed answers and pongs share the stream
+
+    async def send(self, kind: str, measure: str | None = None, **fields: Any) -> None:
+        self.ids += 1
+        ref = f"{self.index}.{self.ids}"
+        if measure:
+            self.pending[ref] = (measure, time.perf_counter())
+        await self.write(client_frame(orjson.dumps({"type": kind, "id": ref, **fields})))
+
+    async def write(self, data: bytes) -> None:
+        assert self.stream is not None
+        async with self.lock:
+            await self.stream.send_all(data)
+
+    async def connect(self) -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+        key = base64.b64encode(os.urandom(16))
+        await stream.send_all(
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                await stream.aclose()
+                raise ConnectionError("closed during the handshake")
+            head += chunk
+        if not head.startswith(b"HTTP/1.1 101"):
+            await stream.aclose()
+            raise ConnectionError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+        self.stream = stream
+        self._buffer = head.split(b"\r\n\r\n", 1)[1]
+
+    async def read(self) -> None:
+        assert self.stream is not None
+        buffer = self._buffer
+        stats = self.stats
+        try:
+            while True:
+                while True:
+                    if len(buffer) < 2:
+                        break
+                    opcode = buffer[0] & 0x0F
+                    n = buffer[1] & 0x7F
+                    head = 2
+                    if n == 126:
+                        if len(buffer) < 4:
+                            break
+                        n, head = struct.unpack_from("!H", buffer, 2)[0], 4
+                    elif n == 127:
+                        if len(buffer) < 10:
+                            break
+                        n, head = struct.unpack_from("!Q", buffer, 2)[0], 10
+                    if len(buffer) < head + n:
+                        break
+                    payload = buffer[head : head + n]
+                    buffer = buffer[head + n :]
+                    if opcode == 0x1:
+                        stats.frames += 1
+                        self.on_frame(payload)
+                    elif opcode == 0x9:  # ping: answer with a pong of the same payload
+                        await self.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+                    elif opcode == 0x8:
+                        code = struct.unpack_from("!H", payload)[0] if len(payload) >= 2 else 1005
+                        stats.closed[code] += 1
+                        self.alive = False
+                        return
+                data = await self.stream.receive_some(65536)
+                if not data:
+                    stats.closed[1006] += 1
+                    self.alive = False
+                    return
+                buffer += data
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            stats.closed[1006] += 1
+            self.alive = False
+
+    def on_frame(self, payload: bytes) -> None:
+        now = time.perf_counter()
+        frame = orjson.loads(payload)
+        for op in frame["ops"]:
+            ref = op.get("ref")
+            if ref is not None:
+                sent = self.pending.pop(ref, None)
+                if sent is not None and self.stats.measuring:
+                    kind, at = sent
+                    if kind == "ping" and op["op"] == "pong":
+                        self.stats.ping_rtt.append(now - at)
+                    elif kind == "answer":
+                        self.stats.answer_rtt.append(now - at)
+            kind = op["op"]
+            if kind == "error":
+                self.stats.errors[op["code"]] += 1
+            elif kind == "welcome":
+                snap = op["snapshot"]
+                self.npcs = [n["id"] for n in snap["npcs"] if n.get("alive", True)]
+                self.actions = snap["actions"]
+                self.welcomed.set()
+            elif kind == "prompt":
+                self.nursery.start_soon(self.answer_later, op["id"], self.rng.choice(op["choices"])["key"])
+            elif kind == "npc" and op.get("alive") and op["id"] not in self.npcs:
+                self.npcs.append(op["id"])
+            elif kind == "state" and "actions" in op:
+                self.actions = op["actions"]
+            elif kind == "died":
+                self.nursery.start_soon(self.send, "new_life")
+
+    async def answer_later(self, prompt: int, key: str) -> None:
+        await trio.sleep(self.rng.uniform(1, 5))
+        if self.alive:
+            await self.send("answer", measure="answer", prompt=prompt, choice=key)
+
+    async def play(self, until: float) -> None:
+        rng = self.rng
+        now = trio.current_time()
+        next_ping = now + rng.uniform(0, 5)
+        next_act = now + rng.uniform(0, 20)
+        next_say = now + rng.uniform(0, 120)
+        while self.alive and trio.current_time() < until:
+            wake = min(next_ping, next_act, next_say, until)
+            await trio.sleep_until(wake)
+            now = trio.current_time()
+            if not self.alive or now >= until:
+                return
+            if now >= next_ping:
+                next_ping = now + rng.uniform(4, 6)
+                await self.send("ping", measure="ping")
+            if now >= next_act:
+                next_act = now + rng.uniform(15, 25)
+                if self.actions:  # a baby has none yet
+                    await self.send("act", action=rng.choice(self.actions))
+            if now >= next_say and self.npcs:
+                next_say = now + rng.uniform(100, 140)
+                await self.send(
+                    "say",
+                    npc=rng.choice(self.npcs),
+                    text=rng.choice(["Hi!", "How are you?", "I got a new job.", "Want to hang out?", "I miss you."]),
+                )
+
+    async def run(self, until: float) -> None:
+        try:
+            await self.connect()
+        except (OSError, ConnectionError, trio.BrokenResourceError) as exc:
+            self.stats.failed += 1
+            self.stats.failures[str(exc)[:60]] += 1
+            return
+        self.stats.connected += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                nursery.start_soon(self.read)
+                await self.send("register", name=f"Load {self.index}")
+                with trio.move_on_after(30):
+                    await self.welcomed.wait()
+                await self.play(until)
+                nursery.cancel_scope.cancel()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.alive = False
+        finally:
+            if self.stream is not None:
+                await trio.aclose_forcefully(self.stream)
+
+
+async def run_once(
+    server: str, players: int, duration: float, ramp: float, seed: int, extra_env: dict[str, str]
+) -> dict[str, Any]:
+    tmp = tempfile.mkdtemp(prefix="baolife-load-")
+    # Per-IP limits raised through settings, as a load test from one address must.
+    env = loopback_env(tmp, conn_per_ip=1000000, register_per_ip_hour=1000000, max_connections=1000000)
+    env.update(extra_env)
+    if server == "ours":
+        command = [sys.executable, "-m", "baolife", "serve"]
+    else:
+        command = [sys.executable, str(HERE / "bench_ceiling.py")]
+    stats = Stats()
+    async with child_server(["taskset", "-c", "0", *command], env, tmp) as child:
+        proc, port = child.proc, child.ws_port
+        rng = random.Random(seed)
+        ramp_seconds = players / ramp
+        until = trio.current_time() + ramp_seconds + 5 + duration
+        gen_cpu0 = time.process_time()
+        async with trio.open_nursery() as nursery:
+            for i in range(players):
+                nursery.start_soon(Player(i, port, stats, random.Random(rng.random())).run, until)
+                await trio.sleep(1 / ramp)
+            await trio.sleep(5)  # let the last players settle before measuring
+            stats.measuring = True
+            cpu0, _ = proc_stat(proc.pid)
+            wall0 = time.perf_counter()
+            frames0 = stats.frames
+            peak_rss = 0
+            while trio.current_time() < until - 0.5:
+                await trio.sleep(1)
+                peak_rss = max(peak_rss, proc_stat(proc.pid)[1])
+            cpu1, _ = proc_stat(proc.pid)
+            wall = time.perf_counter() - wall0
+            frames = stats.frames - frames0
+            stats.measuring = False
+        gen_cpu = time.process_time() - gen_cpu0
+        await child.stop()
+        lines = await child.log_lines()
+    return {
+        "server": server,
+        "players": players,
+        "duration_s": duration,
+        "ramp_per_s": ramp,
+        "connected": stats.connected,
+        "connect_failures": stats.failed,
+        "failure_reasons": dict(stats.failures),
+        "ping_rtt_ms": stats.percentiles(stats.ping_rtt),
+        "answer_rtt_ms": stats.percentiles(stats.answer_rtt),
+        "errors_by_code": dict(stats.errors),
+        "closed_by_server": {str(k): v for k, v in stats.closed.items()},
+        "frames_per_second": round(frames / wall, 1),
+        "server_cpu_percent": round(100 * (cpu1 - cpu0) / wall, 1),
+        "server_rss_mb_peak": round(peak_rss / 2**20, 1),
+        "generator_cpu_percent": round(100 * gen_cpu / (ramp_seconds + 5 + duration), 1),
+        "server_error_log_lines": sum(1 for x in lines if x.get("level") in ("error", "critical")),
+        "server_exit_code": proc.returncode,
+    }
+
+
+def verdict(result: dict[str, Any], p95_ms: float) -> bool:
+    ping = result["ping_rtt_ms"]
+    return bool(result["connect_failures"] == 0 and ping["n"] and ping["p95"] is not None and ping["p95"] <= p95_ms)
+
+
+async def main(args: argparse.Namespace) -> int:
+    pinned = True
+    try:
+        os.sched_setaffinity(0, {1})  # the generator on CPU 1, the server on CPU 0
+    except (AttributeError, OSError):
+        pinned = False  # not Linux or one CPU: the figures then say less, and the report says so
+    where = {**machine(), "generator_affinity": sorted(os.sched_getaffinity(0)) if pinned else None}
+    report: dict[str, Any] = {"command": " ".join(["scripts/loadtest", *sys.argv[1:]]), "machine": where}
+    extra = dict(kv.split("=", 1) for kv in args.env)
+    if not args.find_limit:
+        result = await run_once(args.server, args.players, args.duration, args.ramp, args.seed, extra)
+        report["result"] = result
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    limits: dict[str, Any] = {}
+    for server in ("bare", "ours"):
+        steps = []
+        best = 0
+        n = args.start
+        while n <= args.max_players:
+            result = await run_once(server, n, args.duration, args.ramp, args.seed, extra)
+            ok = verdict(result, args.p95_ms)
+            steps.append(
+                {
+                    "players": n,
+                    "ok": ok,
+                    "ping_p95_ms": result["ping_rtt_ms"]["p95"],
+                    "ping_p99_ms": result["ping_rtt_ms"]["p99"],
+                    "server_cpu_percent": result["server_cpu_percent"],
+                    "server_rss_mb_peak": result["server_rss_mb_peak"],
+                    "generator_cpu_percent": result["generator_cpu_percent"],
+                    "connect_failures": result["connect_failures"],
+                }
+            )
+            print(orjson.dumps({"step": server, **steps[-1]}).decode(), file=sys.stderr)
+            if not ok:
+                break
+            best = n
+            n += args.step
+        limits[server] = {"largest_ok": best, "steps": steps}
+    report["p95_ms_limit"] = args.p95_ms
+    report["limits"] = limits
+    bare = limits["bare"]["largest_ok"]
+    report["ratio_ours_to_bare"] = round(limits["ours"]["largest_ok"] / bare, 3) if bare else None
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Load test over real WebSockets (see the module docstring).")
+    parser.add_argument("--server", choices=["ours", "bare"], default="ours")
+    parser.add_argument("--players", type=int, default=2000)
+    parser.add_argument("--duration", type=float, default=60, help="seconds measured after the ramp")
+    parser.add_argument("--ramp", type=float, default=200, help="new players per second")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting")
+    parser.add_argument("--find-limit", action="store_true", help="step N up against both servers")
+    parser.add_argument("--start", type=int, default=1000)
+    parser.add_argument("--step", type=int, default=1000)
+    parser.add_argument("--max-players", type=int, default=12000)
+    parser.add_argument("--p95-ms", type=float, default=150)
+    sys.exit(trio.run(main, parser.parse_args()))

@@ -1,0 +1,84 @@
+"""The send path: direct non-blocking writes first, the writer task for the
+rest, and frames always in order across the switch."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import orjson
+import trio
+import trio.testing
+
+from baolife.net.session import Session
+from baolife.net.ws import WsConnection
+
+
+def read_frames(data: bytes) -> tuple[list[bytes], bytes]:
+    """Split unmasked server frames; (payloads, leftover bytes)."""
+    out = []
+    while len(data) >= 2:
+        n = data[1] & 0x7F
+        head = 2
+        if n == 126:
+            if len(data) < 4:
+                break
+            n, head = struct.unpack("!H", data[2:4])[0], 4
+        elif n == 127:
+            if len(data) < 10:
+                break
+            n, head = struct.unpack("!Q", data[2:10])[0], 10
+        if len(data) < head + n:
+            break
+        assert data[0] == 0x81
+        out.append(data[head : head + n])
+        data = data[head + n :]
+    return out, data
+
+
+async def test_frames_stay_in_order_when_the_socket_fills_and_drains() -> None:
+    count = 3000
+    with trio.fail_after(30):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        client = trio.socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        await client.connect(("127.0.0.1", port))
+        server_stream = await listeners[0].accept()
+        session = Session(
+            WsConnection(server_stream, max_message_bytes=4096),
+            "127.0.0.1",
+            max_frames=count,
+            max_bytes=1 << 30,
+            rate=10,
+            burst=10,
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(session.write_loop)
+            pad = "x" * 1000
+            for seq in range(count):
+                assert session.send_frame(orjson.dumps({"seq": seq, "pad": pad}))
+            # The client has not read yet: the socket filled, the rest queued.
+            assert 0 < session.direct_writes < count
+            assert session.queued_frames > 0
+            received: list[int] = []
+            buffer = b""
+            while len(received) < count:
+                buffer += await client.recv(65536)
+                payloads, buffer = read_frames(buffer)
+                received.extend(orjson.loads(p)["seq"] for p in payloads)
+            assert received == list(range(count))
+            # Once drained, frames go straight to the socket again.
+            await trio.testing.wait_all_tasks_blocked()  # the writer has sent all and waits
+            assert session.queued_frames == 0
+            before = session.direct_writes
+            assert session.send_frame(b'{"seq": "last"}')
+            assert session.direct_writes == before + 1
+            payloads, _ = read_frames(await client.recv(65536))
+            assert payloads == [b'{"seq": "last"}']
+            nursery.cancel_scope.cancel()
+        session.release_socket()
+        client.close()
+        await server_stream.aclose()
+        for listener in listeners:
+            await listener.aclose()

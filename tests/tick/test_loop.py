@@ -1,0 +1,166 @@
+"""The tick loop on virtual time: rate, overruns, arrival order, sessions."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import trio
+import trio.testing
+
+from baolife import content as content_pkg
+from baolife import protocol as wire
+from baolife.content.schema import Content
+from baolife.tick.engine import World
+from baolife.tick.loop import Attach, Deliver, Detach, Inbox, Kick, TickLoop
+
+MINI = Path(__file__).parent.parent / "data" / "mini"
+
+
+@pytest.fixture(scope="module")
+def mini() -> Content:
+    return content_pkg.load(MINI)
+
+
+class FakeSession:
+    def __init__(self) -> None:
+        self.player_id: int | None = None
+        self.seq = 0
+        self.frames: list[dict[str, Any]] = []
+        self.closed: tuple[int, str] | None = None
+
+    def send_frame(self, frame: bytes) -> bool:
+        self.frames.append(orjson.loads(frame))
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def ops(self) -> list[dict[str, Any]]:
+        return [op for f in self.frames for op in f["ops"]]
+
+
+def make_loop(content: Content, **kwargs: Any) -> tuple[TickLoop, Inbox, set[int]]:
+    inbox = Inbox(limit=1000)
+    world = World(content, day_ticks=kwargs.pop("day_ticks", 5), year_days=12, rng=random.Random(1))
+    dirty: set[int] = set()
+    return TickLoop(world, inbox, tick_hz=10, mark_dirty=dirty.update, **kwargs), inbox, dirty
+
+
+async def test_the_loop_keeps_its_rate_without_drift(autojump_clock: trio.testing.MockClock, mini: Content) -> None:
+    loop, _, _ = make_loop(mini)
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            start = trio.current_time()
+            await nursery.start(loop.run)
+            await trio.sleep_until(start + 100.05)
+            assert loop.tick == 1001  # tick 1 at t=0, then one every 0.1 s
+            assert loop.overruns == 0
+            await loop.stop()
+
+
+@pytest.mark.parametrize(
+    ("late", "expected_ticks"),
+    [
+        # 3.5 periods late three times: the schedule catches up (deadline += period), nothing is lost.
+        (0.35, 51),
+        # 7 periods late: too far behind to burst; it skips ahead, losing 6 periods each time.
+        (0.7, 51 - 3 * 6),
+    ],
+)
+async def test_overruns_are_counted_small_ones_caught_up_large_ones_skipped(
+    autojump_clock: trio.testing.MockClock, mini: Content, late: float, expected_ticks: int
+) -> None:
+    loop, _, _ = make_loop(mini)
+    step = loop.step
+
+    def slow_step(tick: int) -> None:
+        step(tick)
+        if tick in (5, 15, 25):
+            autojump_clock.jump(late)
+
+    loop.step = slow_step  # type: ignore[method-assign]
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            start = trio.current_time()
+            await nursery.start(loop.run)
+            await trio.sleep_until(start + 5.05)
+            await loop.stop()
+    assert loop.overruns >= 3
+    assert loop.tick == expected_ticks
+
+
+async def test_commands_apply_in_arrival_order_and_frames_are_one_per_tick(
+    autojump_clock: trio.testing.MockClock, mini: Content
+) -> None:
+    loop, inbox, dirty = make_loop(mini, day_ticks=1)
+    a, b = FakeSession(), FakeSession()
+    for pid, session in ((1, a), (2, b)):
+        loop.add_session(session)
+        inbox.put(Attach(session, loop.world.rules.new_life(pid, f"P{pid}", 1), ref=f"w{pid}"))
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(loop.run)
+            await trio.sleep(0.5)
+            for i in range(5):
+                inbox.put(Deliver(a, wire.Ping(ref=f"a{i}")))
+                inbox.put(Deliver(b, wire.Act(action="fly", ref=f"b{i}")))
+                inbox.put(Deliver(a, wire.Act(action="fly", ref=f"c{i}")))
+            await trio.sleep(1.0)
+            await loop.stop()
+    refs = [op["ref"] for op in a.ops() if op.get("ref", "").startswith(("a", "c"))]
+    assert refs == [x for i in range(5) for x in (f"a{i}", f"c{i}")]
+    assert [op["ref"] for op in b.ops() if op["op"] == "error"] == [f"b{i}" for i in range(5)]
+    for session in (a, b):
+        ticks = [f["tick"] for f in session.frames]
+        assert ticks == sorted(set(ticks))  # at most one frame per tick
+        assert [f["seq"] for f in session.frames] == list(range(1, len(session.frames) + 1))
+        assert session.frames[0]["ops"][0]["op"] == "welcome"
+        assert session.closed == (1001, "shutdown")
+        assert session.ops()[-1] == {"op": "bye", "reason": "shutdown"}
+    assert dirty == {1, 2}
+
+
+async def test_a_new_session_for_a_player_replaces_the_old(
+    autojump_clock: trio.testing.MockClock, mini: Content
+) -> None:
+    online: list[tuple[int, bool]] = []
+    loop, inbox, _ = make_loop(mini, on_online=lambda pid, up: online.append((pid, up)))
+    old, new, stranger = FakeSession(), FakeSession(), FakeSession()
+    player = loop.world.rules.new_life(1, "P", 1)
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(loop.run)
+            for s in (old, new, stranger):
+                loop.add_session(s)
+            inbox.put(Attach(old, player))
+            await trio.sleep(0.3)
+            inbox.put(Attach(new, player, ref="again"))
+            inbox.put(Deliver(old, wire.Act(action="nap", ref="late")))
+            await trio.sleep(0.3)
+            assert old.closed == (4000, "replaced")
+            assert old.ops()[-1] == {"op": "bye", "reason": "replaced"}
+            assert not any(op.get("ref") == "late" and op["op"] == "ack" for op in old.ops())
+            assert new.frames[0]["seq"] == 1 and new.frames[0]["ops"][0]["ref"] == "again"
+            assert online == [(1, False)]  # the old session's hold was released
+            inbox.put(Deliver(stranger, wire.Act(action="nap", ref="s")))
+            inbox.put(Kick(new, "idle", 4001))
+            await trio.sleep(0.3)
+            assert stranger.ops() == [
+                {
+                    "op": "error",
+                    "code": "unauthenticated",
+                    "ref": "s",
+                    "message": "log in first (register, login or resume)",
+                }
+            ]
+            assert stranger.frames[0]["seq"] == 0
+            assert new.closed == (4001, "idle")
+            assert online == [(1, False), (1, False)]
+            assert 1 not in loop.world.players
+            inbox.put(Detach(stranger))
+            await loop.stop()
+    assert stranger.closed is None  # it had gone before the shutdown
