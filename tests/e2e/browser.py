@@ -1,0 +1,238 @@
+"""Headless Chromium for the web client tests, and a server that can be
+restarted under it.
+
+The test owns the browser process: :func:`chromium_process` starts Debian's
+Chromium with a fresh profile and stops it on the way out, whatever
+happened. Playwright's sync API drives it over CDP in a worker thread
+(``trio.to_thread``), while the server runs in the test's Trio loop; the
+scenario calls back into Trio with ``trio.from_thread.run``. A thread
+cannot be cancelled, so :func:`in_browser` enforces its budget by stopping
+the browser, which fails the thread's current step at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import trio
+from playwright.sync_api import Page, expect, sync_playwright
+
+from baolife.app import App
+from baolife.config import Settings
+from baolife.content.schema import Content
+
+# Flags that work on a closed network in a container: no sandbox (root), no
+# GPU, nothing that phones home, DevTools on loopback only.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+]
+STEP_MS = 10_000
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 5.0
+
+Scenario = Callable[[Page], None]
+
+
+class Chromium:
+    """A running Chromium: its process and its DevTools endpoint."""
+
+    def __init__(self, process: trio.Process, cdp_url: str) -> None:
+        self.process = process
+        self.cdp_url = cdp_url
+
+    def stop_soon(self) -> None:
+        """Ask the browser to quit (SIGTERM); connections to it break."""
+        if self.process.returncode is None:
+            with suppress(ProcessLookupError):
+                self.process.terminate()
+
+
+async def _devtools_url(stderr: trio.abc.ReceiveStream) -> str:
+    seen = b""
+    while True:
+        chunk = await stderr.receive_some(4096)
+        if not chunk:
+            raise RuntimeError(f"Chromium exited before DevTools listened: {seen[-2000:].decode(errors='replace')}")
+        seen += chunk
+        found = re.search(rb"DevTools listening on (ws://\S+)", seen)
+        if found:
+            return found.group(1).decode()
+
+
+async def _drain(stderr: trio.abc.ReceiveStream) -> None:
+    # Chromium logs to stderr; a full pipe would stall it.
+    while await stderr.receive_some(65536):
+        pass
+
+
+async def _stop(process: trio.Process) -> None:
+    if process.returncode is None:
+        with suppress(ProcessLookupError):
+            process.terminate()
+        with trio.move_on_after(STOP_TIMEOUT):
+            await process.wait()
+    if process.returncode is None:
+        # Not reaped yet, so its process group id is still ours to kill.
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+
+
+@asynccontextmanager
+async def chromium_process(executable: str, profile: Path) -> AsyncIterator[Chromium]:
+    """Headless Chromium with a fresh profile in ``profile``, in its own
+    process group; stopped (SIGTERM, then SIGKILL of the group) on exit."""
+    await trio.Path(profile).mkdir(parents=True, exist_ok=True)
+    process = await trio.lowlevel.open_process(
+        [executable, *CHROMIUM_ARGS, f"--user-data-dir={profile}", "about:blank"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert process.stderr is not None
+        with trio.fail_after(START_TIMEOUT):
+            url = await _devtools_url(process.stderr)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_drain, process.stderr)
+            try:
+                yield Chromium(process, url)
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await _stop(process)
+
+
+def _run_page(cdp_url: str, shots: Path, name: str, scenario: Scenario) -> None:
+    # Once imported (by the MySQL store and its tests), trio-asyncio makes every
+    # new asyncio loop in the process its own SyncTrioEventLoop, on which
+    # playwright's loop in this worker thread cannot run. A policy set in this
+    # thread gives it a plain asyncio loop again.
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        _drive_page(cdp_url, shots, name, scenario)
+    finally:
+        asyncio.set_event_loop_policy(None)
+
+
+def _drive_page(cdp_url: str, shots: Path, name: str, scenario: Scenario) -> None:
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.connect_over_cdp(cdp_url, timeout=STEP_MS)
+        try:
+            page = browser.new_context().new_page()
+            page.set_default_timeout(STEP_MS)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            expect.set_options(timeout=STEP_MS)
+            try:
+                scenario(page)
+            except BaseException:
+                with suppress(Exception):  # the screenshot is a clue, not the error
+                    page.screenshot(path=str(shots / f"{name}.png"), full_page=True, timeout=5_000)
+                raise
+            assert not errors, f"the page threw: {errors}"
+        finally:
+            browser.close()  # disconnects; the process is stopped by chromium_process
+
+
+async def in_browser(executable: str, workdir: Path, budget: float, name: str, scenario: Scenario) -> None:
+    """Run ``scenario(page)`` on a fresh page of a Chromium started and
+    stopped here. Uncaught errors of the page's scripts fail it; on failure
+    a screenshot goes to ``workdir/<name>.png``.
+
+    Raises:
+        trio.TooSlowError: the scenario ran past ``budget`` seconds (the
+            browser was stopped to end it).
+    """
+    late = False
+    failure: BaseException | None = None
+    async with chromium_process(executable, workdir / f"{name}-profile") as browser:
+
+        async def watchdog() -> None:
+            nonlocal late
+            await trio.sleep(budget)
+            late = True
+            browser.stop_soon()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watchdog)
+            try:
+                await trio.to_thread.run_sync(_run_page, browser.cdp_url, workdir, name, scenario)
+            except Exception as exc:
+                failure = exc
+            nursery.cancel_scope.cancel()
+    if late:
+        raise trio.TooSlowError(f"the browser scenario {name!r} ran past its {budget} s budget") from failure
+    if failure is not None:
+        raise failure
+
+
+def number(text: str) -> int:
+    """The first integer in ``text``."""
+    found = re.search(r"-?\d+", text)
+    assert found, f"no number in {text!r}"
+    return int(found.group())
+
+
+class Server:
+    """One BaoLife app in a test's nursery that can be stopped and started
+    again on the same ports with the same database, as after a restart."""
+
+    def __init__(self, nursery: trio.Nursery, settings: Settings, content: Content) -> None:
+        self.nursery = nursery
+        self.settings = settings
+        self.content = content
+        self.app: App | None = None
+        self._done = trio.Event()
+
+    @property
+    def url(self) -> str:
+        assert self.app is not None
+        return f"http://127.0.0.1:{self.app.http_port}/"
+
+    async def start(self) -> App:
+        app = App(self.settings, content=self.content)
+        done = trio.Event()
+
+        async def run(*, task_status: trio.TaskStatus[App]) -> None:
+            try:
+                await app.run(task_status=task_status)
+            finally:
+                done.set()
+
+        await self.nursery.start(run)
+        self.app, self._done = app, done
+        # A restart must come back where the page expects it.
+        self.settings = self.settings.replace(
+            ws_bind=("127.0.0.1", app.ws_port), http_bind=("127.0.0.1", app.http_port)
+        )
+        return app
+
+    async def stop(self) -> None:
+        """Graceful shutdown; asserts that everything was saved."""
+        app = self.app
+        if app is None:
+            return
+        self.app = None
+        app.request_shutdown()
+        await self._done.wait()
+        assert app.exit_code == 0, "the server lost unsaved players on shutdown"
