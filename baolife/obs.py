@@ -67,6 +67,9 @@ class LogWriter:
     def write(self, data: bytes | str) -> None:
         if isinstance(data, str):
             data = data.encode("utf-8", "replace")
+        else:
+            # orjson's output sits in a 4 KiB block: a queue of them would hold 4 KiB a line.
+            data = bytes(memoryview(data))
         try:
             self._queue.put_nowait(data)
         except queue.Full:

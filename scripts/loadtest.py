@@ -25,7 +25,9 @@ import argparse
 import base64
 import os
 import random
+import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +62,9 @@ class Stats:
         self.frames = 0
         self.closed: Counter[int] = Counter()
         self.measuring = False
+        self.sent: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()
+        self.welcomed = 0
 
     def percentiles(self, values: list[float]) -> dict[str, float | None]:
         if not values:
@@ -94,6 +99,8 @@ class Player:
         ref = f"{self.index}.{self.ids}"
         if measure:
             self.pending[ref] = (measure, time.perf_counter())
+        if self.stats.measuring:
+            self.stats.sent[kind] += 1
         await self.write(client_frame(orjson.dumps({"type": kind, "id": ref, **fields})))
 
     async def write(self, data: bytes) -> None:
@@ -174,6 +181,7 @@ class Player:
                 sent = self.pending.pop(ref, None)
                 if sent is not None and self.stats.measuring:
                     kind, at = sent
+                    self.stats.answered[kind] += 1
                     if kind == "ping" and op["op"] == "pong":
                         self.stats.ping_rtt.append(now - at)
                     elif kind == "answer":
@@ -185,6 +193,8 @@ class Player:
                 snap = op["snapshot"]
                 self.npcs = [n["id"] for n in snap["npcs"] if n.get("alive", True)]
                 self.actions = snap["actions"]
+                if not self.welcomed.is_set():
+                    self.stats.welcomed += 1
                 self.welcomed.set()
             elif kind == "prompt":
                 self.nursery.start_soon(self.answer_later, op["id"], self.rng.choice(op["choices"])["key"])
@@ -200,25 +210,26 @@ class Player:
         if self.alive:
             await self.send("answer", measure="answer", prompt=prompt, choice=key)
 
-    async def play(self, until: float) -> None:
+    async def play(self, stop: trio.Event) -> None:
         rng = self.rng
         now = trio.current_time()
         next_ping = now + rng.uniform(0, 5)
         next_act = now + rng.uniform(0, 20)
         next_say = now + rng.uniform(0, 120)
-        while self.alive and trio.current_time() < until:
-            wake = min(next_ping, next_act, next_say, until)
-            await trio.sleep_until(wake)
+        while self.alive and not stop.is_set():
+            with trio.move_on_at(min(next_ping, next_act, next_say)):
+                await stop.wait()
             now = trio.current_time()
-            if not self.alive or now >= until:
+            if not self.alive or stop.is_set():
                 return
             if now >= next_ping:
                 next_ping = now + rng.uniform(4, 6)
                 await self.send("ping", measure="ping")
             if now >= next_act:
                 next_act = now + rng.uniform(15, 25)
-                if self.actions:  # a baby has none yet
-                    await self.send("act", action=rng.choice(self.actions))
+                # A newborn has no actions for two game years: it acts anyway and is
+                # refused (not_allowed), which costs the server the same work.
+                await self.send("act", action=rng.choice(self.actions or ACTIONS))
             if now >= next_say and self.npcs:
                 next_say = now + rng.uniform(100, 140)
                 await self.send(
@@ -227,7 +238,7 @@ class Player:
                     text=rng.choice(["Hi!", "How are you?", "I got a new job.", "Want to hang out?", "I miss you."]),
                 )
 
-    async def run(self, until: float) -> None:
+    async def run(self, stop: trio.Event) -> None:
         try:
             await self.connect()
         except (OSError, ConnectionError, trio.BrokenResourceError) as exc:
@@ -242,7 +253,7 @@ class Player:
                 await self.send("register", name=f"Load {self.index}")
                 with trio.move_on_after(30):
                     await self.welcomed.wait()
-                await self.play(until)
+                await self.play(stop)
                 nursery.cancel_scope.cancel()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.alive = False
@@ -252,7 +263,13 @@ class Player:
 
 
 async def run_once(
-    server: str, players: int, duration: float, ramp: float, seed: int, extra_env: dict[str, str]
+    server: str,
+    players: int,
+    duration: float,
+    ramp: float,
+    seed: int,
+    extra_env: dict[str, str],
+    profile: str | None = None,
 ) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="baolife-load-")
     # Per-IP limits raised through settings, as a load test from one address must.
@@ -263,30 +280,58 @@ async def run_once(
     else:
         command = [sys.executable, str(HERE / "bench_ceiling.py")]
     stats = Stats()
+    spy: trio.Process | None = None
     async with child_server(["taskset", "-c", "0", *command], env, tmp) as child:
         proc, port = child.proc, child.ws_port
         rng = random.Random(seed)
-        ramp_seconds = players / ramp
-        until = trio.current_time() + ramp_seconds + 5 + duration
+        stop = trio.Event()
         gen_cpu0 = time.process_time()
+        gen_wall0 = time.perf_counter()
         async with trio.open_nursery() as nursery:
+            started = trio.current_time()
             for i in range(players):
-                nursery.start_soon(Player(i, port, stats, random.Random(rng.random())).run, until)
-                await trio.sleep(1 / ramp)
+                nursery.start_soon(Player(i, port, stats, random.Random(rng.random())).run, stop)
+                await trio.sleep_until(started + (i + 1) / ramp)
+            ramp_seconds = trio.current_time() - started
             await trio.sleep(5)  # let the last players settle before measuring
+            if profile:
+                # py-spy samples the server while it is measured; SIGINT makes it write the profile.
+                spy = await trio.lowlevel.open_process(
+                    [
+                        "py-spy",
+                        "record",
+                        "--rate",
+                        "200",
+                        "--pid",
+                        str(proc.pid),
+                        "--output",
+                        profile,
+                        "--format",
+                        "speedscope" if profile.endswith(".json") else "flamegraph",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             stats.measuring = True
             cpu0, _ = proc_stat(proc.pid)
             wall0 = time.perf_counter()
             frames0 = stats.frames
             peak_rss = 0
-            while trio.current_time() < until - 0.5:
-                await trio.sleep(1)
+            end = trio.current_time() + duration
+            while trio.current_time() < end:
+                await trio.sleep(min(1.0, end - trio.current_time()))
                 peak_rss = max(peak_rss, proc_stat(proc.pid)[1])
             cpu1, _ = proc_stat(proc.pid)
             wall = time.perf_counter() - wall0
             frames = stats.frames - frames0
             stats.measuring = False
+            stop.set()
         gen_cpu = time.process_time() - gen_cpu0
+        gen_wall = time.perf_counter() - gen_wall0
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            with trio.fail_after(60):
+                await spy.wait()
         await child.stop()
         lines = await child.log_lines()
     return {
@@ -300,11 +345,15 @@ async def run_once(
         "ping_rtt_ms": stats.percentiles(stats.ping_rtt),
         "answer_rtt_ms": stats.percentiles(stats.answer_rtt),
         "errors_by_code": dict(stats.errors),
+        "welcomed": stats.welcomed,
+        "sent_while_measuring": dict(stats.sent),
+        "answered_while_measuring": dict(stats.answered),
         "closed_by_server": {str(k): v for k, v in stats.closed.items()},
         "frames_per_second": round(frames / wall, 1),
         "server_cpu_percent": round(100 * (cpu1 - cpu0) / wall, 1),
         "server_rss_mb_peak": round(peak_rss / 2**20, 1),
-        "generator_cpu_percent": round(100 * gen_cpu / (ramp_seconds + 5 + duration), 1),
+        "ramp_seconds": round(ramp_seconds, 1),
+        "generator_cpu_percent": round(100 * gen_cpu / gen_wall, 1),
         "server_error_log_lines": sum(1 for x in lines if x.get("level") in ("error", "critical")),
         "server_exit_code": proc.returncode,
     }
@@ -325,7 +374,7 @@ async def main(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"command": " ".join(["scripts/loadtest", *sys.argv[1:]]), "machine": where}
     extra = dict(kv.split("=", 1) for kv in args.env)
     if not args.find_limit:
-        result = await run_once(args.server, args.players, args.duration, args.ramp, args.seed, extra)
+        result = await run_once(args.server, args.players, args.duration, args.ramp, args.seed, extra, args.profile)
         report["result"] = result
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
         return 0
@@ -372,6 +421,7 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting")
     parser.add_argument("--find-limit", action="store_true", help="step N up against both servers")
+    parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy while measured (.svg/.json)")
     parser.add_argument("--start", type=int, default=1000)
     parser.add_argument("--step", type=int, default=1000)
     parser.add_argument("--max-players", type=int, default=12000)

@@ -76,6 +76,7 @@ class Session:
         self.last_rx = now
         self.last_message = now
         self.ping_sent: float | None = None
+        self.kicked = False  # told to go for idleness
         self.rate = rate
         self.burst = burst
         self._tokens = float(burst)

@@ -425,7 +425,7 @@ class TickLoop:
             stream.seq += 1
             session.seq = stream.seq
             frame = wire.encode_frame(stream.seq, tick, ops)
-            stream.frames.append((stream.seq, frame))
+            stream.frames.append((stream.seq, wire.compact(frame)))
         session.send_frame(frame)
         return len(frame)
 
