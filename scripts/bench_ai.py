@@ -294,20 +294,7 @@ async def run_once(
         sim_now[0] = max(sim_now[0], say.at)
         player = by_id[say.player]
         npc = player.npcs[say.npc - 1]
-        job = SayJob(
-            player=player.id,
-            life=1,
-            npc=npc.id,
-            ref=None,
-            text=say.text,
-            player_name=player.name,
-            npc_name=npc.name,
-            role=npc.role,
-            persona=npc.persona,
-            closeness=npc.closeness,
-            summary=npc.summary,
-            turns=tuple((t.who, t.text) for t in npc.memory),
-        )
+        job = SayJob.of(player, npc, say.text, None)
         if not service.submit(job):
             raise SystemExit("the job channel refused a job: the driver's bound is wrong")
         remember(npc, Turn(who="player", text=say.text))

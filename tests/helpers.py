@@ -260,3 +260,17 @@ async def handshake_status(port: int, path: str = "/ws", headers: list[tuple[byt
     status, raw = await RawClient.handshake(port, path, headers)
     await raw.aclose()
     return status
+
+
+async def add_players(store: Any, directory: Any, count: int) -> list[int]:
+    """``count`` new players in ``store`` and ``directory``, held and dirty, as
+    right after registration. Token hashes are unique per call, so a store
+    shared between tests (MariaDB) never sees one twice."""
+    from baolife.db.store import hash_token
+
+    pids = []
+    for i in range(count):
+        pid = await store.create_account(f"P{i}", hash_token(f"{id(directory)}-{trio.current_time()}-{i}"))
+        directory.create(pid, f"P{i}")
+        pids.append(pid)
+    return pids

@@ -12,11 +12,12 @@ import trio
 from baolife.content.schema import Content
 from baolife.db.saver import Saver
 from baolife.db.sqlite import open_sqlite
-from baolife.db.store import StoreUnavailable, hash_token
+from baolife.db.store import StoreUnavailable
 from baolife.model import Player
 from baolife.players import Directory, DirectoryFull
 from baolife.tick.rules import Rules
 from tests.db.flaky import FlakyStore
+from tests.helpers import add_players
 
 
 @pytest.fixture
@@ -31,20 +32,11 @@ def born(content: Content):  # type: ignore[no-untyped-def]
     return lambda pid, name: rules.new_life(pid, name, 1)
 
 
-async def new_players(store: FlakyStore, directory: Directory, n: int) -> list[int]:
-    pids = []
-    for i in range(n):
-        pid = await store.create_account(f"P{i}", hash_token(f"t{i}"))
-        directory.create(pid, f"P{i}")
-        pids.append(pid)
-    return pids
-
-
 async def test_offline_players_are_evicted_only_after_they_are_saved(store: FlakyStore, content: Content) -> None:
     with trio.fail_after(20):
         directory = Directory(store, born(content), capacity=3)
         saver = Saver(store, directory, interval=1, batch=100)
-        pids = await new_players(store, directory, 5)
+        pids = await add_players(store, directory, 5)
         for pid in pids:
             directory.get(pid).player.money = pid * 10  # type: ignore[union-attr]
             directory.release(pid)
@@ -60,7 +52,7 @@ async def test_held_players_stay_and_a_full_directory_refuses_loads(store: Flaky
     with trio.fail_after(20):
         directory = Directory(store, born(content), capacity=2)
         saver = Saver(store, directory, interval=1, batch=100)
-        a, b, c = await new_players(store, directory, 3)
+        a, b, c = await add_players(store, directory, 3)
         await saver.flush()
         directory.release(c)
         assert a in directory and b in directory and c not in directory
@@ -75,7 +67,7 @@ async def test_held_players_stay_and_a_full_directory_refuses_loads(store: Flaky
 async def test_two_logins_of_one_player_load_it_once(store: FlakyStore, content: Content) -> None:
     with trio.fail_after(20):
         directory = Directory(store, born(content), capacity=10)
-        [pid] = await new_players(store, directory, 1)
+        [pid] = await add_players(store, directory, 1)
         directory.release(pid)
         await Saver(store, directory, interval=1, batch=10).flush()
         directory.evict()
@@ -101,7 +93,7 @@ async def test_a_cached_player_is_reused_unless_another_process_took_it(store: F
     with trio.fail_after(20):
         directory = Directory(store, born(content), capacity=10)
         saver = Saver(store, directory, interval=1, batch=10)
-        [pid] = await new_players(store, directory, 1)
+        [pid] = await add_players(store, directory, 1)
         player = directory.get(pid).player  # type: ignore[union-attr]
         player.money = 123
         await saver.flush()
@@ -120,7 +112,7 @@ async def test_a_cached_player_is_reused_unless_another_process_took_it(store: F
 async def test_when_the_store_is_down_only_cached_players_can_log_in(store: FlakyStore, content: Content) -> None:
     with trio.fail_after(20):
         directory = Directory(store, born(content), capacity=10)
-        a, b = await new_players(store, directory, 2)
+        a, b = await add_players(store, directory, 2)
         await Saver(store, directory, interval=1, batch=10).flush()
         directory.release(a)
         directory.release(b)

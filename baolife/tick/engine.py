@@ -25,7 +25,7 @@ import attrs
 
 from .. import protocol as wire
 from ..content.schema import Content, Event
-from ..model import LIMITS, Player, Prompt, Turn
+from ..model import LIMITS, Npc, Player, Prompt, Turn
 from .memory import remember
 from .registry import EventRegistry
 from .rules import ONCE, Rules, Unit
@@ -50,6 +50,24 @@ class SayJob:
     closeness: int
     summary: str
     turns: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, player: Player, npc: Npc, text: str, ref: Any) -> SayJob:
+        """The job for ``player`` saying ``text`` to ``npc`` (a copy of the state it needs)."""
+        return cls(
+            player=player.id,
+            life=player.life,
+            npc=npc.id,
+            ref=ref,
+            text=text,
+            player_name=player.name,
+            npc_name=npc.name,
+            role=npc.role,
+            persona=npc.persona,
+            closeness=npc.closeness,
+            summary=npc.summary,
+            turns=tuple((t.who, t.text) for t in npc.memory),
+        )
 
 
 @attrs.frozen
@@ -305,20 +323,7 @@ class World:
             return self._error(u, "not_allowed", f"{npc.name} is no longer in your life", cmd.ref)
         if p.id in self.saying:
             return self._error(u, "busy", "wait for the reply to what you said before", cmd.ref)
-        job = SayJob(
-            player=p.id,
-            life=p.life,
-            npc=npc.id,
-            ref=cmd.ref,
-            text=cmd.text,
-            player_name=p.name,
-            npc_name=npc.name,
-            role=npc.role,
-            persona=npc.persona,
-            closeness=npc.closeness,
-            summary=npc.summary,
-            turns=tuple((t.who, t.text) for t in npc.memory),
-        )
+        job = SayJob.of(p, npc, cmd.text, cmd.ref)
         if not self.submit_say(job):
             return self._error(u, "busy", "NPC replies are backed up; try again in a moment", cmd.ref)
         u.ops.append(wire.Ack(ref=cmd.ref))

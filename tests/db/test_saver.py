@@ -12,11 +12,11 @@ import trio
 from baolife.content.schema import Content
 from baolife.db.saver import Saver
 from baolife.db.sqlite import open_sqlite
-from baolife.db.store import hash_token
 from baolife.model import load_player
 from baolife.players import Directory
 from baolife.tick.rules import Rules
 from tests.db.flaky import FlakyStore
+from tests.helpers import add_players
 
 
 @pytest.fixture
@@ -29,12 +29,7 @@ async def store(tmp_path: Path) -> AsyncIterator[FlakyStore]:
 async def setup(store: FlakyStore, content: Content, n: int) -> tuple[Directory, list[int]]:
     rules = Rules(content, year_days=365, rng=random.Random(1))
     directory = Directory(store, lambda pid, name: rules.new_life(pid, name, 1), capacity=1000)
-    pids = []
-    for i in range(n):
-        pid = await store.create_account(f"P{i}", hash_token(f"t{i}"))
-        directory.create(pid, f"P{i}")
-        pids.append(pid)
-    return directory, pids
+    return directory, await add_players(store, directory, n)
 
 
 async def test_dirty_players_are_saved_in_batches(store: FlakyStore, content: Content) -> None:

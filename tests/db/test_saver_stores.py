@@ -8,27 +8,18 @@ from baolife.db.saver import Saver
 from baolife.db.store import SaveRow, Store, hash_token, open_store
 from baolife.model import Player, dump_player
 from baolife.players import Directory
+from tests.helpers import add_players
 
 
 def born(pid: int, name: str) -> Player:
     return Player(id=pid, name=name)
 
 
-async def register(store: Store, directory: Directory, count: int) -> list[int]:
-    """``count`` new players, online and dirty, as after registration."""
-    pids = []
-    for i in range(count):
-        pid = await store.create_account(f"P{i}", hash_token(f"saver-{i}-{trio.current_time()}"))
-        directory.create(pid, f"P{i}")
-        pids.append(pid)
-    return pids
-
-
 async def test_dirty_players_are_saved_in_batches_of_one_store_call(store: Store) -> None:
     with trio.fail_after(60):
         directory = Directory(store, born, capacity=1000)
         saver = Saver(store, directory, interval=5, batch=50)
-        pids = await register(store, directory, 130)
+        pids = await add_players(store, directory, 130)
         for pid in pids:
             entry = directory.get(pid)
             assert entry is not None
@@ -50,7 +41,7 @@ async def test_a_player_taken_by_another_process_is_fenced_not_saved(store_url: 
         fenced: list[int] = []
         directory = Directory(store, born, capacity=1000)
         saver = Saver(store, directory, interval=5, batch=100, on_fenced=fenced.append)
-        mine, taken = await register(store, directory, 2)
+        mine, taken = await add_players(store, directory, 2)
         assert await saver.flush()
         async with open_store(store_url) as other:
             claim = await other.claim(taken)
