@@ -38,8 +38,13 @@ def _parser() -> argparse.ArgumentParser:
 
     content = sub.add_parser("content", help="check the game content")
     content_sub = content.add_subparsers(dest="content_command", required=True, metavar="SUBCOMMAND")
-    content_sub.add_parser("stats", help="print content counts as JSON; exit 1 if the content does not validate")
-    content_sub.add_parser("check", help="validate the content; exit 1 with the first problem")
+    for name, text in (
+        ("stats", "print content counts as JSON; exit 1 if the content does not validate"),
+        ("check", "validate the content; exit 1 with the first problem"),
+    ):
+        content_sub.add_parser(name, help=text).add_argument(
+            "--content", metavar="DIR", help="a content folder to use instead of the built-in one"
+        )
 
     simulate = sub.add_parser(
         "simulate",
@@ -56,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--plots", metavar="DIR", help="also write PNG charts into DIR (needs baolife[sim])")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
     simulate.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    simulate.add_argument("--content", metavar="DIR", help="a content folder to use instead of the built-in one")
 
     sub.add_parser("settings", help="list every setting, its environment variable and default")
     return parser
@@ -104,7 +110,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _content(args: argparse.Namespace) -> int:
     from .tick.registry import EventRegistry
 
-    content = load_content()
+    content = load_content(args.content)
     if args.content_command == "check":
         print(f"content ok: {len(content.events)} events, {len(content.actions)} actions")
         return 0
@@ -142,10 +148,12 @@ def _simulate(args: argparse.Namespace) -> int:
         except PlotsUnavailable as exc:
             print(f"baolife: {exc}", file=sys.stderr)
             return 2
-    content = load_content()
+    content = load_content(args.content)
     command = f"baolife simulate --players {args.players} --seed {args.seed}"
     if args.year_days != 365:
         command += f" --year-days {args.year_days}"
+    if args.content:
+        command += f" --content {args.content}"
 
     def progress(done: int, total: int) -> None:
         print(f"{done:,}/{total:,} lives", file=sys.stderr, flush=True)
