@@ -250,7 +250,9 @@ class FamilyMember:
 @attrs.frozen
 class Hazard:
     """Annual probability of death: ``base * exp(growth * age_years) *
-    exp(health_scale * (50 - health)) + infant`` (infant only in year 0)."""
+    exp(health_scale * (50 - health)) + infant`` (infant only in year 0),
+    with the age taken at the middle of the player's current year. NPCs die
+    by ``npc_base * exp(npc_growth * age_years)``, checked at each birthday."""
 
     base: float = 0.0001
     growth: float = 0.085

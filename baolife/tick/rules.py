@@ -86,8 +86,12 @@ class Rules:
         self._hazard_age = [h.base * math.exp(h.growth * (y + 0.5)) / year_days for y in range(131)]
         self._hazard_health = [math.exp(h.health_scale * (50 - hp)) for hp in range(STAT_MIN, STAT_MAX + 1)]
         self._infant = h.infant / year_days
-        # Compiled conditions, by id() of the Conditions object, with the object kept alive.
+        # Compiled conditions of the content, by id() of the Conditions object
+        # (kept in the entry, so the id cannot be reused while it is here).
+        # Only the content's are kept: the dict is bounded by the content.
         self._compiled: dict[int, tuple[Conditions, tuple[Callable[[Player], bool], ...]]] = {}
+        for cond in _content_conditions(content):
+            self._compiled[id(cond)] = (cond, self._compile(cond))
 
     # ----------------------------------------------------------------- time
 
@@ -141,9 +145,8 @@ class Rules:
         checks of only the fields it sets; this runs for every candidate event
         of every check, and for every action when the action list changes."""
         entry = self._compiled.get(id(cond))
-        if entry is None or entry[0] is not cond:
-            entry = self._compiled[id(cond)] = (cond, self._compile(cond))
-        for check in entry[1]:
+        checks = entry[1] if entry is not None and entry[0] is cond else self._compile(cond)
+        for check in checks:
             if not check(p):
                 return False
         return True
@@ -594,6 +597,16 @@ class Rules:
         if day < self._table_days:
             return self._expense_at[day] + tax
         return self._expenses[self._stage_search(day)] + tax
+
+
+def _content_conditions(content: Content) -> list[Conditions]:
+    return (
+        [e.when for e in content.events.values()]
+        + [a.when for a in content.actions.values()]
+        + [j.when for j in content.jobs.values()]
+        + [lv.when for lv in content.levels.values()]
+        + [m.when for m in content.majors.values()]
+    )
 
 
 def _stat_in(stat: str, low: int, high: int) -> Callable[[Player], bool]:
