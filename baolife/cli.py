@@ -50,13 +50,17 @@ def _parser() -> argparse.ArgumentParser:
         "simulate",
         help="run bot players through whole lives and print a balance report",
         description="Run bot players through whole lives on the real game rules, one game day per tick on "
-        "virtual time, and print a balance report (Markdown, or JSON with --json). The same seed gives the "
-        "same report.",
+        "virtual time, and print a balance report (Markdown, or JSON with --json). The same seed and content "
+        "give the same figures.",
     )
     simulate.add_argument("--players", type=_positive, default=1000, metavar="N", help="lives to run (default 1000)")
     simulate.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
     simulate.add_argument(
-        "--year-days", type=_positive, default=365, metavar="D", help="game days per game year (default 365)"
+        "--year-days",
+        type=_positive,
+        default=365,
+        metavar="D",
+        help="game days per game year, as the server's BAOLIFE_YEAR_DAYS (default 365)",
     )
     simulate.add_argument("--plots", metavar="DIR", help="also write PNG charts into DIR (needs baolife[sim])")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
