@@ -1,4 +1,4 @@
-"""The ``baolife`` command: ``serve``, ``migrate``, ``content``, ``settings``.
+"""The ``baolife`` command: ``serve``, ``migrate``, ``content``, ``simulate``, ``settings``.
 
 Configuration errors print one line naming the setting and exit with 2.
 """
@@ -48,11 +48,44 @@ def _parser() -> argparse.ArgumentParser:
 
     content = sub.add_parser("content", help="check the game content")
     content_sub = content.add_subparsers(dest="content_command", required=True, metavar="SUBCOMMAND")
-    content_sub.add_parser("stats", help="print content counts as JSON; exit 1 if the content does not validate")
-    content_sub.add_parser("check", help="validate the content; exit 1 with the first problem")
+    for name, text in (
+        ("stats", "print content counts as JSON; exit 1 if the content does not validate"),
+        ("check", "validate the content; exit 1 with the first problem"),
+    ):
+        content_sub.add_parser(name, help=text).add_argument(
+            "--content", metavar="DIR", help="a content folder to use instead of the built-in one"
+        )
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="run bot players through whole lives and print a balance report",
+        description="Run bot players through whole lives on the real game rules, one game day per tick on "
+        "virtual time, and print a balance report (Markdown, or JSON with --json). The same seed and content "
+        "give the same figures.",
+    )
+    simulate.add_argument("--players", type=_positive, default=1000, metavar="N", help="lives to run (default 1000)")
+    simulate.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
+    simulate.add_argument(
+        "--year-days",
+        type=_positive,
+        default=365,
+        metavar="D",
+        help="game days per game year, as the server's BAOLIFE_YEAR_DAYS (default 365)",
+    )
+    simulate.add_argument("--plots", metavar="DIR", help="also write PNG charts into DIR (needs baolife[sim])")
+    simulate.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
+    simulate.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    simulate.add_argument("--content", metavar="DIR", help="a content folder to use instead of the built-in one")
 
     sub.add_parser("settings", help="list every setting, its environment variable and default")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _settings(args: argparse.Namespace) -> config.Settings:
@@ -100,25 +133,69 @@ def _migrate(args: argparse.Namespace) -> int:
 def _content(args: argparse.Namespace) -> int:
     from .tick.registry import EventRegistry
 
-    content = load_content()
+    content = load_content(args.content)
     if args.content_command == "check":
         print(f"content ok: {len(content.events)} events, {len(content.actions)} actions")
         return 0
     registry = EventRegistry(content)
+    # Random (indexed) events that can happen at each stage; follow-ups happen
+    # only when scheduled, so they belong to no stage of their own.
     per_stage = {stage: 0 for stage in content.stage_order}
     for event in content.events.values():
-        for stage in registry.stages_of(event):
-            per_stage[stage] += 1
+        if not event.followup:
+            for stage in registry.stages_of(event):
+                per_stage[stage] += 1
     stats = {
         "events": len(content.events),
+        "random_events": registry.statistics().indexed,
         "followup_events": sum(1 for e in content.events.values() if e.followup),
         "actions": len(content.actions),
         "jobs": len(content.jobs),
         "education_levels": len(content.levels),
+        "majors": len(content.majors),
+        "flags": len(content.flags),
         "npc_personas": len(content.personas),
         "events_per_stage": per_stage,
     }
     sys.stdout.write(orjson.dumps(stats, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .sim import simulate
+    from .sim.plots import PlotsUnavailable, require_matplotlib, write_plots
+
+    if args.plots:
+        try:
+            require_matplotlib()  # fail before a long run, not after it
+        except PlotsUnavailable as exc:
+            print(f"baolife: {exc}", file=sys.stderr)
+            return 2
+    content = load_content(args.content)
+    command = f"baolife simulate --players {args.players} --seed {args.seed}"
+    if args.year_days != 365:
+        command += f" --year-days {args.year_days}"
+    if args.content:
+        command += f" --content {args.content}"
+
+    def progress(done: int, total: int) -> None:
+        print(f"{done:,}/{total:,} lives", file=sys.stderr, flush=True)
+
+    report = simulate(
+        content,
+        players=args.players,
+        seed=args.seed,
+        year_days=args.year_days,
+        command=command,
+        progress=None if args.quiet else progress,
+    )
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(report.markdown())
+    if args.plots:
+        for path in write_plots(report, args.plots):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -132,7 +209,13 @@ def _list_settings(_args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
-    handlers = {"serve": _serve, "migrate": _migrate, "content": _content, "settings": _list_settings}
+    handlers = {
+        "serve": _serve,
+        "migrate": _migrate,
+        "content": _content,
+        "simulate": _simulate,
+        "settings": _list_settings,
+    }
     try:
         return handlers[args.command](args)
     except config.ConfigError as exc:

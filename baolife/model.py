@@ -109,10 +109,12 @@ class Prompt:
 
 @attrs.define(slots=True)
 class Scheduled:
-    """A follow-up event due on a day of this life."""
+    """A follow-up event due on a day of this life. ``bind`` keeps the template
+    values (the NPC) of the event that scheduled it."""
 
     day: int
     event: str
+    bind: dict[str, str] = attrs.Factory(dict)
 
 
 @attrs.define(slots=True)
@@ -135,6 +137,8 @@ class Player:
     job_since: int = 0
     education: str = "none"
     edu_since: int = 0
+    # University major id ("" for none); see baolife/content/education.toml.
+    major: str = ""
     flags: set[str] = attrs.Factory(set)
     npcs: list[Npc] = attrs.Factory(list)
     prompts: list[Prompt] = attrs.Factory(list)

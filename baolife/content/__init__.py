@@ -1,10 +1,12 @@
 """Game content: loaded from the TOML files in this folder and validated at start.
 
-:func:`load` reads ``world.toml``, ``actions.toml``, ``jobs.toml``,
-``education.toml``, ``personas.toml`` and every ``events/*.toml``, builds the
-classes of :mod:`baolife.content.schema` with strict types (no silent
-conversions), then cross-checks every reference. Any problem raises
-:class:`ContentError` naming the file and the id.
+:func:`load` reads ``world.toml``, ``flags.toml``, ``actions.toml``,
+``jobs.toml``, ``education.toml``, ``personas.toml`` and every
+``events/*.toml``, builds the classes of :mod:`baolife.content.schema` with
+strict types (no silent conversions), then cross-checks every reference:
+ids, stages, stats, roles, majors, declared flags, template names, and
+follow-up chains. Any problem raises :class:`ContentError` naming the file
+and the id.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from typing import Any
 import cattrs
 
 from .schema import (
+    FLAG_KINDS,
     STAT_NAMES,
     Action,
     Conditions,
     Content,
     Effects,
     Event,
+    Flag,
     Job,
     Level,
+    Major,
     Names,
     Persona,
     World,
@@ -35,7 +40,7 @@ __all__ = ["ContentError", "Content", "load", "DEFAULT_DIR", "TEMPLATE_FIELDS"]
 DEFAULT_DIR = Path(__file__).parent
 
 # Names a content text may use as $name; filled by the engine.
-TEMPLATE_FIELDS = frozenset({"name", "first", "surname", "age", "job", "npc", "npc_role", "money"})
+TEMPLATE_FIELDS = frozenset({"name", "first", "surname", "age", "job", "major", "npc", "npc_role", "money"})
 
 
 class ContentError(Exception):
@@ -84,10 +89,12 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         raise ContentError(f"{where}: {exc}") from None
 
 
-def _items(data: dict[str, Any], key: str, rel: str) -> list[dict[str, Any]]:
-    extra = set(data) - {key}
+def _items(data: dict[str, Any], key: str, rel: str, *, also: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The array of tables ``[[key]]`` of a file; ``also``: other arrays the file may hold."""
+    extra = set(data) - {key, *also}
     if extra:
-        raise ContentError(f"{rel}: unknown top-level key(s) {sorted(extra)}; expected [[{key}]]")
+        wanted = ", ".join(f"[[{k}]]" for k in (key, *also))
+        raise ContentError(f"{rel}: unknown top-level key(s) {sorted(extra)}; expected {wanted}")
     items = data.get(key, [])
     if not isinstance(items, list):
         raise ContentError(f"{rel}: {key} must be an array of tables ([[{key}]])")
@@ -133,25 +140,42 @@ def load(folder: Path | str | None = None) -> Content:
     jobs: dict[str, Job] = {}
     _load_file(base, "jobs.toml", "job", Job, jobs)
     levels: dict[str, Level] = {}
-    _load_file(base, "education.toml", "level", Level, levels)
+    majors: dict[str, Major] = {}
+    edu_doc = _read(base / "education.toml", "education.toml")
+    _collect(Level, _items(edu_doc, "level", "education.toml", also=("major",)), "level", "education.toml", levels)
+    _collect(Major, _items(edu_doc, "major", "education.toml", also=("level",)), "major", "education.toml", majors)
+    flags: dict[str, Flag] = {}
+    _load_file(base, "flags.toml", "flag", Flag, flags)
     personas: dict[str, Persona] = {}
     _load_file(base, "personas.toml", "persona", Persona, personas)
 
     content = Content(
-        world=world, names=names, events=events, actions=actions, jobs=jobs, levels=levels, personas=personas
+        world=world,
+        names=names,
+        events=events,
+        actions=actions,
+        jobs=jobs,
+        levels=levels,
+        personas=personas,
+        majors=majors,
+        flags=flags,
     )
     _Checker(content).run()
     return content
 
 
 class _Checker:
-    """Cross-references: every id, stage, stat and template name must exist."""
+    """Cross-references: every id, stage, stat, role, major, flag and template
+    name must exist; every follow-up must be reachable and able to stop."""
 
     def __init__(self, content: Content) -> None:
         self.c = content
         levels = content.levels
         self.educations = {"none"} | set(levels) | {lv.then for lv in levels.values()}
         self.roles = {role for p in content.personas.values() for role in p.roles}
+        # Who schedules each event, and which flags some effect sets.
+        self.scheduled_by: dict[str, list[str]] = {}
+        self.flags_set: set[str] = set()
 
     def run(self) -> None:
         c = self.c
@@ -160,15 +184,37 @@ class _Checker:
             raise ContentError("world.toml: [world] stages: the youngest stage must start at age 0")
         if not 1 <= w.check_min_days <= w.check_max_days:
             raise ContentError("world.toml: [world] check_min_days must be >= 1 and <= check_max_days")
+        if not 0 <= w.tax < 1:
+            raise ContentError("world.toml: [world] tax must be a share of the salary in 0..1")
         if w.timeout_days < 1:
             raise ContentError("world.toml: [world] timeout_days must be >= 1")
         for stage in list(w.expenses) + [d.stage for d in w.drift]:
             if stage not in w.stages:
                 raise ContentError(f"world.toml: [world] unknown stage {stage!r}")
+        for settle in w.settle:
+            if settle.stat not in STAT_NAMES:
+                known = list(STAT_NAMES)
+                raise ContentError(f"world.toml: [world] settle: unknown stat {settle.stat!r}; known: {known}")
+            if not 0 < settle.share <= 1 or not 0 <= settle.toward <= 100:
+                raise ContentError(f"world.toml: [world] settle {settle.stat!r}: share in (0, 1], toward in 0..100")
         for member in w.family:
             self.role(member.role, "world.toml: [world] family")
+            if not 0 <= member.chance <= 1 or member.min_age > member.max_age:
+                raise ContentError(f"world.toml: [world] family {member.role!r}: chance in 0..1, min_age <= max_age")
         if not c.names.first or not c.names.last:
             raise ContentError("world.toml: [names] first and last must not be empty")
+        for flag in c.flags.values():
+            where = f"{flag.source}: flag {flag.id!r}"
+            if flag.kind not in FLAG_KINDS:
+                raise ContentError(f"{where}: kind {flag.kind!r} is not one of {list(FLAG_KINDS)}")
+            self.text(flag.label, where)
+            self.effects(flag.yearly, f"{where}: yearly")
+        for major in c.majors.values():
+            where = f"{major.source}: major {major.id!r}"
+            self.text(major.label, where)
+            if major.level not in c.levels:
+                raise ContentError(f"{where}: level {major.level!r} is not an education level")
+            self.conditions(major.when, where)
         for ev in c.events.values():
             self.event(ev)
         for act in c.actions.values():
@@ -182,26 +228,48 @@ class _Checker:
                 self.outcome(out, f"{where}: outcome #{i + 1}")
         for job in c.jobs.values():
             where = f"{job.source}: job {job.id!r}"
+            self.text(job.title, where)
             self.conditions(job.when, where)
             if job.salary < 0:
                 raise ContentError(f"{where}: salary must not be negative")
             if job.promotes_to and job.promotes_to not in c.jobs:
                 raise ContentError(f"{where}: promotes_to {job.promotes_to!r} is not a job")
+            if job.promotes_to == job.id:
+                raise ContentError(f"{where}: a job cannot promote to itself")
+            if not 0 <= job.fire_rate <= 1 or job.promote_after_years <= 0:
+                raise ContentError(f"{where}: fire_rate must be in 0..1 and promote_after_years positive")
         for level in c.levels.values():
             where = f"{level.source}: level {level.id!r}"
+            self.text(level.label, where)
             self.conditions(level.when, where)
             if level.years <= 0:
                 raise ContentError(f"{where}: years must be positive")
         for persona in c.personas.values():
             where = f"{persona.source}: persona {persona.id!r}"
+            if not persona.roles or not persona.traits.strip() or not persona.manner.strip():
+                raise ContentError(f"{where}: needs roles, traits and manner")
             if not persona.replies:
                 raise ContentError(f"{where}: needs at least one scripted reply")
             for line in persona.greetings + persona.replies + persona.questions:
                 self.text(line, where)
+        self.reachable()
+
+    def reachable(self) -> None:
+        """Every follow-up is scheduled by something; every declared flag is set by something."""
+        for ev in self.c.events.values():
+            if ev.followup and ev.id not in self.scheduled_by:
+                raise ContentError(f"{ev.source}: event {ev.id!r}: followup event that nothing schedules")
+        for flag in self.c.flags.values():
+            if flag.id not in self.flags_set:
+                raise ContentError(f"{flag.source}: flag {flag.id!r}: declared but no effect ever sets it")
 
     def role(self, role: str, where: str) -> None:
         if role not in self.roles:
             raise ContentError(f"{where}: no persona speaks for role {role!r}")
+
+    def flag(self, flag: str, where: str) -> None:
+        if flag not in self.c.flags:
+            raise ContentError(f"{where}: flag {flag!r} is not declared in flags.toml")
 
     def text(self, text: str, where: str) -> None:
         tpl = self.c.template(text)
@@ -227,15 +295,25 @@ class _Checker:
         for edu in cond.education + cond.not_education:
             if edu not in self.educations:
                 raise ContentError(f"{where}: unknown education {edu!r}; known: {sorted(self.educations)}")
+        for major in cond.majors:
+            if major not in c.majors:
+                raise ContentError(f"{where}: unknown major {major!r}; known: {sorted(c.majors)}")
+        for flag in cond.flags + cond.not_flags + cond.any_flags:
+            self.flag(flag, where)
+        for role in cond.npc_roles + cond.not_npc_roles:
+            self.role(role, where)
         if cond.min_age > cond.max_age:
             raise ContentError(f"{where}: min_age is above max_age")
+        if (cond.min_closeness is not None or cond.max_closeness is not None) and not cond.npc_roles:
+            raise ContentError(f"{where}: min_closeness and max_closeness need npc_roles")
 
-    def outcome(self, out: Any, where: str) -> None:
+    def outcome(self, out: Any, where: str, owner: str = "") -> None:
         if out.weight <= 0:
             raise ContentError(f"{where}: weight must be positive")
-        self.effects(out.effects, where)
+        self.effects(out.effects, where, owner)
 
-    def effects(self, eff: Effects, where: str) -> None:
+    def effects(self, eff: Effects, where: str, owner: str = "") -> None:
+        """Check ``eff``; ``owner`` is the id of the event it belongs to, if any."""
         c = self.c
         if eff.feed:
             self.text(eff.feed, where)
@@ -243,17 +321,31 @@ class _Checker:
             raise ContentError(f"{where}: effects job {eff.job!r} is not a job, 'best' or 'none'")
         if eff.education and eff.education not in self.educations:
             raise ContentError(f"{where}: effects education {eff.education!r} is unknown")
+        if eff.major and eff.major != "none" and eff.major not in c.majors:
+            raise ContentError(f"{where}: effects major {eff.major!r} is not a major or 'none'")
+        for flag in eff.flags_add + eff.flags_remove:
+            self.flag(flag, where)
+        self.flags_set.update(eff.flags_add)
         for add in eff.npc_add:
             if add.persona and add.persona not in c.personas:
                 raise ContentError(f"{where}: npc_add persona {add.persona!r} is unknown")
+            if add.persona and add.role not in c.personas[add.persona].roles:
+                raise ContentError(f"{where}: persona {add.persona!r} does not speak for role {add.role!r}")
             self.role(add.role, where)
             if add.name:
                 self.text(add.name, where)
+        for change in eff.npc:
+            self.role(change.role, where)
         for ref in eff.schedule:
-            if ref.event not in c.events:
+            target = c.events.get(ref.event)
+            if target is None:
                 raise ContentError(f"{where}: schedule event {ref.event!r} is unknown")
             if ref.in_days < 1:
                 raise ContentError(f"{where}: schedule in_days must be >= 1")
+            if ref.event == owner and not (target.when.flags or target.when.npc_roles):
+                # A recurring follow-up (an illness, an upkeep) must be able to stop.
+                raise ContentError(f"{where}: an event that schedules itself must require a flag or an NPC role")
+            self.scheduled_by.setdefault(ref.event, []).append(where)
         if eff.die:
             self.text(eff.die, where)
 
@@ -264,23 +356,42 @@ class _Checker:
         self.conditions(ev.when, where)
         if ev.weight <= 0:
             raise ContentError(f"{where}: weight must be positive")
-        self.effects(ev.effects, where)
+        if ev.cooldown_days < 0 or ev.timeout_days < 0:
+            raise ContentError(f"{where}: cooldown_days and timeout_days must not be negative")
+        if not ev.followup and not self.possible(ev.when):
+            raise ContentError(f"{where}: its stages and ages never overlap, so it can never happen")
+        self.effects(ev.effects, where, ev.id)
+        for i, out in enumerate(ev.outcomes):
+            self.outcome(out, f"{where}: outcome #{i + 1}", ev.id)
         keys = [ch.key for ch in ev.choices]
         if len(set(keys)) != len(keys):
             raise ContentError(f"{where}: choice keys must be unique, got {keys}")
         if ev.choices:
-            if len(ev.choices) > 4:
-                raise ContentError(f"{where}: at most 4 choices")
+            if not 2 <= len(ev.choices) <= 4:
+                raise ContentError(f"{where}: an event with choices needs 2 to 4 of them, got {len(ev.choices)}")
             if ev.default not in keys:
                 raise ContentError(f"{where}: default {ev.default!r} is not one of its choices {keys}")
+            if ev.effects != Effects() or ev.outcomes:
+                # They would never happen: a prompt applies only the chosen choice.
+                raise ContentError(f"{where}: an event with choices puts its effects in the choices")
         elif ev.default:
             raise ContentError(f"{where}: default given but the event has no choices")
         for ch in ev.choices:
             cw = f"{where}: choice {ch.key!r}"
             self.text(ch.label, cw)
-            self.effects(ch.effects, cw)
+            self.effects(ch.effects, cw, ev.id)
             for i, out in enumerate(ch.outcomes):
-                self.outcome(out, f"{cw}: outcome #{i + 1}")
+                self.outcome(out, f"{cw}: outcome #{i + 1}", ev.id)
+
+    def possible(self, cond: Conditions) -> bool:
+        """Whether some life stage lets ``cond``'s stages and age band hold together."""
+        order = self.c.stage_order
+        starts = [self.c.world.stages[s] for s in order]
+        for i, stage in enumerate(order):
+            high = starts[i + 1] if i + 1 < len(order) else float("inf")
+            if (not cond.stages or stage in cond.stages) and cond.min_age < high and cond.max_age > starts[i]:
+                return True
+        return False
 
 
 def template_names(text: str) -> set[str]:

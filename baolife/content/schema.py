@@ -31,17 +31,23 @@ class Conditions:
     stages: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     flags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     not_flags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    # At least one of these flags (e.g. any illness a doctor can treat).
+    any_flags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     has_job: bool | None = None
     jobs: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     education: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     not_education: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    # The player's university major (see education.toml [[major]]).
+    majors: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     min: dict[str, int] = attrs.Factory(dict)
     max: dict[str, int] = attrs.Factory(dict)
     min_money: int | None = None
     max_money: int | None = None
     npc_roles: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     not_npc_roles: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    # Closeness bounds of the NPCs of ``npc_roles`` that count (e.g. a partner you barely speak to).
     min_closeness: int | None = None
+    max_closeness: int | None = None
 
 
 @attrs.frozen
@@ -70,6 +76,9 @@ class NpcChange:
 
 @attrs.frozen
 class ScheduleRef:
+    """A follow-up event due ``in_days`` from now. It keeps the NPC the
+    scheduling event was about, and fires only if its conditions still hold."""
+
     event: str
     in_days: int = 1
 
@@ -89,10 +98,13 @@ class Effects:
     flags_add: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     flags_remove: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     feed: str = ""
-    # A job id, "best" (the best-paid job the player qualifies for) or "none".
+    # A job id, "none", or "best": a job the player qualifies for, among those
+    # paying at least half the best-paid one, the better paid the likelier.
     job: str = ""
     promote: bool = False
     education: str = ""
+    # A major id: enrol in its level with that major; "none": forget the major.
+    major: str = ""
     npc_add: tuple[NpcAdd, ...] = ()
     npc: tuple[NpcChange, ...] = ()
     schedule: tuple[ScheduleRef, ...] = ()
@@ -131,6 +143,8 @@ class Event:
     default: str = ""
     followup: bool = False
     effects: Effects = Effects()
+    # Without choices: one of these happens after ``effects`` (e.g. the course of an illness).
+    outcomes: tuple[Outcome, ...] = ()
     choices: tuple[Choice, ...] = ()
     source: str = ""
 
@@ -183,6 +197,34 @@ class Level:
 
 
 @attrs.frozen
+class Major:
+    """A field of study at an education level (university). Jobs and
+    events may require it; the player holds it after enrolling."""
+
+    id: str
+    label: str
+    level: str
+    when: Conditions = Conditions()
+    source: str = ""
+
+
+@attrs.frozen
+class Flag:
+    """A fact about a life (a trait, a habit, an illness, an asset). Every
+    flag content uses is declared; ``yearly`` happens at each birthday while
+    the player holds it (upkeep of a house, the toll of smoking, a pension)."""
+
+    id: str
+    label: str
+    kind: str
+    yearly: Effects = Effects()
+    source: str = ""
+
+
+FLAG_KINDS = ("trait", "habit", "illness", "asset", "life")
+
+
+@attrs.frozen
 class Persona:
     """How an NPC speaks, for the LLM prompt and the scripted provider."""
 
@@ -208,7 +250,9 @@ class FamilyMember:
 @attrs.frozen
 class Hazard:
     """Annual probability of death: ``base * exp(growth * age_years) *
-    exp(health_scale * (50 - health)) + infant`` (infant only in year 0)."""
+    exp(health_scale * (50 - health)) + infant`` (infant only in year 0),
+    with the age taken at the middle of the player's current year. NPCs die
+    by ``npc_base * exp(npc_growth * age_years)``, checked at each birthday."""
 
     base: float = 0.0001
     growth: float = 0.085
@@ -230,6 +274,16 @@ class Drift:
 
 
 @attrs.frozen
+class Settle:
+    """At each birthday, ``stat`` moves ``share`` of the way toward ``toward``
+    (people get used to their lot: joy and misery both fade)."""
+
+    stat: str
+    toward: int
+    share: float
+
+
+@attrs.frozen
 class World:
     """Rules of the world that are data rather than code."""
 
@@ -238,8 +292,12 @@ class World:
     check_max_days: int = 50
     timeout_days: int = 20
     expenses: dict[str, int] = attrs.Factory(dict)
+    # Share of a salary that goes on tax and a lifestyle that grows with income,
+    # paid day by day on top of the stage's expenses.
+    tax: float = 0.0
     hazard: Hazard = Hazard()
     drift: tuple[Drift, ...] = ()
+    settle: tuple[Settle, ...] = ()
     family: tuple[FamilyMember, ...] = ()
     start_money: int = 0
 
@@ -261,6 +319,8 @@ class Content:
     jobs: dict[str, Job]
     levels: dict[str, Level]
     personas: dict[str, Persona]
+    majors: dict[str, Major] = attrs.Factory(dict)
+    flags: dict[str, Flag] = attrs.Factory(dict)
     templates: dict[str, Template] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property

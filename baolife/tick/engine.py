@@ -124,6 +124,8 @@ class World:
         self._advanced_through = -1
         self._counters = _Counters()
         self.error_counts: Counter[str] = Counter()
+        # How often each event happened (random or scheduled), for balance reports.
+        self.event_counts: Counter[str] = Counter()
         self._action_labels = {a.id: a.label for a in content.actions.values()}
 
     # ----------------------------------------------------------------- presence
@@ -194,11 +196,16 @@ class World:
             "cause_of_death": p.cause_of_death,
         }
 
+    def actions_of(self, pid: int) -> list[str]:
+        """The actions an online player's conditions allow now (what the
+        client was last sent); cost and cooldown are checked on ``act``."""
+        return self._actions.get(pid, [])
+
     def _available(self, p: Player) -> list[str]:
         if not p.alive:
             return []
-        why_not = self.rules.why_not
-        return [a.id for a in self.content.actions.values() if not why_not(a.when, p)]
+        allows = self.rules.allows
+        return [a.id for a in self.content.actions.values() if allows(a.when, p)]
 
     def _tick_of_day(self, pid: int, day: int, age_days: int, tick: int) -> int:
         dt = self.day_ticks
@@ -405,7 +412,9 @@ class World:
             if due:
                 p.scheduled = [s for s in p.scheduled if s.day > day]
                 for item in due:
-                    self._fire(u, self.content.events[item.event], tick)
+                    event = self.content.events[item.event]
+                    if r.holds(event, p, item.bind):
+                        self._fire(u, event, tick, item.bind)
         if day >= p.next_check:
             self._check(u, tick)
             w = self.content.world
@@ -425,33 +434,36 @@ class World:
         if len(p.prompts) >= LIMITS.prompts:
             return
         day = p.age_days
-        why_not = self.rules.why_not
+        allows = self.rules.allows
         cooldowns = p.cooldowns
         pool: list[Event] = []
         weights: list[float] = []
-        for event in self.registry.candidates(self.rules.stage(day), p.flags):
+        for event in self.registry.candidates(p, day // self.year_days):
             c.evaluations += 1
-            if cooldowns.get(event.id, 0) > day or why_not(event.when, p):
+            if cooldowns.get(event.id, 0) > day or not allows(event.when, p):
                 continue
             pool.append(event)
             weights.append(event.weight)
         if pool:
             self._fire(u, self.rng.choices(pool, weights=weights)[0], tick)
 
-    def _fire(self, u: Unit, event: Event, tick: int) -> None:
+    def _fire(self, u: Unit, event: Event, tick: int, bind: dict[str, str] | None = None) -> None:
+        """Make ``event`` happen; ``bind``: the NPC a scheduled follow-up is about."""
         p = u.p
         if not p.alive:
             return
         if event.choices and len(p.prompts) >= LIMITS.prompts:
             return
         self._counters.events_fired += 1
+        self.event_counts[event.id] += 1
         if event.once:
             p.cooldowns[event.id] = ONCE
         elif event.cooldown_days:
             p.cooldowns[event.id] = p.age_days + event.cooldown_days
-        bind = self.rules.bind(event, p)
+        if not bind:
+            bind = self.rules.bind(event, p)
         if not event.choices:
-            self.rules.apply(u, event.effects, bind)
+            self.rules.happen(u, event, bind)
             return
         timeout = event.timeout_days or self.content.world.timeout_days
         prompt = Prompt(

@@ -1,11 +1,20 @@
 """The event registry and its index.
 
 A player is checked only against the events that can apply to its current
-state: the index maps a life stage and a required flag to the events that
-need them, so a check looks at the stage's unconditional events plus, for
-each flag the player holds, the events keyed on that flag. Dynamic
-conditions (stats, money, job, NPCs, cooldowns) are evaluated only on those
-candidates. ``followup`` events are not indexed: they fire only when scheduled.
+state. The index has one bucket per year of age; an event sits in the
+buckets of the years its age band and stages allow, under one key: the most
+selective static requirement it has, in this order: a particular job, a
+required flag, an education level, a required NPC role, having (or not
+having) a job; events with none of these are always candidates at their
+ages. A check looks only at the keys the player meets, so most events that
+cannot apply are never looked at. Every key is a necessary condition, so
+the full conditions (stats, money, closeness, cooldowns...) are still
+evaluated on each candidate. ``followup`` events are not indexed: they fire
+only when scheduled, and then only if their conditions still hold.
+
+Candidates come in a fixed order (content order, never the order of a set of
+strings, which changes from process to process), so a seeded random
+generator replays the same lives.
 """
 
 from __future__ import annotations
@@ -15,8 +24,12 @@ from collections.abc import Iterator
 import attrs
 
 from ..content.schema import Content, Event
+from ..model import Player
 
-__all__ = ["EventRegistry", "RegistryStatistics"]
+__all__ = ["EventRegistry", "RegistryStatistics", "INDEXED_YEARS"]
+
+# Ages past this share the last bucket.
+INDEXED_YEARS = 130
 
 
 @attrs.frozen
@@ -25,6 +38,47 @@ class RegistryStatistics:
     indexed: int
     # Largest number of candidates a player of each stage can be checked against.
     max_candidates: dict[str, int]
+
+
+class _Bucket:
+    """The indexed events of one year of age, by key."""
+
+    __slots__ = ("always", "with_job", "without_job", "by_job", "by_education", "by_flag", "by_role")
+
+    def __init__(self) -> None:
+        self.always: list[Event] = []
+        self.with_job: list[Event] = []
+        self.without_job: list[Event] = []
+        self.by_job: dict[str, list[Event]] = {}
+        self.by_education: dict[str, list[Event]] = {}
+        self.by_flag: dict[str, list[Event]] = {}
+        self.by_role: dict[str, list[Event]] = {}
+
+    def add(self, event: Event) -> None:
+        cond = event.when
+        if cond.jobs:
+            for job in cond.jobs:
+                self.by_job.setdefault(job, []).append(event)
+        elif cond.flags:
+            self.by_flag.setdefault(cond.flags[0], []).append(event)
+        elif cond.education:
+            for level in cond.education:
+                self.by_education.setdefault(level, []).append(event)
+        elif cond.npc_roles:
+            self.by_role.setdefault(cond.npc_roles[0], []).append(event)
+        elif cond.has_job is True:
+            self.with_job.append(event)
+        elif cond.has_job is False:
+            self.without_job.append(event)
+        else:
+            self.always.append(event)
+
+    def size(self) -> int:
+        """Distinct events in the bucket (an upper bound on its candidates)."""
+        lists = [self.always, self.with_job, self.without_job]
+        for by in (self.by_job, self.by_education, self.by_flag, self.by_role):
+            lists.extend(by.values())
+        return len({e.id for events in lists for e in events})
 
 
 class EventRegistry:
@@ -38,15 +92,14 @@ class EventRegistry:
             (stage, start, starts[i + 1] if i + 1 < len(starts) else float("inf"))
             for i, (stage, start) in enumerate(zip(order, starts, strict=True))
         ]
-        self._index: dict[str, dict[str | None, list[Event]]] = {stage: {} for stage in order}
+        self._years = [_Bucket() for _ in range(INDEXED_YEARS + 1)]
         self._indexed = 0
         for event in sorted(content.events.values(), key=lambda e: e.id):
             if event.followup:
                 continue
             self._indexed += 1
-            key: str | None = event.when.flags[0] if event.when.flags else None
-            for stage in self.stages_of(event):
-                self._index[stage].setdefault(key, []).append(event)
+            for year in self.years_of(event):
+                self._years[year].add(event)
 
     def stages_of(self, event: Event) -> list[str]:
         """The stages in which ``event``'s age bounds and stage list can hold."""
@@ -54,31 +107,51 @@ class EventRegistry:
         return [
             stage
             for stage, low, high in self._spans
-            if (not cond.stages or stage in cond.stages) and cond.min_age < high and cond.max_age >= low
+            if (not cond.stages or stage in cond.stages) and cond.min_age < high and cond.max_age > low
         ]
 
-    def candidates(self, stage: str, flags: set[str]) -> Iterator[Event]:
-        """Events whose static conditions (stage, age band, first required
-        flag) can hold for a player of ``stage`` holding ``flags``."""
-        by_flag = self._index.get(stage)
-        if not by_flag:
-            return
-        yield from by_flag.get(None, ())
-        if not flags:
-            return
-        if len(flags) <= len(by_flag):
-            for held in flags:
-                keyed = by_flag.get(held)
-                if keyed:
-                    yield from keyed
+    def years_of(self, event: Event) -> list[int]:
+        """The bucket years (0..INDEXED_YEARS) in which ``event`` can hold."""
+        cond = event.when
+        years = []
+        for year in range(INDEXED_YEARS + 1):
+            top = year + 1 if year < INDEXED_YEARS else float("inf")
+            if cond.min_age >= top or cond.max_age <= year:
+                continue
+            if cond.stages and not any(
+                stage in cond.stages and low < top and high > year for stage, low, high in self._spans
+            ):
+                continue
+            years.append(year)
+        return years
+
+    def candidates(self, p: Player, years: int) -> Iterator[Event]:
+        """Events whose static requirements (age, stage, the index key) hold
+        for ``p``, aged ``years`` whole game years."""
+        b = self._years[years if years < INDEXED_YEARS else INDEXED_YEARS]
+        yield from b.always
+        if p.job is None:
+            yield from b.without_job
         else:
-            for key, keyed in by_flag.items():
-                if key is not None and key in flags:
+            yield from b.with_job
+            if b.by_job:
+                yield from b.by_job.get(p.job, ())
+        if b.by_education:
+            yield from b.by_education.get(p.education, ())
+        if b.by_flag and p.flags:
+            flags = p.flags
+            for flag, keyed in b.by_flag.items():
+                if flag in flags:
+                    yield from keyed
+        if b.by_role:
+            roles = {n.role for n in p.npcs if n.alive}
+            for role, keyed in b.by_role.items():
+                if role in roles:
                     yield from keyed
 
     def statistics(self) -> RegistryStatistics:
-        return RegistryStatistics(
-            events=len(self.events),
-            indexed=self._indexed,
-            max_candidates={stage: sum(len(v) for v in by_flag.values()) for stage, by_flag in self._index.items()},
-        )
+        sizes: dict[str, int] = {}
+        for stage, low, high in self._spans:
+            years = range(int(low), min(int(high) if high != float("inf") else INDEXED_YEARS + 1, INDEXED_YEARS + 1))
+            sizes[stage] = max((self._years[y].size() for y in years), default=0)
+        return RegistryStatistics(events=len(self.events), indexed=self._indexed, max_candidates=sizes)

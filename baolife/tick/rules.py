@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_right
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from .. import protocol as wire
@@ -69,11 +71,37 @@ class Rules:
         self._auto_levels = {
             round(lv.auto_age * year_days): lv for lv in content.levels.values() if lv.auto_age is not None
         }
+        # Flags that act at each birthday, in content order (not set order, so a seed replays).
+        self._yearly_flags = [(f.id, f.yearly) for f in content.flags.values() if f.yearly != Effects()]
+        # Day-indexed tables for the daily rules, up to an age no life reaches
+        # (stage() and expenses() fall back to a search past it).
+        self._table_days = 130 * year_days
+        self._stage_at = [self._stage_search(day) for day in range(self._table_days)]
+        self._expense_at = [self._expenses[stage] for stage in self._stage_at]
+        self._tax: dict[str | None, int] = {
+            job.id: round(job.salary * content.world.tax) for job in content.jobs.values()
+        }
+        h = self.hazard
+        # Daily death chance = age part (by whole year, taken at mid-year) x health part (+ infant).
+        self._hazard_age = [h.base * math.exp(h.growth * (y + 0.5)) / year_days for y in range(131)]
+        self._hazard_health = [math.exp(h.health_scale * (50 - hp)) for hp in range(STAT_MIN, STAT_MAX + 1)]
+        self._infant = h.infant / year_days
+        # Compiled conditions of the content, by id() of the Conditions object
+        # (kept in the entry, so the id cannot be reused while it is here).
+        # Only the content's are kept: the dict is bounded by the content.
+        self._compiled: dict[int, tuple[Conditions, tuple[Callable[[Player], bool], ...]]] = {}
+        for cond in _content_conditions(content):
+            self._compiled[id(cond)] = (cond, self._compile(cond))
 
     # ----------------------------------------------------------------- time
 
     def stage(self, age_days: int) -> str:
         """The life stage at ``age_days``."""
+        if age_days < self._table_days:
+            return self._stage_at[age_days]
+        return self._stage_search(age_days)
+
+    def _stage_search(self, age_days: int) -> str:
         return self._stage_names[bisect_right(self._stage_starts, age_days) - 1]
 
     def years(self, age_days: int) -> int:
@@ -95,6 +123,7 @@ class Rules:
             "surname": p.surname,
             "age": self.years(p.age_days),
             "job": job.title if job else "no job",
+            "major": self.content.majors[p.major].label if p.major in self.content.majors else "no major",
             "money": p.money,
             "npc": "someone",
             "npc_role": "",
@@ -109,6 +138,72 @@ class Rules:
         return self.content.template(text).safe_substitute(self.fields(p, bind))
 
     # ----------------------------------------------------------------- conditions
+
+    def allows(self, cond: Conditions, p: Player) -> bool:
+        """Whether ``cond`` holds for ``p``: the same answer as ``not
+        why_not(cond, p)``, faster. Each Conditions is compiled once into
+        checks of only the fields it sets; this runs for every candidate event
+        of every check, and for every action when the action list changes."""
+        entry = self._compiled.get(id(cond))
+        checks = entry[1] if entry is not None and entry[0] is cond else self._compile(cond)
+        for check in checks:
+            if not check(p):
+                return False
+        return True
+
+    def _compile(self, cond: Conditions) -> tuple[Callable[[Player], bool], ...]:
+        """Predicates for the fields ``cond`` sets, mirroring :meth:`why_not`."""
+        yd = self.year_days
+        checks: list[Callable[[Player], bool]] = []
+        min_age, max_age = cond.min_age, cond.max_age
+        if min_age > 0:
+            checks.append(lambda p: p.age_days / yd >= min_age)
+        if max_age < 1000:
+            checks.append(lambda p: p.age_days / yd < max_age)
+        if cond.stages:
+            stages, stage = frozenset(cond.stages), self.stage
+            checks.append(lambda p: stage(p.age_days) in stages)
+        if cond.flags:
+            flags = frozenset(cond.flags)
+            checks.append(lambda p: flags <= p.flags)
+        if cond.not_flags:
+            not_flags = frozenset(cond.not_flags)
+            checks.append(lambda p: p.flags.isdisjoint(not_flags))
+        if cond.any_flags:
+            any_flags = frozenset(cond.any_flags)
+            checks.append(lambda p: not p.flags.isdisjoint(any_flags))
+        if cond.has_job is not None:
+            has_job = cond.has_job
+            checks.append(lambda p: (p.job is not None) == has_job)
+        if cond.jobs:
+            jobs = frozenset(cond.jobs)
+            checks.append(lambda p: p.job in jobs)
+        if cond.education:
+            education = frozenset(cond.education)
+            checks.append(lambda p: p.education in education)
+        if cond.not_education:
+            not_education = frozenset(cond.not_education)
+            checks.append(lambda p: p.education not in not_education)
+        if cond.majors:
+            majors = frozenset(cond.majors)
+            checks.append(lambda p: p.major in majors)
+        for stat, low in cond.min.items():
+            checks.append(_stat_in(stat, low, STAT_MAX))
+        for stat, high in cond.max.items():
+            checks.append(_stat_in(stat, STAT_MIN, high))
+        if cond.min_money is not None:
+            min_money = cond.min_money
+            checks.append(lambda p: p.money >= min_money)
+        if cond.max_money is not None:
+            max_money = cond.max_money
+            checks.append(lambda p: p.money <= max_money)
+        low = -1 if cond.min_closeness is None else cond.min_closeness
+        high = 1 << 30 if cond.max_closeness is None else cond.max_closeness
+        for role in cond.npc_roles:
+            checks.append(_knows(role, low, high, True))
+        for role in cond.not_npc_roles:
+            checks.append(_knows(role, -1, 1 << 30, False))
+        return tuple(checks)
 
     def why_not(self, cond: Conditions, p: Player) -> str:
         """Empty when ``cond`` holds for ``p``; otherwise a reason for a person."""
@@ -125,6 +220,8 @@ class Rules:
         for flag in cond.not_flags:
             if flag in p.flags:
                 return f"not when {flag.replace('_', ' ')}"
+        if cond.any_flags and p.flags.isdisjoint(cond.any_flags):
+            return "nothing here for you"
         if cond.has_job is not None and (p.job is not None) != cond.has_job:
             return "you need a job" if cond.has_job else "you already have a job"
         if cond.jobs and p.job not in cond.jobs:
@@ -133,6 +230,8 @@ class Rules:
             return "needs " + " or ".join(e.replace("_", " ") for e in cond.education)
         if p.education in cond.not_education:
             return "not with your education"
+        if cond.majors and p.major not in cond.majors:
+            return "needs a degree in " + " or ".join(self.content.majors[m].label for m in cond.majors)
         stats = p.stats
         for stat, low in cond.min.items():
             if getattr(stats, stat) < low:
@@ -145,7 +244,7 @@ class Rules:
         if cond.max_money is not None and p.money > cond.max_money:
             return "you have too much money for that"
         for role in cond.npc_roles:
-            if not self.npcs_of(p, role, cond.min_closeness):
+            if not self.npcs_of(p, role, cond.min_closeness, cond.max_closeness):
                 return f"needs a {role.replace('_', ' ')}"
         for role in cond.not_npc_roles:
             if self.npcs_of(p, role):
@@ -153,10 +252,23 @@ class Rules:
         return ""
 
     @staticmethod
-    def npcs_of(p: Player, role: str, min_closeness: int | None = None) -> list[Npc]:
-        return [
-            n for n in p.npcs if n.alive and n.role == role and (min_closeness is None or n.closeness >= min_closeness)
-        ]
+    def npcs_of(p: Player, role: str, min_closeness: int | None = None, max_closeness: int | None = None) -> list[Npc]:
+        """The player's living NPCs of ``role`` within the closeness bounds."""
+        low = -1 if min_closeness is None else min_closeness
+        high = 1 << 30 if max_closeness is None else max_closeness
+        return [n for n in p.npcs if n.alive and n.role == role and low <= n.closeness <= high]
+
+    def holds(self, event: Event, p: Player, bind: dict[str, str] | None) -> bool:
+        """Whether a scheduled follow-up still applies when it falls due: its
+        conditions hold and, if it requires an NPC role, the NPC it is about is
+        still in the player's life (a funeral, requiring none, still happens)."""
+        if not self.allows(event.when, p):
+            return False
+        npc_id = bind.get("npc_id") if bind else None
+        if npc_id is None or not event.when.npc_roles:
+            return True
+        npc = p.npc(int(npc_id))
+        return npc is not None and npc.alive
 
     def bind(self, event: Event, p: Player) -> dict[str, str]:
         """Template values an event fixes when it happens: ``$npc`` is a living
@@ -164,7 +276,7 @@ class Rules:
         roles = event.when.npc_roles
         if not roles:
             return {}
-        npcs = self.npcs_of(p, roles[0], event.when.min_closeness)
+        npcs = self.npcs_of(p, roles[0], event.when.min_closeness, event.when.max_closeness)
         if not npcs:
             return {}
         npc = self.rng.choice(npcs)
@@ -175,6 +287,12 @@ class Rules:
     def pick(self, outcomes: tuple[Outcome, ...]) -> Effects:
         weights = [o.weight for o in outcomes]
         return self.rng.choices(outcomes, weights=weights)[0].effects
+
+    def happen(self, u: Unit, event: Event, bind: dict[str, str] | None = None) -> None:
+        """An event without choices: its effects, then one of its outcomes."""
+        self.apply(u, event.effects, bind)
+        if event.outcomes:
+            self.apply(u, self.pick(event.outcomes), bind)
 
     def apply(self, u: Unit, eff: Effects, bind: dict[str, str] | None = None) -> None:
         """Apply ``eff`` to the unit's player, recording every change."""
@@ -199,6 +317,8 @@ class Rules:
             p.edu_since = p.age_days
             u.set("education", p.education)
             u.refresh_actions = True
+        if eff.major:
+            self.enrol(u, eff.major)
         if eff.job:
             self.take_job(u, eff.job)
         if eff.promote:
@@ -216,11 +336,29 @@ class Rules:
                 u.ops.append(wire.NpcOp(npc.view()))
         for ref in eff.schedule:
             if len(p.scheduled) < LIMITS.scheduled:
-                p.scheduled.append(Scheduled(day=p.age_days + ref.in_days, event=ref.event))
+                p.scheduled.append(Scheduled(day=p.age_days + ref.in_days, event=ref.event, bind=dict(bind or {})))
         if eff.feed:
             self.feed(u, self.render(eff.feed, p, bind))
         if eff.die:
             self.die(u, self.render(eff.die, p, bind))
+
+    def enrol(self, u: Unit, major_id: str) -> None:
+        """Start the level of a major with that major, or (``"none"``) drop the major."""
+        p = u.p
+        u.refresh_actions = True
+        if major_id == "none":
+            p.major = ""
+            return
+        major = self.content.majors[major_id]
+        reason = self.why_not(major.when, p)
+        if reason:
+            self.feed(u, f"The {major.label} programme turned you down: {reason}.")
+            return
+        p.major = major.id
+        if p.education != major.level:
+            p.education = major.level
+            p.edu_since = p.age_days
+            u.set("education", p.education)
 
     def change_stat(self, u: Unit, stat: str, delta: int) -> None:
         stats = u.p.stats
@@ -254,12 +392,15 @@ class Rules:
                 u.refresh_actions = True
             return
         if which == "best":
-            eligible = [j for j in self.content.jobs.values() if not self.why_not(j.when, p)]
+            eligible = [j for j in self.content.jobs.values() if self.allows(j.when, p)]
             if not eligible:
                 self.feed(u, "Nobody would hire you right now.")
                 return
+            # Not always the top job: any that pays at least half of it, the
+            # better paid the likelier (a job market, not a lookup table).
             best = max(j.salary for j in eligible)
-            job = self.rng.choice([j for j in eligible if j.salary >= best * 0.8])
+            offers = [j for j in eligible if j.salary >= best * 0.5]
+            job = self.rng.choices(offers, weights=[j.salary for j in offers])[0]
         else:
             job = self.content.jobs[which]
         p.job = job.id
@@ -274,7 +415,7 @@ class Rules:
         if job is None:
             return
         nxt = self.content.jobs.get(job.promotes_to)
-        if nxt is None or self.why_not(nxt.when, p):
+        if nxt is None or not self.allows(nxt.when, p):
             self.change_stat(u, "happiness", 1)
             self.feed(u, "You got a raise in spirit, if not in title.")
             return
@@ -295,7 +436,7 @@ class Rules:
         persona = add.persona or self.rng.choice(personas)
         surname = (
             p.surname
-            if add.role in ("mother", "father", "sibling", "child")
+            if add.role in _FAMILY_ROLES
             else self.rng.choice(self.content.names.last)
         )
         name = self.render(add.name, p) if add.name else f"{self.rng.choice(self.content.names.first)} {surname}"
@@ -347,12 +488,13 @@ class Rules:
         return p
 
     def daily_death_chance(self, p: Player) -> float:
-        h = self.hazard
-        years = p.age_days / self.year_days
-        annual = h.base * math.exp(h.growth * years + h.health_scale * (50 - p.stats.health))
+        """The chance to die today: the world's hazard at the player's whole
+        year of age (its middle) and health, from tables built at start."""
+        years = p.age_days // self.year_days
+        chance = self._hazard_age[years if years < 130 else 130] * self._hazard_health[p.stats.health]
         if years < 1:
-            annual += h.infant
-        return min(1.0, annual / self.year_days)
+            chance += self._infant
+        return chance if chance < 1.0 else 1.0
 
     def npc_yearly_death_chance(self, npc: Npc, p: Player) -> float:
         years = (p.age_days + npc.age_offset) / self.year_days
@@ -396,6 +538,15 @@ class Rules:
                 delta = getattr(drift, stat)
                 if delta:
                     self.change_stat(u, stat, delta)
+        for settle in self.content.world.settle:
+            gap = settle.toward - getattr(p.stats, settle.stat)
+            if gap:
+                self.change_stat(u, settle.stat, round(gap * settle.share))
+        for flag, effects in self._yearly_flags:
+            if flag in p.flags:
+                self.apply(u, effects)
+        if not p.alive:
+            return
         job = self.content.jobs.get(p.job or "")
         if job is not None:
             if job.when.max_age < 1000 and p.age_days >= job.when.max_age * self.year_days:
@@ -432,7 +583,7 @@ class Rules:
             u.refresh_actions = True
             self.feed(u, f"You finished {current.label.lower()}.")
         level = self._auto_levels.get(p.age_days)
-        if level is not None and p.education != level.id and not self.why_not(level.when, p):
+        if level is not None and p.education != level.id and self.allows(level.when, p):
             p.education = level.id
             p.edu_since = p.age_days
             u.set("education", p.education)
@@ -440,7 +591,43 @@ class Rules:
             self.feed(u, f"You started {level.label.lower()}.")
 
     def expenses(self, p: Player) -> int:
-        return self._expenses[self.stage(p.age_days)]
+        """Yearly living costs at the player's age, plus the tax on their salary."""
+        day = p.age_days
+        tax = self._tax.get(p.job, 0)
+        if day < self._table_days:
+            return self._expense_at[day] + tax
+        return self._expenses[self._stage_search(day)] + tax
+
+
+def _content_conditions(content: Content) -> list[Conditions]:
+    return (
+        [e.when for e in content.events.values()]
+        + [a.when for a in content.actions.values()]
+        + [j.when for j in content.jobs.values()]
+        + [lv.when for lv in content.levels.values()]
+        + [m.when for m in content.majors.values()]
+    )
+
+
+def _stat_in(stat: str, low: int, high: int) -> Callable[[Player], bool]:
+    get = attrgetter(stat)
+    return lambda p: low <= get(p.stats) <= high
+
+
+def _knows(role: str, low: int, high: int, want: bool) -> Callable[[Player], bool]:
+    """Whether the player has (``want``) or has not a living NPC of ``role`` within the closeness bounds."""
+
+    def check(p: Player) -> bool:
+        for n in p.npcs:
+            if n.role == role and n.alive and low <= n.closeness <= high:
+                return want
+        return not want
+
+    return check
+
+
+# Roles that carry the player's family name.
+_FAMILY_ROLES = frozenset({"mother", "father", "sibling", "child", "grandparent", "grandchild"})
 
 
 def _clamp(value: int) -> int:

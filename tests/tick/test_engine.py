@@ -196,10 +196,17 @@ def test_flags_and_scheduled_follow_ups(mini: Content) -> None:
 def test_event_index_checks_only_events_that_can_apply(mini: Content) -> None:
     h = Harness(mini)
     registry = h.world.registry
-    assert [e.id for e in registry.candidates("baby", set())] == ["choose"]
-    assert [e.id for e in registry.candidates("child", set())] == ["child_plain"]
-    assert sorted(e.id for e in registry.candidates("child", {"x", "y"})) == ["child_plain", "flagged"]
-    assert list(registry.candidates("adult", {"x"})) == []
+    someone = h.world.rules.new_life(9, "Someone", 1)
+
+    def candidates(years: int, flags: set[str]) -> list[str]:
+        someone.age_days = years * 12
+        someone.flags = flags
+        return sorted(e.id for e in registry.candidates(someone, years))
+
+    assert candidates(0, set()) == ["choose"]
+    assert candidates(5, set()) == ["child_plain"]
+    assert candidates(5, {"x"}) == ["child_plain", "flagged"]
+    assert candidates(30, {"x"}) == []
     player, _ = h.join()
     for _ in range(30):
         h.step()
