@@ -25,6 +25,8 @@ import argparse
 import base64
 import os
 import random
+import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -40,6 +42,8 @@ import trio
 from serverlib import child_server, loopback_env, machine, proc_stat
 
 HERE = Path(__file__).resolve().parent
+# Ops the generator reacts to; frames without any of them (and without a ref) are only counted.
+_INTERESTING = (b'"op":"prompt"', b'"op":"welcome"', b'"op":"error"', b'"op":"npc"', b'"op":"died"', b'"actions"')
 ACTIONS = ["study", "play", "exercise", "meditate", "see_doctor", "find_job", "go_out", "work_hard"]
 
 
@@ -49,6 +53,20 @@ def client_frame(payload: bytes) -> bytes:
     if n < 126:
         return bytes((0x81, 0x80 | n)) + b"\0\0\0\0" + payload
     return bytes((0x81, 0x80 | 126)) + struct.pack("!H", n) + b"\0\0\0\0" + payload
+
+
+class LagMeter:
+    """How late this process's event loop wakes a task that asks every 10 ms:
+    if the generator itself is behind, its round trips say little of the server."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+
+    async def run(self) -> None:
+        while True:
+            asked = trio.current_time() + 0.01
+            await trio.sleep_until(asked)
+            self.lags.append(trio.current_time() - asked)
 
 
 class Stats:
@@ -174,6 +192,8 @@ class Player:
 
     def on_frame(self, payload: bytes) -> None:
         now = time.perf_counter()
+        if b'"ref"' not in payload and not any(k in payload for k in _INTERESTING):
+            return  # most frames are a day's state change: nothing to answer or time
         frame = orjson.loads(payload)
         for op in frame["ops"]:
             ref = op.get("ref")
@@ -262,7 +282,70 @@ class Player:
                 await trio.aclose_forcefully(self.stream)
 
 
+async def _run_node(
+    server_pid: int, port: int, players: int, duration: float, ramp: float, seed: int
+) -> dict[str, Any]:
+    """Run scripts/loadgen.mjs pinned to CPU 1; the server's CPU and RSS are
+    taken over the window the generator measures (it marks it on stderr)."""
+    gen = await trio.lowlevel.open_process(
+        [
+            "taskset",
+            "-c",
+            "1",
+            "node",
+            str(HERE / "loadgen.mjs"),
+            str(port),
+            str(players),
+            str(ramp),
+            str(duration),
+            str(seed),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert gen.stdout is not None and gen.stderr is not None
+    out = b""
+    window: dict[str, Any] = {"peak_rss": 0}
+
+    async def read_out() -> None:
+        nonlocal out
+        assert gen.stdout is not None
+        while chunk := await gen.stdout.receive_some(65536):
+            out += chunk
+
+    async def watch(cancel: trio.CancelScope) -> None:
+        assert gen.stderr is not None
+        buffer = b""
+        while chunk := await gen.stderr.receive_some(4096):
+            buffer += chunk
+            if b"MEASURE_START" in buffer and "cpu0" not in window:
+                window["cpu0"], _ = proc_stat(server_pid)
+                window["t0"] = time.perf_counter()
+            if b"MEASURE_END" in buffer and "cpu1" not in window:
+                window["cpu1"], _ = proc_stat(server_pid)
+                window["t1"] = time.perf_counter()
+        cancel.cancel()
+
+    async def sample_rss() -> None:
+        while True:
+            await trio.sleep(1)
+            if "cpu0" in window and "cpu1" not in window:
+                window["peak_rss"] = max(window["peak_rss"], proc_stat(server_pid)[1])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_out)
+        nursery.start_soon(sample_rss)
+        await watch(nursery.cancel_scope)
+    await gen.wait()
+    result = orjson.loads(out)
+    wall = window["t1"] - window["t0"]
+    result["server_cpu_percent"] = round(100 * (window["cpu1"] - window["cpu0"]) / wall, 1)
+    result["server_rss_mb_peak"] = round(window["peak_rss"] / 2**20, 1)
+    return result
+
+
 async def run_once(
+    generator: str,
     server: str,
     players: int,
     duration: float,
@@ -283,6 +366,21 @@ async def run_once(
     spy: trio.Process | None = None
     async with child_server(["taskset", "-c", "0", *command], env, tmp) as child:
         proc, port = child.proc, child.ws_port
+        if generator == "node":
+            result = await _run_node(proc.pid, port, players, duration, ramp, seed)
+            server_metrics = await _scrape(child.http_port) if server == "ours" else {}
+            await child.stop()
+            lines = await child.log_lines()
+            return {
+                "server": server,
+                "players": players,
+                "duration_s": duration,
+                "ramp_per_s": ramp,
+                **result,
+                "server_ticks": server_metrics,
+                "server_error_log_lines": sum(1 for x in lines if x.get("level") in ("error", "critical")),
+                "server_exit_code": proc.returncode,
+            }
         rng = random.Random(seed)
         stop = trio.Event()
         gen_cpu0 = time.process_time()
@@ -313,6 +411,8 @@ async def run_once(
                     stderr=subprocess.DEVNULL,
                 )
             stats.measuring = True
+            meter = LagMeter()
+            nursery.start_soon(meter.run)
             cpu0, _ = proc_stat(proc.pid)
             wall0 = time.perf_counter()
             frames0 = stats.frames
@@ -325,7 +425,9 @@ async def run_once(
             wall = time.perf_counter() - wall0
             frames = stats.frames - frames0
             stats.measuring = False
+            server_metrics = await _scrape(child.http_port) if server == "ours" else {}
             stop.set()
+            nursery.cancel_scope.cancel()
         gen_cpu = time.process_time() - gen_cpu0
         gen_wall = time.perf_counter() - gen_wall0
         if spy is not None:
@@ -353,10 +455,33 @@ async def run_once(
         "server_cpu_percent": round(100 * (cpu1 - cpu0) / wall, 1),
         "server_rss_mb_peak": round(peak_rss / 2**20, 1),
         "ramp_seconds": round(ramp_seconds, 1),
+        "generator_loop_lag_ms": stats.percentiles(meter.lags),
+        "server_ticks": server_metrics,
         "generator_cpu_percent": round(100 * gen_cpu / gen_wall, 1),
         "server_error_log_lines": sum(1 for x in lines if x.get("level") in ("error", "critical")),
         "server_exit_code": proc.returncode,
     }
+
+
+async def _scrape(port: int) -> dict[str, Any]:
+    """Tick figures from the server's /metrics."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while chunk := await stream.receive_some(65536):
+        data += chunk
+    await stream.aclose()
+    out: dict[str, Any] = {}
+    for line in data.decode().splitlines():
+        name = line.split(" ", 1)[0]
+        if name in ("baolife_tick_overruns_total", "baolife_ticks_total"):
+            out[name.removeprefix("baolife_")] = float(line.split()[1])
+        elif name.startswith(("baolife_tick_duration_seconds_bucket", "baolife_tick_wake_late_seconds_bucket")):
+            kind = "duration" if "duration" in name else "wake_late"
+            le = re.search(r'le="([^"]+)"', name)
+            if le:
+                out.setdefault(kind, {})[le.group(1)] = float(line.split()[1])
+    return out
 
 
 def verdict(result: dict[str, Any], p95_ms: float) -> bool:
@@ -371,10 +496,16 @@ async def main(args: argparse.Namespace) -> int:
     except (AttributeError, OSError):
         pinned = False  # not Linux or one CPU: the figures then say less, and the report says so
     where = {**machine(), "generator_affinity": sorted(os.sched_getaffinity(0)) if pinned else None}
-    report: dict[str, Any] = {"command": " ".join(["scripts/loadtest", *sys.argv[1:]]), "machine": where}
+    report: dict[str, Any] = {
+        "generator": args.generator,
+        "command": " ".join(["scripts/loadtest", *sys.argv[1:]]),
+        "machine": where,
+    }
     extra = dict(kv.split("=", 1) for kv in args.env)
     if not args.find_limit:
-        result = await run_once(args.server, args.players, args.duration, args.ramp, args.seed, extra, args.profile)
+        result = await run_once(
+            args.generator, args.server, args.players, args.duration, args.ramp, args.seed, extra, args.profile
+        )
         report["result"] = result
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
         return 0
@@ -384,7 +515,7 @@ async def main(args: argparse.Namespace) -> int:
         best = 0
         n = args.start
         while n <= args.max_players:
-            result = await run_once(server, n, args.duration, args.ramp, args.seed, extra)
+            result = await run_once(args.generator, server, n, args.duration, args.ramp, args.seed, extra)
             ok = verdict(result, args.p95_ms)
             steps.append(
                 {
@@ -415,6 +546,12 @@ async def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Load test over real WebSockets (see the module docstring).")
     parser.add_argument("--server", choices=["ours", "bare"], default="ours")
+    parser.add_argument(
+        "--generator",
+        choices=["node", "python"],
+        default="node" if shutil.which("node") else "python",
+        help="node (scripts/loadgen.mjs, default when node is installed) or python (this script)",
+    )
     parser.add_argument("--players", type=int, default=2000)
     parser.add_argument("--duration", type=float, default=60, help="seconds measured after the ramp")
     parser.add_argument("--ramp", type=float, default=200, help="new players per second")
