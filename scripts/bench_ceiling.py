@@ -9,7 +9,9 @@ register, one state frame per player per game day of 10 ticks, a prompt now
 and then, pong/ack/npc_say answers in the next tick), but keeps no game state,
 no database and no event logic.
 
-Run it alone, or let ``scripts/loadtest --server bare`` start it. It logs one
+Run it alone, or let ``scripts/loadtest --server bare`` start it.
+``--no-direct-write`` sends every frame through the writer task (the send
+path before the direct write), for an A/B of that change. It logs one
 JSON line ``{"event": "started", "ws": "HOST:PORT"}`` and stops on SIGTERM.
 """
 
@@ -168,6 +170,12 @@ async def main() -> None:
     import gc
 
     from baolife.app import GC_THRESHOLDS
+
+    if "--no-direct-write" in sys.argv:
+        # A/B of the send path: every frame through the connection's writer task.
+        import baolife.net.session as session_module
+
+        session_module._socket_fd = lambda stream: None
 
     gc.set_threshold(*GC_THRESHOLDS)
     bind = os.environ.get("BAOLIFE_WS_BIND", "127.0.0.1:0")

@@ -362,6 +362,8 @@ async def run_once(
         command = [sys.executable, "-m", "baolife", "serve"]
     else:
         command = [sys.executable, str(HERE / "bench_ceiling.py")]
+        if server == "bare-writer":  # A/B of the send path: no direct writes
+            command.append("--no-direct-write")
     stats = Stats()
     spy: trio.Process | None = None
     async with child_server(["taskset", "-c", "0", *command], env, tmp) as child:
@@ -545,7 +547,8 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Load test over real WebSockets (see the module docstring).")
-    parser.add_argument("--server", choices=["ours", "bare"], default="ours")
+    parser.add_argument("--server", choices=["ours", "bare", "bare-writer"], default="ours",
+                        help="bare-writer: the bare server sending every frame through writer tasks (A/B)")
     parser.add_argument(
         "--generator",
         choices=["node", "python"],
