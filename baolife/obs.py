@@ -17,11 +17,14 @@ game pays nothing for it between scrapes.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import queue
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import IO, Any, TypeVar
 
 import orjson
@@ -303,6 +306,13 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "baolife_gc_pause_seconds",
+            "Wall time of one pass of Python's cyclic garbage collector, by generation (the process stops)",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            registry=r,
+        )
         self.frames = Counter("baolife_frames_sent", "Frames handed to connection writers", registry=r)
         self.frame_bytes = Counter("baolife_frame_bytes_sent", "Bytes of frames handed to writers", registry=r)
         self.flush_batch = Histogram(
@@ -343,6 +353,12 @@ class Metrics:
     def add_source(self, source: StatsSource) -> None:
         """Add a scrape-time source of metric families."""
         self._sources.append(source)
+
+    def gc_timer(self) -> GcTimer:
+        """A ``gc.callbacks`` entry that times each collector pass into
+        ``baolife_gc_pause_seconds``; :meth:`GcTimer.installed` adds and removes it."""
+        return GcTimer([self.gc_pause.labels(str(g)) for g in range(3)])
+
 
     def observe_tick(self, seconds: float, late: float, frames: int, nbytes: int) -> None:
         self.tick_seconds.observe(seconds)
@@ -437,3 +453,30 @@ class TimedStore:
     async def aclose(self) -> None:
         """Close the wrapped store (not timed)."""
         await self.inner.aclose()
+
+
+class GcTimer:
+    """Times the passes of the cyclic garbage collector (``gc.callbacks``).
+
+    A full pass stops the whole process, tick loop included; with tens of
+    thousands of loaded players it is the longest pause the server has, so
+    it is measured. The callback allocates nothing but a float."""
+
+    def __init__(self, by_generation: Sequence[Any]) -> None:
+        self._by_generation = by_generation
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._by_generation[info["generation"]].observe(time.perf_counter() - self._started)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Time the collector while the block runs (callbacks are process-wide)."""
+        gc.callbacks.append(self)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(self)

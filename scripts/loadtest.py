@@ -466,7 +466,7 @@ async def run_once(
 
 
 async def _scrape(port: int) -> dict[str, Any]:
-    """Tick figures from the server's /metrics."""
+    """Tick and garbage collector figures from the server's /metrics."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
     data = b""
@@ -483,6 +483,12 @@ async def _scrape(port: int) -> dict[str, Any]:
             le = re.search(r'le="([^"]+)"', name)
             if le:
                 out.setdefault(kind, {})[le.group(1)] = float(line.split()[1])
+        elif name.startswith(("baolife_gc_pause_seconds_count", "baolife_gc_pause_seconds_sum")):
+            # Passes of the garbage collector and their seconds, by generation.
+            generation = re.search(r'generation="(\d)"', name)
+            if generation:
+                field = "passes" if "_count" in name else "seconds"
+                out.setdefault("gc", {}).setdefault(generation.group(1), {})[field] = float(line.split()[1])
     return out
 
 

@@ -3,6 +3,7 @@ blocks), Sentry forwarding (against a fake ingest server), store timing."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import sys
@@ -119,6 +120,25 @@ async def test_timed_store_observes_each_call(tmp_path: Path) -> None:
     assert ("baolife_store_errors_total", (("op", "ping"),)) not in got
     assert got[("baolife_build_info", (("version", "0.1.0"),))] == 1
     assert got[("process_open_fds", ())] > 0
+
+
+def test_gc_passes_are_timed_by_generation_while_installed() -> None:
+    metrics = Metrics()
+    timer = metrics.gc_timer()
+    count = "baolife_gc_pause_seconds_count"
+    with timer.installed():
+        assert timer in gc.callbacks
+        before = metric_samples(metrics.render()).get((count, (("generation", "2"),)), 0)
+        gc.collect(0)
+        gc.collect(2)
+        gc.collect(2)
+        inside = metric_samples(metrics.render())
+    assert timer not in gc.callbacks
+    assert inside[(count, (("generation", "0"),))] >= 1
+    assert inside[(count, (("generation", "2"),))] >= before + 2
+    assert inside[("baolife_gc_pause_seconds_sum", (("generation", "2"),))] > 0
+    gc.collect(2)  # after the block: not counted
+    assert metric_samples(metrics.render())[(count, (("generation", "2"),))] == inside[(count, (("generation", "2"),))]
 
 
 # ----------------------------------------------------------------- Sentry
