@@ -17,6 +17,7 @@ waiting, so one task alone writes to the stream.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -74,6 +75,7 @@ class WsConnection:
         self.max_message_bytes = max_message_bytes
         self.control: Callable[[bytes], None] = control or (lambda data: None)
         self._ws = WSConnection(ConnectionType.SERVER)
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._messages: deque[str | bytes] = deque()
         self._parts: list[str | bytes] = []
         self._size = 0
@@ -130,7 +132,7 @@ class WsConnection:
             if self._done is not None:
                 raise self._done
             try:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
+                data = await self._receive_some()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
             if not data:
@@ -143,6 +145,34 @@ class WsConnection:
                 continue
             self._process()
         return self._messages.popleft()
+
+    async def _receive_some(self) -> bytes:
+        """``stream.receive_some`` with trio's checkpoints; on a plain TCP
+        stream it reads the descriptor itself and waits with
+        ``wait_readable``. Every connection spends most of its life blocked
+        here, and what a blocked read holds is what the garbage collector
+        walks: trio's socket layers hold about twice as many objects (context
+        managers, wrappers) as this. See docs/BENCHMARKS.md, issue 8."""
+        socket = self._socket
+        if socket is None:
+            return cast(bytes, await self.stream.receive_some(RECEIVE_SIZE))
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            # Asked each time: after a close the number may belong to another socket.
+            fd = socket.fileno()
+            if fd < 0:
+                raise trio.ClosedResourceError("the socket was closed")
+            try:
+                data = os.read(fd, RECEIVE_SIZE)
+            except BlockingIOError:
+                data = None  # wait outside the handler: the exception dies now
+            except OSError as exc:  # reset by the peer, and the like
+                raise trio.BrokenResourceError(str(exc)) from exc
+            if data is None:
+                await trio.lowlevel.wait_readable(fd)
+                continue
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
 
     def _process(self) -> None:
         for event in self._ws.events():
