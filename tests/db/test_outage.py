@@ -139,7 +139,14 @@ async def test_players_keep_playing_through_a_database_outage(mysql_url: str, se
                         "saves working again",
                     )
                 # Both players went offline: their last changes must reach the database.
-                await eventually(lambda: _true(app.directory.dirty_count == 0), 15, "every change saved")
+                # (Dirty count alone can touch 0 between two game days while the
+                # server has yet to see the clients leave: wait for both.)
+
+                def offline_and_saved() -> bool:
+                    released = all((e := app.directory.get(pid)) is not None and not e.holds for pid in players)
+                    return released and app.directory.dirty_count == 0
+
+                await eventually(lambda: _true(offline_and_saved()), 15, "both offline, every change saved")
                 async with MysqlAdmin.open(mysql_url) as admin:
                     for pid in players:
                         entry = app.directory.get(pid)
