@@ -359,7 +359,6 @@ class Metrics:
         ``baolife_gc_pause_seconds``; :meth:`GcTimer.installed` adds and removes it."""
         return GcTimer([self.gc_pause.labels(str(g)) for g in range(3)])
 
-
     def observe_tick(self, seconds: float, late: float, frames: int, nbytes: int) -> None:
         self.tick_seconds.observe(seconds)
         self.tick_late.observe(late)

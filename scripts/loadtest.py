@@ -566,8 +566,12 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Load test over real WebSockets (see the module docstring).")
-    parser.add_argument("--server", choices=["ours", "bare", "bare-writer"], default="ours",
-                        help="bare-writer: the bare server sending every frame through writer tasks (A/B)")
+    parser.add_argument(
+        "--server",
+        choices=["ours", "bare", "bare-writer"],
+        default="ours",
+        help="bare-writer: the bare server sending every frame through writer tasks (A/B)",
+    )
     parser.add_argument(
         "--generator",
         choices=["node", "python"],

@@ -242,7 +242,7 @@ async def database_share(store: MysqlStore, players: dict[int, Player], batch: i
     batch body (lock, multi-row insert, commit; hex encoding included) for
     every player, ``in_flight`` batches at once, with the states serialized
     and compressed before the clock starts. No code of ours can make a batched
-    flush faster than this on this machine."""
+    flush with as many batches in flight faster than this on this machine."""
     live_a_day(players)
     rows = mysql_module._compressed([SaveRow(pid, dump_player(p), SCHEMA_VERSION, 1) for pid, p in players.items()])
     now = int(time.time())
