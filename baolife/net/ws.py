@@ -25,7 +25,7 @@ from typing import cast
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -74,7 +74,11 @@ class WsConnection:
         self.stream = stream
         self.max_message_bytes = max_message_bytes
         self.control: Callable[[bytes], None] = control or (lambda data: None)
-        self._ws = WSConnection(ConnectionType.SERVER)
+        # The handshake's WSConnection until accept(), then only its frame
+        # protocol (same interface): the HTTP machinery of the handshake
+        # (h11's connection, state, buffer, the request: 11 objects for the
+        # collector to walk) is not kept for the connection's life.
+        self._ws: WSConnection | Connection = WSConnection(ConnectionType.SERVER)
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._messages: deque[str | bytes] = deque()
         self._parts: list[str | bytes] = []
@@ -103,7 +107,10 @@ class WsConnection:
                     return event
 
     async def accept(self) -> None:
-        await self.stream.send_all(self._ws.send(AcceptConnection()))
+        handshake = cast(WSConnection, self._ws)
+        data = handshake.send(AcceptConnection())
+        self._ws = cast(Connection, handshake.connection)
+        await self.stream.send_all(data)
 
     async def reject(self, status: int, body: bytes = b"") -> None:
         """Refuse the handshake with an HTTP status (e.g. 503, 404)."""

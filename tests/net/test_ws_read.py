@@ -4,9 +4,11 @@ closed or reset under a waiting reader ends the connection with 1006."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import struct
 
+import h11
 import pytest
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -31,6 +33,34 @@ async def connected_pair() -> tuple[WsConnection, trio.SocketStream, WSConnectio
     client.receive_data(await client_stream.receive_some(4096))
     assert isinstance(next(client.events()), AcceptConnection)
     return server, client_stream, client
+
+
+def reachable(root: object, depth: int) -> list[object]:
+    """Objects reachable from ``root`` in at most ``depth`` references."""
+    seen, frontier = {id(root)}, [root]
+    out = []
+    for _ in range(depth):
+        nxt = []
+        for obj in frontier:
+            for ref in gc.get_referents(obj):
+                if id(ref) not in seen:
+                    seen.add(id(ref))
+                    out.append(ref)
+                    nxt.append(ref)
+        frontier = nxt
+    return out
+
+
+async def test_an_open_connection_keeps_no_http_handshake_state() -> None:
+    with trio.fail_after(10):
+        server, stream, client = await connected_pair()
+        # Every open connection carries what it holds for its whole life: the
+        # handshake's HTTP machinery is not part of it once accepted.
+        assert not [o for o in reachable(server, 4) if isinstance(o, h11.Connection)]
+        await stream.send_all(client.send(TextMessage(data="still works")))
+        assert await server.receive() == "still works"
+        await stream.aclose()
+        await server.stream.aclose()
 
 
 async def test_messages_arrive_whole_however_the_bytes_are_cut() -> None:
