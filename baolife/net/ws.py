@@ -7,6 +7,8 @@ message and takes a lock per send. This module is the thin part we need:
 
 * reading: :meth:`WsConnection.receive` returns whole messages and enforces
   the size limit while the message arrives (close 1009 before buffering it);
+  on a plain TCP stream it reads the socket's descriptor itself, which
+  leaves less for the garbage collector to walk per waiting connection;
 * writing: only the connection's writer task calls :meth:`send`; frames are
   built here from the frame bytes the tick loop encoded once.
 
