@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import attrs
 import httpx
+import pytest
 import trio
 import yaml
 from helpers import running_app
@@ -93,6 +97,26 @@ def test_alert_rules_are_complete_and_use_documented_metrics() -> None:
         assert used <= everything, (rule["alert"], used - everything)
         assert used or rule["expr"].startswith("up{"), rule["alert"]
     assert "BaoLifeWorkerDown" in {r["alert"] for r in rules}
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None and os.environ.get("CI") != "true",
+    reason="promtool is not installed (scripts/test installs Debian's prometheus package)",
+)
+def test_alert_rules_pass_promtool_and_their_unit_tests() -> None:
+    """promtool parses every rule (PromQL included), and the unit tests in
+    tests/data/alerts_test.yml see the alerts fire, and stay quiet, on
+    synthetic series."""
+    rules = ROOT / "deploy" / "prometheus" / "alerts.yml"
+    checked = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run(
+        ["promtool", "test", "rules", str(ROOT / "tests" / "data" / "alerts_test.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
 
 
 def test_dashboard_panels_use_documented_metrics() -> None:
