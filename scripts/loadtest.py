@@ -43,7 +43,7 @@ from typing import Any
 
 import orjson
 import trio
-from serverlib import child_server, loopback_env, machine, proc_stat
+from serverlib import ChildServer, child_server, fetch_metrics, loopback_env, machine, proc_stat
 
 HERE = Path(__file__).resolve().parent
 # Ops the generator reacts to; frames without any of them (and without a ref) are only counted.
@@ -375,18 +375,7 @@ async def run_once(
         if generator == "node":
             result = await _run_node(proc.pid, port, players, duration, ramp, seed)
             server_metrics = await _scrape(child.http_port) if server == "ours" else {}
-            await child.stop()
-            lines = await child.log_lines()
-            return {
-                "server": server,
-                "players": players,
-                "duration_s": duration,
-                "ramp_per_s": ramp,
-                **result,
-                "server_ticks": server_metrics,
-                "server_error_log_lines": sum(1 for x in lines if x.get("level") in ("error", "critical")),
-                "server_exit_code": proc.returncode,
-            }
+            return await _report(child, server, players, duration, ramp, result, server_metrics)
         rng = random.Random(seed)
         stop = trio.Event()
         gen_cpu0 = time.process_time()
@@ -440,45 +429,57 @@ async def run_once(
             spy.send_signal(signal.SIGINT)
             with trio.fail_after(60):
                 await spy.wait()
-        await child.stop()
-        lines = await child.log_lines()
+        measured = {
+            "connected": stats.connected,
+            "connect_failures": stats.failed,
+            "failure_reasons": dict(stats.failures),
+            "ping_rtt_ms": stats.percentiles(stats.ping_rtt),
+            "answer_rtt_ms": stats.percentiles(stats.answer_rtt),
+            "errors_by_code": dict(stats.errors),
+            "welcomed": stats.welcomed,
+            "sent_while_measuring": dict(stats.sent),
+            "answered_while_measuring": dict(stats.answered),
+            "closed_by_server": {str(k): v for k, v in stats.closed.items()},
+            "frames_per_second": round(frames / wall, 1),
+            "server_cpu_percent": round(100 * (cpu1 - cpu0) / wall, 1),
+            "server_rss_mb_peak": round(peak_rss / 2**20, 1),
+            "ramp_seconds": round(ramp_seconds, 1),
+            "generator_loop_lag_ms": stats.percentiles(meter.lags),
+            "generator_cpu_percent": round(100 * gen_cpu / gen_wall, 1),
+        }
+        return await _report(child, server, players, duration, ramp, measured, server_metrics)
+
+
+async def _report(
+    child: ChildServer,
+    server: str,
+    players: int,
+    duration: float,
+    ramp: float,
+    measured: dict[str, Any],
+    ticks: dict[str, Any],
+) -> dict[str, Any]:
+    """Stop the server; the result of one run: its settings, what the
+    generator measured, the server's tick figures, error log lines and exit."""
+    await child.stop()
+    lines = await child.log_lines()
     return {
         "server": server,
         "players": players,
         "duration_s": duration,
         "ramp_per_s": ramp,
-        "connected": stats.connected,
-        "connect_failures": stats.failed,
-        "failure_reasons": dict(stats.failures),
-        "ping_rtt_ms": stats.percentiles(stats.ping_rtt),
-        "answer_rtt_ms": stats.percentiles(stats.answer_rtt),
-        "errors_by_code": dict(stats.errors),
-        "welcomed": stats.welcomed,
-        "sent_while_measuring": dict(stats.sent),
-        "answered_while_measuring": dict(stats.answered),
-        "closed_by_server": {str(k): v for k, v in stats.closed.items()},
-        "frames_per_second": round(frames / wall, 1),
-        "server_cpu_percent": round(100 * (cpu1 - cpu0) / wall, 1),
-        "server_rss_mb_peak": round(peak_rss / 2**20, 1),
-        "ramp_seconds": round(ramp_seconds, 1),
-        "generator_loop_lag_ms": stats.percentiles(meter.lags),
-        "server_ticks": server_metrics,
-        "generator_cpu_percent": round(100 * gen_cpu / gen_wall, 1),
+        **measured,
+        "server_ticks": ticks,
         "server_error_log_lines": sum(1 for x in lines if x.get("level") in ("error", "critical")),
-        "server_exit_code": proc.returncode,
+        "server_exit_code": child.proc.returncode,
     }
 
 
 async def _scrape(port: int) -> dict[str, Any]:
     """Tick and garbage collector figures from the server's /metrics."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = b""
-    while chunk := await stream.receive_some(65536):
-        data += chunk
-    await stream.aclose()
+    text = await fetch_metrics(port)
     out: dict[str, Any] = {}
-    for line in data.decode().splitlines():
+    for line in text.splitlines():
         name = line.split(" ", 1)[0]
         if name in ("baolife_tick_overruns_total", "baolife_ticks_total"):
             out[name.removeprefix("baolife_")] = float(line.split()[1])

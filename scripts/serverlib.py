@@ -81,6 +81,17 @@ async def child_server(command: Sequence[str], env: dict[str, str], folder: str)
         await log.aclose()
 
 
+async def fetch_metrics(port: int) -> str:
+    """The body of the server's ``/metrics`` (HTTP/1.1, the server closes after it)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while chunk := await stream.receive_some(65536):
+        data += chunk
+    await stream.aclose()
+    return data.decode().partition("\r\n\r\n")[2]
+
+
 def proc_stat(pid: int) -> tuple[float, int]:
     """(CPU seconds, RSS bytes) of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 import trio
-from serverlib import child_server, loopback_env, machine, proc_stat
+from serverlib import child_server, fetch_metrics, loopback_env, machine, proc_stat
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Request, TextMessage
@@ -368,14 +368,9 @@ async def good_player(port: int, stop: trio.Event, tally: dict[str, Any]) -> Non
 
 async def _scrape(port: int) -> dict[str, Any]:
     """Tick figures from the server's /metrics."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = b""
-    while chunk := await stream.receive_some(65536):
-        data += chunk
-    await stream.aclose()
+    text = await fetch_metrics(port)
     out: dict[str, Any] = {"duration_buckets": {}, "wake_late_buckets": {}}
-    for line in data.decode().splitlines():
+    for line in text.splitlines():
         if line.startswith("baolife_tick_overruns_total "):
             out["overruns"] = float(line.split()[1])
         elif line.startswith("baolife_ticks_total "):
