@@ -138,13 +138,6 @@ def _content(args: argparse.Namespace) -> int:
         print(f"content ok: {len(content.events)} events, {len(content.actions)} actions")
         return 0
     registry = EventRegistry(content)
-    # Random (indexed) events that can happen at each stage; follow-ups happen
-    # only when scheduled, so they belong to no stage of their own.
-    per_stage = {stage: 0 for stage in content.stage_order}
-    for event in content.events.values():
-        if not event.followup:
-            for stage in registry.stages_of(event):
-                per_stage[stage] += 1
     stats = {
         "events": len(content.events),
         "random_events": registry.statistics().indexed,
@@ -155,7 +148,7 @@ def _content(args: argparse.Namespace) -> int:
         "majors": len(content.majors),
         "flags": len(content.flags),
         "npc_personas": len(content.personas),
-        "events_per_stage": per_stage,
+        "events_per_stage": registry.events_per_stage(),
     }
     sys.stdout.write(orjson.dumps(stats, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0

@@ -110,6 +110,16 @@ class EventRegistry:
             if (not cond.stages or stage in cond.stages) and cond.min_age < high and cond.max_age > low
         ]
 
+    def events_per_stage(self) -> dict[str, int]:
+        """How many random (indexed) events can happen at each stage, in stage
+        order; follow-ups happen only when scheduled, so they count nowhere."""
+        per_stage = {stage: 0 for stage, _, _ in self._spans}
+        for event in self.events.values():
+            if not event.followup:
+                for stage in self.stages_of(event):
+                    per_stage[stage] += 1
+        return per_stage
+
     def years_of(self, event: Event) -> list[int]:
         """The bucket years (0..INDEXED_YEARS) in which ``event`` can hold."""
         cond = event.when

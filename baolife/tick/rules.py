@@ -90,7 +90,7 @@ class Rules:
         # (kept in the entry, so the id cannot be reused while it is here).
         # Only the content's are kept: the dict is bounded by the content.
         self._compiled: dict[int, tuple[Conditions, tuple[Callable[[Player], bool], ...]]] = {}
-        for cond in _content_conditions(content):
+        for cond in content_conditions(content):
             self._compiled[id(cond)] = (cond, self._compile(cond))
 
     # ----------------------------------------------------------------- time
@@ -599,7 +599,8 @@ class Rules:
         return self._expenses[self._stage_search(day)] + tax
 
 
-def _content_conditions(content: Content) -> list[Conditions]:
+def content_conditions(content: Content) -> list[Conditions]:
+    """Every condition in a content pack: events, actions, jobs, levels, majors."""
     return (
         [e.when for e in content.events.values()]
         + [a.when for a in content.actions.values()]

@@ -41,11 +41,7 @@ def test_at_least_120_life_events_with_2_to_4_choices_and_a_default(content: Con
 
 def test_every_stage_has_its_own_events(content: Content) -> None:
     registry = EventRegistry(content)
-    per_stage = {stage: 0 for stage in content.stage_order}
-    for event in content.events.values():
-        if not event.followup:
-            for stage in registry.stages_of(event):
-                per_stage[stage] += 1
+    per_stage = registry.events_per_stage()
     assert set(per_stage) == {"baby", "child", "teen", "young_adult", "adult", "senior"}
     assert min(per_stage.values()) >= 10, per_stage
     # Events only for one stage exist for each stage (not just all-ages events).

@@ -14,7 +14,7 @@ from baolife.content.schema import Conditions, Content, Effects, Event, Outcome,
 from baolife.model import Npc, Player
 from baolife.tick.engine import World
 from baolife.tick.registry import EventRegistry
-from baolife.tick.rules import Rules, Unit
+from baolife.tick.rules import Rules, Unit, content_conditions
 
 YEAR = 365
 
@@ -45,20 +45,10 @@ def _random_player(content: Content, rules: Rules, rng: random.Random, pid: int)
     return p
 
 
-def _all_conditions(content: Content) -> list[Conditions]:
-    return (
-        [e.when for e in content.events.values()]
-        + [a.when for a in content.actions.values()]
-        + [j.when for j in content.jobs.values()]
-        + [lv.when for lv in content.levels.values()]
-        + [m.when for m in content.majors.values()]
-    )
-
-
 def test_compiled_conditions_agree_with_why_not(content: Content) -> None:
     rules = Rules(content, year_days=YEAR, rng=random.Random(2))
     rng = random.Random(3)
-    conditions = _all_conditions(content)
+    conditions = content_conditions(content)
     held = 0
     for pid in range(300):
         p = _random_player(content, rules, rng, pid)
