@@ -6,6 +6,7 @@ dies and starts again."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -132,14 +133,7 @@ def _a_life(server: Server, page: Page) -> None:
 async def test_a_life_in_the_browser(
     chromium: str, browser_settings: Settings, calm_content: Content, tmp_path: Path
 ) -> None:
-    with trio.fail_after(BUDGET + SLACK):
-        async with trio.open_nursery() as nursery:
-            server = Server(nursery, browser_settings, calm_content)
-            await server.start()
-            try:
-                await in_browser(chromium, tmp_path, BUDGET, "a_life", partial(_a_life, server))
-            finally:
-                await server.stop()
+    await _play(chromium, browser_settings, calm_content, tmp_path, "a_life", _a_life)
 
 
 def _death(server: Server, page: Page) -> None:
@@ -158,11 +152,24 @@ def _death(server: Server, page: Page) -> None:
 async def test_death_and_a_new_life_in_the_browser(
     chromium: str, browser_settings: Settings, deadly_content: Content, tmp_path: Path
 ) -> None:
+    await _play(chromium, browser_settings, deadly_content, tmp_path, "death", _death)
+
+
+async def _play(
+    chromium: str,
+    settings: Settings,
+    content: Content,
+    tmp_path: Path,
+    name: str,
+    scenario: Callable[[Server, Page], None],
+) -> None:
+    """Start a server with ``content``, run ``scenario`` against it in the
+    browser within the budget, stop the server."""
     with trio.fail_after(BUDGET + SLACK):
         async with trio.open_nursery() as nursery:
-            server = Server(nursery, browser_settings, deadly_content)
+            server = Server(nursery, settings, content)
             await server.start()
             try:
-                await in_browser(chromium, tmp_path, BUDGET, "death", partial(_death, server))
+                await in_browser(chromium, tmp_path, BUDGET, name, partial(scenario, server))
             finally:
                 await server.stop()
