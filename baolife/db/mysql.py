@@ -349,19 +349,14 @@ class MysqlStore:
 
     def statistics(self) -> StoreStatistics:
         pool = self._pool.statistics()
-        return StoreStatistics(
-            kind=self.kind,
+        return self._stats.report(
+            self.kind,
             pool_size=pool.size,
             pool_open=pool.open,
             pool_in_use=pool.in_use,
             pool_waiting=pool.waiting,
             pool_acquires=pool.borrows,
             pool_wait_seconds=pool.wait_seconds,
-            calls=self._stats.calls,
-            call_seconds=self._stats.seconds,
-            call_buckets=self._stats.cumulative(),
-            failures=self._stats.failures,
-            timeouts=self._stats.timeouts,
         )
 
     async def aclose(self) -> None:

@@ -89,19 +89,14 @@ class SqliteStore:
 
     def statistics(self) -> StoreStatistics:
         limiter = self._limiter.statistics()
-        return StoreStatistics(
-            kind=self.kind,
+        return self._stats.report(
+            self.kind,
             pool_size=1,
             pool_open=0 if self._closed else 1,
             pool_in_use=limiter.borrowed_tokens,
             pool_waiting=limiter.tasks_waiting,
             pool_acquires=self._borrows,
             pool_wait_seconds=self._wait_seconds,
-            calls=self._stats.calls,
-            call_seconds=self._stats.seconds,
-            call_buckets=self._stats.cumulative(),
-            failures=self._stats.failures,
-            timeouts=self._stats.timeouts,
         )
 
     def _tx(self, body: Callable[[sqlite3.Connection], T]) -> T:

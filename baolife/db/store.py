@@ -130,6 +130,33 @@ class QueryStats:
         if i < len(self._buckets):
             self._buckets[i] += 1
 
+    def report(
+        self,
+        kind: str,
+        *,
+        pool_size: int,
+        pool_open: int,
+        pool_in_use: int,
+        pool_waiting: int,
+        pool_acquires: int,
+        pool_wait_seconds: float,
+    ) -> StoreStatistics:
+        """A store's :class:`StoreStatistics`: its pool as given, its calls from here."""
+        return StoreStatistics(
+            kind=kind,
+            pool_size=pool_size,
+            pool_open=pool_open,
+            pool_in_use=pool_in_use,
+            pool_waiting=pool_waiting,
+            pool_acquires=pool_acquires,
+            pool_wait_seconds=pool_wait_seconds,
+            calls=self.calls,
+            call_seconds=self.seconds,
+            call_buckets=self.cumulative(),
+            failures=self.failures,
+            timeouts=self.timeouts,
+        )
+
     def cumulative(self) -> tuple[int, ...]:
         """Calls at or under each bucket bound."""
         out, total = [], 0

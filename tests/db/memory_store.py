@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from baolife.db.store import LATENCY_BUCKETS, Claim, SaveRow, StoreCorrupt, StoreStatistics
+from baolife.db.store import Claim, QueryStats, SaveRow, StoreCorrupt, StoreStatistics
 
 
 class MemoryStore:
@@ -64,19 +64,8 @@ class MemoryStore:
 
     def statistics(self) -> StoreStatistics:
         """Nothing waits and nothing takes time in memory: zeros."""
-        return StoreStatistics(
-            kind=self.kind,
-            pool_size=1,
-            pool_open=1,
-            pool_in_use=0,
-            pool_waiting=0,
-            pool_acquires=0,
-            pool_wait_seconds=0.0,
-            calls=0,
-            call_seconds=0.0,
-            call_buckets=(0,) * len(LATENCY_BUCKETS),
-            failures=0,
-            timeouts=0,
+        return QueryStats().report(
+            self.kind, pool_size=1, pool_open=1, pool_in_use=0, pool_waiting=0, pool_acquires=0, pool_wait_seconds=0.0
         )
 
     async def aclose(self) -> None:
