@@ -2,8 +2,9 @@
 
 It measures the limit of the stack we stand on. It uses the same pieces as
 the real server (baolife.net.ws.WsConnection over trio streams, baolife.net.
-session.Session with its direct-write fast path and writer task, one reader
-task per connection, a drift-free 10 Hz tick loop building at most one frame
+session.Session with its direct-write fast path and writer task, every
+connection read by one task from one epoll set (baolife.net.readhub.ReadHub),
+a drift-free 10 Hz tick loop building at most one frame
 per connection per tick) and sends the same traffic shape (welcome on
 register, one state frame per player per game day of 10 ticks, a prompt now
 and then, pong/ack/npc_say answers in the next tick), but keeps no game state,
@@ -11,7 +12,8 @@ no database and no event logic.
 
 Run it alone, or let ``scripts/loadtest --server bare`` start it.
 ``--no-direct-write`` sends every frame through the writer task (the send
-path before the direct write), for an A/B of that change. It logs one
+path before the direct write), and ``--reader-tasks`` reads each connection
+in its own task (the read path before the hub), for A/Bs of those changes. It logs one
 JSON line ``{"event": "started", "ws": "HOST:PORT"}`` and stops on SIGTERM.
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 import orjson
 import trio
 
+from baolife.net.readhub import ReadHub
 from baolife.net.session import Session
 from baolife.net.ws import ConnectionDone, WsConnection
 
@@ -40,6 +43,7 @@ class Bare:
         self.players: dict[Session, list[int]] = {}  # session -> [offset, age, next prompt id]
         self.by_offset: list[set[Session]] = [set() for _ in range(DAY_TICKS)]
         self.tick = 0
+        self.hub: ReadHub | None = None
 
     def ops(self, session: Session) -> list[dict[str, Any]]:
         ops = self.pending.get(session)
@@ -141,13 +145,10 @@ class Bare:
             async with trio.open_nursery() as nursery:
                 session.cancel_scope = nursery.cancel_scope
                 nursery.start_soon(self.write, session, nursery.cancel_scope)
-                while True:
-                    try:
-                        message = await conn.receive()
-                    except ConnectionDone:
-                        session.finish()
-                        break
-                    self.message(session, message)
+                if self.hub is None:
+                    await self.read_task(session)
+                else:
+                    await self.read_from_hub(session, self.hub)
                 nursery.cancel_scope.deadline = trio.current_time() + 2
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return  # the peer went away; the finally below cleans up
@@ -156,6 +157,45 @@ class Bare:
                 session.release_socket()
                 self.forget(session)
             await trio.aclose_forcefully(stream)
+
+    async def read_task(self, session: Session) -> None:
+        while True:
+            try:
+                message = await session.conn.receive()
+            except ConnectionDone:
+                session.finish()
+                return
+            self.message(session, message)
+
+    async def read_from_hub(self, session: Session, hub: ReadHub) -> None:
+        conn = session.conn
+        fd = conn.fd
+        assert fd is not None  # noqa: S101 - plain TCP only
+        ended = trio.Event()
+
+        def readable() -> None:
+            if session.state == "dead":
+                hub.remove(fd)  # its task is being cancelled
+                return
+            if not conn.read_nowait():
+                return
+            while True:
+                try:
+                    message = conn.next_message()
+                except ConnectionDone:
+                    session.finish()
+                    hub.remove(fd)
+                    ended.set()
+                    return
+                if message is None:
+                    return
+                self.message(session, message)
+
+        hub.add(fd, readable)
+        try:
+            await ended.wait()
+        finally:
+            hub.remove(fd)
 
     async def write(self, session: Session, scope: trio.CancelScope) -> None:
         try:
@@ -181,6 +221,8 @@ async def main() -> None:
     bind = os.environ.get("BAOLIFE_WS_BIND", "127.0.0.1:0")
     host, port = bind.rsplit(":", 1)
     bare = Bare()
+    if "--reader-tasks" not in sys.argv:
+        bare.hub = ReadHub()
     listeners = await trio.open_tcp_listeners(int(port), host=host)
     actual = listeners[0].socket.getsockname()[1]
     sys.stdout.write(orjson.dumps({"event": "started", "ws": f"{host}:{actual}", "http": f"{host}:0"}).decode() + "\n")
@@ -188,6 +230,8 @@ async def main() -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(bare.tick_loop)
+            if bare.hub is not None:
+                await nursery.start(bare.hub.run)
             nursery.start_soon(trio.serve_listeners, bare.handle, listeners)
             async for _ in signals:
                 nursery.cancel_scope.cancel()

@@ -368,6 +368,8 @@ async def run_once(
         command = [sys.executable, str(HERE / "bench_ceiling.py")]
         if server == "bare-writer":  # A/B of the send path: no direct writes
             command.append("--no-direct-write")
+        if server == "bare-tasks":  # A/B of the read path: a reader task per connection
+            command.append("--reader-tasks")
     stats = Stats()
     spy: trio.Process | None = None
     async with child_server(["taskset", "-c", "0", *command], env, tmp) as child:
@@ -569,9 +571,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Load test over real WebSockets (see the module docstring).")
     parser.add_argument(
         "--server",
-        choices=["ours", "bare", "bare-writer"],
+        choices=["ours", "bare", "bare-writer", "bare-tasks"],
         default="ours",
-        help="bare-writer: the bare server sending every frame through writer tasks (A/B)",
+        help="bare-writer: the bare server sending every frame through writer tasks; "
+        "bare-tasks: the bare server reading each connection in its own task (A/Bs)",
     )
     parser.add_argument(
         "--generator",

@@ -1,9 +1,12 @@
-"""The WebSocket listener: handshakes, connection limits, one reader and one
-writer per connection, and a sweeper for deadlines and dead peers.
+"""The WebSocket listener: handshakes, connection limits, reading, one writer
+per connection, and a sweeper for deadlines and dead peers.
 
-Per connection: the reader parses each message into a command (or the error
-to answer with) and puts it into the tick loop's inbox; the writer drains
-the session's outbound queue. An exception in one connection is logged and
+Reading parses each message into a command (or the error to answer with) and
+puts it into the tick loop's inbox. On plain TCP one task reads every
+connection (:class:`~baolife.net.readhub.ReadHub`, see there why); a
+connection's own task wakes only to run its login messages (they wait on the
+store) and to end. Over TLS each connection has its own reader task. The
+writer drains the session's outbound queue. An exception in one connection is logged and
 ends that connection only. The sweeper, one task for all connections,
 closes those that did not log in within ``login_timeout`` (1008), says
 ``bye`` idle to those silent for ``idle_timeout`` (4001), and pings quiet
@@ -18,6 +21,7 @@ handshake's ``X-Forwarded-For`` that is not itself a trusted proxy (see
 from __future__ import annotations
 
 import ipaddress
+import select
 import ssl
 from collections import Counter
 from collections.abc import Iterable
@@ -33,6 +37,7 @@ from ..config import Settings
 from ..obs import Deferred
 from ..tick.loop import Deliver, Detach, Inbox, Kick, TickLoop
 from .auth import Auth
+from .readhub import ReadHub
 from .session import CLOSE_WAIT, Session
 from .ws import ConnectionDone, WsConnection
 
@@ -140,6 +145,7 @@ class WsListener:
         self._accept_scope = trio.CancelScope()
         self._conns: trio.Nursery | None = None
         self._changed = trio.Event()
+        self.hub = ReadHub() if hasattr(select, "epoll") else None
 
     def statistics(self) -> ListenerStatistics:
         frames = [s.queued_frames for s in self.sessions]
@@ -169,14 +175,18 @@ class WsListener:
         first: Any = listeners[0]
         sock = getattr(first, "transport_listener", first).socket
         self.port = sock.getsockname()[1]
-        async with trio.open_nursery() as conns:
-            self._conns = conns
-            with self._accept_scope:
-                async with trio.open_nursery() as accept:
-                    accept.start_soon(self._sweeper)
-                    serve: Any = partial(trio.serve_listeners, self._handle, listeners, handler_nursery=conns)
-                    await accept.start(serve)
-                    task_status.started(self.port)
+        async with trio.open_nursery() as reading:
+            if self.hub is not None:
+                await reading.start(self.hub.run)
+            async with trio.open_nursery() as conns:
+                self._conns = conns
+                with self._accept_scope:
+                    async with trio.open_nursery() as accept:
+                        accept.start_soon(self._sweeper)
+                        serve: Any = partial(trio.serve_listeners, self._handle, listeners, handler_nursery=conns)
+                        await accept.start(serve)
+                        task_status.started(self.port)
+            reading.cancel_scope.cancel()  # every connection has ended
         log.info("ws_listener_stopped")
 
     async def wait_connections(self, at_most: int) -> None:
@@ -259,6 +269,9 @@ class WsListener:
     def _forget(self, session: Session, failed: bool) -> None:
         # Before the stream closes: its descriptor number may be reused at once.
         session.release_socket()
+        fd = session.conn.fd
+        if self.hub is not None and fd is not None:
+            self.hub.remove(fd)
         self.sessions.discard(session)
         self.per_ip[session.remote] -= 1
         if self.per_ip[session.remote] <= 0:
@@ -290,7 +303,11 @@ class WsListener:
             async with trio.open_nursery() as nursery:
                 session.cancel_scope = nursery.cancel_scope
                 nursery.start_soon(self._write, session, nursery.cancel_scope)
-                await self._read(session)
+                fd = session.conn.fd
+                if self.hub is not None and self.hub.running and fd is not None:
+                    await _HubReader(self, session, self.hub, fd).serve()
+                else:
+                    await self._read(session)
                 # Let the writer send what is queued (a close reply, a bye), briefly.
                 nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline, trio.current_time() + CLOSE_WAIT)
 
@@ -303,41 +320,42 @@ class WsListener:
             scope.cancel()
 
     async def _read(self, session: Session) -> None:
+        """The reader task of a connection the hub cannot read (TLS)."""
         conn = session.conn
         while True:
             try:
                 message = await conn.receive()
             except ConnectionDone as done:
-                if session.close_code is None:
-                    session.close_code = done.code
-                if done.code == 1006:
-                    session.abort("lost: connection lost")
-                else:
-                    session.finish()
+                _reader_done(session, done)
                 return
             session.last_rx = trio.current_time()
             if session.state != "open":
                 continue  # closing: read only to see the peer's close
-            await self._message(session, message)
+            login = self._message(session, message)
+            if login is not None:
+                await self.auth.handle(session, session.remote, login)
 
-    async def _message(self, session: Session, message: str | bytes) -> None:
+    def _message(self, session: Session, message: str | bytes) -> wire.Command | None:
+        """Answer or queue one message; a login message is returned for the
+        caller to run (it waits on the store), with nothing read after it
+        handled before it is done."""
         if not session.allow_message():
             if session.strikes >= self.settings.rate_strikes:
-                log.warning("rate_limit_abuse", remote=session.remote, strikes=session.strikes)
+                log.warning("rate_limit_abuse", remote=session.remote, strikes=session.strikes, session=session.id)
                 session.close(1008, "rate limit exceeded")
-                return
+                return None
             self.inbound["rate_limited"] += 1
             self.inbox.put(
                 Deliver(session, wire.Error(code="rate_limited", message="too many messages; this one was dropped")),
                 force=True,
             )
-            return
+            return None
         try:
             cmd = wire.parse(message)
         except wire.Rejected as rejected:
             self.inbound["invalid"] += 1
             self.inbox.put(Deliver(session, rejected.op), force=True)
-            return
+            return None
         self.inbound[cmd.type] += 1
         if isinstance(cmd, _LOGIN_TYPES):
             if session.player_id is not None:
@@ -347,9 +365,8 @@ class WsListener:
                     ),
                     force=True,
                 )
-                return
-            await self.auth.handle(session, session.remote, cmd)
-            return
+                return None
+            return cmd
         if not self.inbox.put(Deliver(session, cmd)):
             self.inbox.put(
                 Deliver(
@@ -358,6 +375,7 @@ class WsListener:
                 ),
                 force=True,
             )
+        return None
 
     # ----------------------------------------------------------------- sweeper
 
@@ -394,3 +412,89 @@ class WsListener:
                 elif session.last_rx < quiet_before:
                     session.ping_sent = now
                     session.send_control(conn.ping_frame())
+
+
+def _reader_done(session: Session, done: ConnectionDone) -> None:
+    if session.close_code is None:
+        session.close_code = done.code
+    if done.code == 1006:
+        session.abort("lost: connection lost")
+    else:
+        session.finish()
+
+
+class _HubReader:
+    """Reads one connection from the listener's :class:`ReadHub`.
+
+    The hub calls :meth:`readable` in its own task; the connection's task
+    waits in :meth:`serve` and wakes only to run a login message (reading
+    stops meanwhile, so what follows it is handled after it, as a reader task
+    would) and to end: at the end of the stream, or with the exception a
+    message raised, which ends this connection alone, as in a reader task."""
+
+    def __init__(self, listener: WsListener, session: Session, hub: ReadHub, fd: int) -> None:
+        self.listener = listener
+        self.session = session
+        self.hub = hub
+        self.fd = fd
+        self.login: wire.Command | None = None
+        self.ended = False
+        self.error: Exception | None = None
+        self._wake = trio.Event()
+
+    async def serve(self) -> None:
+        self.hub.add(self.fd, self.readable)
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                if self.error is not None:
+                    raise self.error
+                if self.login is not None:
+                    cmd, self.login = self.login, None
+                    await self.listener.auth.handle(self.session, self.session.remote, cmd)
+                    self.hub.add(self.fd, self.readable)
+                    self._drain()  # what arrived behind the login
+                    continue
+                if self.ended:
+                    return
+        finally:
+            self.hub.remove(self.fd)
+
+    def readable(self) -> None:
+        session = self.session
+        if session.state == "dead" or self.ended:
+            self.hub.remove(self.fd)  # its task is being cancelled
+            return
+        try:
+            if session.conn.read_nowait():
+                self._drain()
+        except Exception as exc:  # one connection's fault ends that connection
+            self.error = exc
+            self._stop()
+
+    def _drain(self) -> None:
+        session = self.session
+        conn = session.conn
+        while self.login is None and not self.ended:
+            try:
+                message = conn.next_message()
+            except ConnectionDone as done:
+                _reader_done(session, done)
+                self._stop()
+                return
+            if message is None:
+                return
+            session.last_rx = trio.current_time()
+            if session.state != "open":
+                continue  # closing: read only to see the peer's close
+            login = self.listener._message(session, message)
+            if login is not None:
+                self.login = login
+                self.hub.remove(self.fd)  # read on once it is done
+                self._wake.set()
+
+    def _stop(self) -> None:
+        self.ended = True
+        self.hub.remove(self.fd)
+        self._wake.set()

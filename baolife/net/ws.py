@@ -137,23 +137,68 @@ class WsConnection:
                 (1002, 1007) or sent a message over the limit (1009). Close
                 replies have already been handed to ``control``.
         """
-        while not self._messages:
-            if self._done is not None:
-                raise self._done
+        while True:
+            message = self.next_message()
+            if message is not None:
+                return message
             try:
                 data = await self._receive_some()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
-            if not data:
-                self._finish(ConnectionDone(1006, "connection lost"))
-                continue
+            self._feed(data)
+
+    def next_message(self) -> str | bytes | None:
+        """The next whole message already read, or None when more must be read.
+
+        Raises:
+            ConnectionDone: as :meth:`receive`, once the messages read before
+                the end have been taken.
+        """
+        if self._messages:
+            return self._messages.popleft()
+        if self._done is not None:
+            raise self._done
+        return None
+
+    @property
+    def fd(self) -> int | None:
+        """The socket's descriptor on a plain TCP stream (None for TLS and
+        test streams, and once the socket is closed)."""
+        if self._socket is None:
+            return None
+        fd = self._socket.fileno()
+        return fd if fd >= 0 else None
+
+    def read_nowait(self) -> bool:
+        """Read once from the socket without waiting (for a caller that knows
+        it is readable, :class:`~baolife.net.readhub.ReadHub`) and parse what
+        came; take the messages with :meth:`next_message`. False when there
+        was nothing to read. Only on a plain TCP stream (``fd`` not None)."""
+        fd = self.fd
+        if fd is None:
+            data = b""  # closed under us: the connection is lost
+        else:
             try:
-                self._ws.receive_data(cast(bytes, data))
-            except RemoteProtocolError:
-                self._fail(1002, "protocol error")
-                continue
-            self._process()
-        return self._messages.popleft()
+                data = os.read(fd, RECEIVE_SIZE)
+            except BlockingIOError:
+                return False
+            except OSError:  # reset by the peer, and the like
+                data = b""
+        self._feed(data)
+        return True
+
+    def _feed(self, data: bytes) -> None:
+        if self._done is not None:
+            return  # past the end (1006 after a close, or a failure): nothing more is parsed
+        if not data:
+            self._finish(ConnectionDone(1006, "connection lost"))
+            return
+        try:
+            self._ws.receive_data(data)
+        except RemoteProtocolError:
+            self._fail(1002, "protocol error")
+            return
+        self._process()
 
     async def _receive_some(self) -> bytes:
         """``stream.receive_some`` with trio's checkpoints; on a plain TCP

@@ -70,19 +70,36 @@ RECENT_STREAMS = 20_000
 
 
 class _Stream:
-    """A player's numbered frame stream and its last frames, for resume."""
+    """A player's numbered frame stream and its last frames, for resume.
+
+    The frames kept are numbered ``seq - len(frames) + 1`` to ``seq`` (one
+    number per frame, in order), so no (number, frame) pair is built per
+    frame: such pairs are the collector's to walk, and with one frame per
+    player per game day they were most of what its young passes walked at
+    16,000 players (docs/BENCHMARKS.md, issue 8)."""
 
     __slots__ = ("seq", "frames")
 
     def __init__(self, seq: int = 0) -> None:
         self.seq = seq
-        self.frames: deque[tuple[int, bytes]] = deque(maxlen=REPLAY_FRAMES)
+        self.frames: deque[bytes] = deque(maxlen=REPLAY_FRAMES)
+
+    def append(self, frame: bytes) -> int:
+        """Number and keep the next frame; returns its number."""
+        self.seq += 1
+        self.frames.append(frame)
+        return self.seq
 
     def covers(self, last_seq: int) -> bool:
         """True if every frame after ``last_seq`` is still here."""
         if last_seq == self.seq:
             return True
-        return last_seq < self.seq and bool(self.frames) and self.frames[0][0] <= last_seq + 1
+        return last_seq < self.seq and self.seq - len(self.frames) <= last_seq
+
+    def after(self, last_seq: int) -> list[bytes]:
+        """The frames numbered above ``last_seq`` that are still here, in order."""
+        skip = len(self.frames) - (self.seq - last_seq)
+        return list(self.frames)[max(skip, 0) :]
 
 
 @attrs.frozen
@@ -347,9 +364,8 @@ class TickLoop:
         if stream is not None and item.resume is not None:
             # Resume: replay what the client missed, then go on with the same stream.
             self._streams[session] = stream
-            for seq, frame in stream.frames:
-                if seq > item.resume:
-                    session.send_frame(frame)
+            for frame in stream.after(item.resume):
+                session.send_frame(frame)
             session.seq = stream.seq
             self.world.ops_for(pid).extend(pending)
             self.world.join(player, tick, welcome=False)
@@ -422,10 +438,9 @@ class TickLoop:
         if stream is None:
             frame = wire.encode_frame(0, tick, ops)
         else:
-            stream.seq += 1
-            session.seq = stream.seq
-            frame = wire.encode_frame(stream.seq, tick, ops)
-            stream.frames.append((stream.seq, wire.compact(frame)))
+            seq = stream.seq + 1
+            frame = wire.encode_frame(seq, tick, ops)
+            session.seq = stream.append(wire.compact(frame))
         session.send_frame(frame)
         return len(frame)
 

@@ -6,16 +6,18 @@ import random
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import orjson
 import pytest
 import trio
 import trio.testing
+from hypothesis import strategies as st
 
 from baolife import content as content_pkg
 from baolife import protocol as wire
 from baolife.content.schema import Content
 from baolife.tick.engine import World
-from baolife.tick.loop import Attach, Deliver, Detach, Inbox, Kick, TickLoop
+from baolife.tick.loop import REPLAY_FRAMES, Attach, Deliver, Detach, Inbox, Kick, TickLoop, _Stream
 
 MINI = Path(__file__).parent.parent / "data" / "mini"
 
@@ -164,3 +166,25 @@ async def test_a_new_session_for_a_player_replaces_the_old(
             inbox.put(Detach(stranger))
             await loop.stop()
     assert stranger.closed is None  # it had gone before the shutdown
+
+
+@hypothesis.given(
+    start=st.integers(min_value=0, max_value=5),
+    appended=st.integers(min_value=0, max_value=3 * REPLAY_FRAMES),
+    last_seq=st.integers(min_value=0, max_value=4 * REPLAY_FRAMES),
+)
+def test_stream_numbers_frames_without_keeping_the_numbers(start: int, appended: int, last_seq: int) -> None:
+    # What resume may replay, against frames numbered one by one.
+    stream = _Stream(start)
+    numbered = []
+    for i in range(appended):
+        frame = f"frame {start + i + 1}".encode()
+        numbered.append((stream.append(frame), frame))
+    kept = numbered[-REPLAY_FRAMES:]
+    assert stream.seq == start + appended
+    missed = [frame for seq, frame in kept if seq > last_seq]
+    covers = last_seq == stream.seq or (last_seq < stream.seq and bool(kept) and kept[0][0] <= last_seq + 1)
+    assert stream.covers(last_seq) is covers
+    if covers:
+        assert stream.after(last_seq) == missed
+        assert len(missed) == stream.seq - last_seq
