@@ -4,6 +4,7 @@ that checks the frame rules of PROTOCOL.md on every frame it reads."""
 from __future__ import annotations
 
 import itertools
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -86,9 +87,14 @@ class Client:
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, port: int, path: str = "/ws") -> AsyncIterator[Client]:
+    async def connect(
+        cls, port: int, path: str = "/ws", ssl_context: ssl.SSLContext | None = None
+    ) -> AsyncIterator[Client]:
+        scheme = "wss" if ssl_context is not None else "ws"
         async with closing_transport(
-            open_websocket_url(f"ws://127.0.0.1:{port}{path}", message_queue_size=100_000)
+            open_websocket_url(
+                f"{scheme}://127.0.0.1:{port}{path}", ssl_context=ssl_context, message_queue_size=100_000
+            )
         ) as ws:
             yield cls(ws)
 

@@ -269,9 +269,6 @@ class WsListener:
     def _forget(self, session: Session, failed: bool) -> None:
         # Before the stream closes: its descriptor number may be reused at once.
         session.release_socket()
-        fd = session.conn.fd
-        if self.hub is not None and fd is not None:
-            self.hub.remove(fd)
         self.sessions.discard(session)
         self.per_ip[session.remote] -= 1
         if self.per_ip[session.remote] <= 0:
@@ -341,7 +338,15 @@ class WsListener:
         handled before it is done."""
         if not session.allow_message():
             if session.strikes >= self.settings.rate_strikes:
-                log.warning("rate_limit_abuse", remote=session.remote, strikes=session.strikes, session=session.id)
+                # Named here: over plain TCP this runs in the read hub's task,
+                # outside the connection's bound context.
+                log.warning(
+                    "rate_limit_abuse",
+                    remote=session.remote,
+                    strikes=session.strikes,
+                    session=session.id,
+                    player=session.player_id,
+                )
                 session.close(1008, "rate limit exceeded")
                 return None
             self.inbound["rate_limited"] += 1
@@ -430,7 +435,9 @@ class _HubReader:
     waits in :meth:`serve` and wakes only to run a login message (reading
     stops meanwhile, so what follows it is handled after it, as a reader task
     would) and to end: at the end of the stream, or with the exception a
-    message raised, which ends this connection alone, as in a reader task."""
+    message raised, which ends this connection alone, as in a reader task.
+    A line logged while reading runs in the hub's task, outside the context
+    bound in :meth:`WsListener._serve`: it names ``session`` and ``player``."""
 
     def __init__(self, listener: WsListener, session: Session, hub: ReadHub, fd: int) -> None:
         self.listener = listener
@@ -441,9 +448,13 @@ class _HubReader:
         self.ended = False
         self.error: Exception | None = None
         self._wake = trio.Event()
+        # One bound method for add and remove: the hub removes by identity.
+        self._readable = self.readable
 
     async def serve(self) -> None:
-        self.hub.add(self.fd, self.readable)
+        """Wait for logins to run and for the end; the descriptor is out of
+        the hub when this returns (before the listener closes the stream)."""
+        self.hub.add(self.fd, self._readable)
         try:
             while True:
                 await self._wake.wait()
@@ -453,18 +464,18 @@ class _HubReader:
                 if self.login is not None:
                     cmd, self.login = self.login, None
                     await self.listener.auth.handle(self.session, self.session.remote, cmd)
-                    self.hub.add(self.fd, self.readable)
+                    self.hub.add(self.fd, self._readable)
                     self._drain()  # what arrived behind the login
                     continue
                 if self.ended:
                     return
         finally:
-            self.hub.remove(self.fd)
+            self.hub.remove(self.fd, self._readable)
 
     def readable(self) -> None:
         session = self.session
         if session.state == "dead" or self.ended:
-            self.hub.remove(self.fd)  # its task is being cancelled
+            self.hub.remove(self.fd, self._readable)  # its task is being cancelled
             return
         try:
             if session.conn.read_nowait():
@@ -491,10 +502,10 @@ class _HubReader:
             login = self.listener._message(session, message)
             if login is not None:
                 self.login = login
-                self.hub.remove(self.fd)  # read on once it is done
+                self.hub.remove(self.fd, self._readable)  # read on once it is done
                 self._wake.set()
 
     def _stop(self) -> None:
         self.ended = True
-        self.hub.remove(self.fd)
+        self.hub.remove(self.fd, self._readable)
         self._wake.set()

@@ -84,13 +84,19 @@ class ReadHub:
             self._epoll.modify(fd, select.EPOLLIN)
         self._callbacks[fd] = callback
 
-    def remove(self, fd: int) -> None:
-        """Stop watching ``fd`` (idempotent). Call before closing it."""
-        if self._callbacks.pop(fd, None) is None or self._epoll is None:
+    def remove(self, fd: int, callback: Callable[[], None] | None = None) -> None:
+        """Stop watching ``fd`` (idempotent). Call before closing it. With
+        ``callback``, only if ``fd`` is still watched for that callback (a
+        late remove must not take a reused number from its new owner)."""
+        registered = self._callbacks.get(fd)
+        if registered is None or (callback is not None and registered is not callback):
+            return
+        del self._callbacks[fd]
+        if self._epoll is None:
             return
         try:
             self._epoll.unregister(fd)
-        except (FileNotFoundError, OSError):
+        except OSError:
             return  # already closed: the kernel dropped it from the set
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -120,4 +126,4 @@ class ReadHub:
             except Exception:  # one connection's fault must not stop every read
                 self._failures += 1
                 log.exception("read_callback_failed", fd=fd)
-                self.remove(fd)
+                self.remove(fd, callback)

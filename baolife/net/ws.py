@@ -5,10 +5,12 @@ frame when wsproto reports invalid UTF-8, so a client sees 1006 where RFC
 6455 and PROTOCOL.md require 1007; and its ``send_message`` re-encodes every
 message and takes a lock per send. This module is the thin part we need:
 
-* reading: :meth:`WsConnection.receive` returns whole messages and enforces
-  the size limit while the message arrives (close 1009 before buffering it);
-  on a plain TCP stream it reads the socket's descriptor itself, which
-  leaves less for the garbage collector to walk per waiting connection;
+* reading: whole messages, with the size limit enforced while the message
+  arrives (close 1009 before buffering it). Two ways in: the listener's
+  :class:`~baolife.net.readhub.ReadHub` calls :meth:`WsConnection.read_nowait`
+  when the socket is readable and takes :meth:`WsConnection.next_message`
+  (plain TCP); a reader task awaits :meth:`WsConnection.receive` (TLS, test
+  streams, the bare server's A/B);
 * writing: only the connection's writer task calls :meth:`send`; frames are
   built here from the frame bytes the tick loop encoded once.
 

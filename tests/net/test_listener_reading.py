@@ -1,0 +1,131 @@
+"""How the listener reads, over real sockets: plain TCP through the ReadHub
+(no reader task waiting per connection), TLS through a reader task; what a
+client sends behind a login waits for the login; a message that breaks the
+server ends that connection alone."""
+
+from __future__ import annotations
+
+import gc
+import ssl
+import types
+from typing import Any
+
+import orjson
+import pytest
+import trio
+import trustme
+from structlog.testing import capture_logs
+from wsproto.events import CloseConnection, TextMessage
+
+from baolife import protocol as wire
+from baolife.config import Settings
+from baolife.net.ws import WsConnection
+from tests.helpers import Client, RawClient, running_app
+
+# What a connection's own reader task waits in.
+_READER_WAIT = WsConnection.receive.__code__
+
+
+def waiting_readers() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, types.CoroutineType) and o.cr_code is _READER_WAIT)
+
+
+async def read_ops(raw: RawClient, until: Any) -> list[dict[str, Any]]:
+    """Ops of the frames ``raw`` receives, until ``until(ops)`` holds."""
+    ops: list[dict[str, Any]] = []
+    while not until(ops):
+        data = await raw.stream.receive_some(65536)
+        assert data, "the server closed the connection"
+        raw.ws.receive_data(data)
+        for event in raw.ws.events():
+            if isinstance(event, TextMessage):
+                ops.extend(orjson.loads(event.data)["ops"])
+            elif isinstance(event, CloseConnection):
+                raise AssertionError(f"closed {event.code} {event.reason}")
+    return ops
+
+
+async def test_plain_tcp_connections_wait_in_the_hub_not_in_reader_tasks(settings: Settings) -> None:
+    with trio.fail_after(20):
+        async with running_app(settings) as app:
+            assert app.ws_port is not None and app.ws.hub is not None
+            async with Client.connect(app.ws_port) as a, Client.connect(app.ws_port) as b:
+                await a.register("A")
+                await b.register("B")
+                for client in (a, b):
+                    assert (await client.request("ping"))["op"] == "pong"
+                assert app.ws.hub.statistics().registered == 2
+                assert waiting_readers() == 0
+            await app.ws.wait_connections(0)
+            assert app.ws.hub.statistics().registered == 0
+
+
+async def test_messages_behind_a_login_in_the_same_write_wait_for_it(settings: Settings) -> None:
+    with trio.fail_after(20):
+        async with running_app(settings) as app:
+            assert app.ws_port is not None
+            status, raw = await RawClient.handshake(app.ws_port)
+            assert status == 101
+            messages = [
+                {"type": "register", "id": 1, "name": "Eager"},
+                {"type": "act", "id": 2, "action": "nap"},
+                {"type": "ping", "id": 3},
+            ]
+            # One TCP write: the hub reads all three at once and must not hand
+            # the last two to the tick loop before the player is attached.
+            await raw.stream.send_all(
+                b"".join(raw.ws.send(TextMessage(data=orjson.dumps(m).decode())) for m in messages)
+            )
+            ops = await read_ops(raw, lambda ops: any(op.get("ref") == 3 for op in ops))
+            await raw.aclose()
+            answered = [(op["op"], op.get("ref")) for op in ops if op.get("ref") is not None]
+            assert answered[:2] == [("registered", 1), ("welcome", 1)]
+            act = next(op for op in ops if op.get("ref") == 2)
+            assert act.get("code") != "unauthenticated"
+            assert answered[-1] == ("pong", 3)
+
+
+async def test_a_message_that_breaks_the_server_ends_that_connection_only(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parse = wire.parse
+
+    def breaking_parse(message: str | bytes) -> wire.Command:
+        if "explode" in str(message):
+            raise RuntimeError("a bug met by one message")
+        return parse(message)
+
+    monkeypatch.setattr(wire, "parse", breaking_parse)
+    with trio.fail_after(20), capture_logs() as logs:
+        async with running_app(settings) as app:
+            assert app.ws_port is not None
+            async with Client.connect(app.ws_port) as victim, Client.connect(app.ws_port) as other:
+                await victim.register("Victim")
+                await other.register("Other")
+                await victim.send_raw('{"type": "explode"}')
+                await app.ws.wait_connections(1)
+                assert app.ws.closed["internal"] == 1
+                assert (await other.request("ping"))["op"] == "pong"
+    failed = [e for e in logs if e["event"] == "connection_failed"]
+    assert len(failed) == 1 and failed[0]["log_level"] == "error"
+
+
+async def test_tls_connections_are_read_by_their_own_task(settings: Settings, tmp_path: Any) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(str(cert_file), append=True)
+    cert.private_key_pem.write_to_path(str(key_file))
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    with trio.fail_after(20):
+        async with running_app(settings.replace(tls_cert=str(cert_file), tls_key=str(key_file))) as app:
+            assert app.ws_port is not None
+            async with Client.connect(app.ws_port, ssl_context=client_ctx) as client:
+                await client.register("Secure")
+                assert (await client.request("ping"))["op"] == "pong"
+                assert waiting_readers() == 1
+                assert app.ws.hub is not None and app.ws.hub.statistics().registered == 0
