@@ -199,7 +199,12 @@ _SPECS: dict[str, _Spec] = {
         _number(float, 1, 86400), 60.0, "seconds between summary log lines (and systemd STATUS updates)"
     ),
     "sentry_dsn": _Spec(_parse_dsn, "", "Sentry DSN for error tracking (needs baolife[sentry]); empty disables it"),
-    "tls_cert": _Spec(_text, "", "PEM certificate chain; with tls_key the WebSocket listener speaks TLS"),
+    "tls_cert": _Spec(
+        _text,
+        "",
+        "PEM certificate chain; with tls_key the WebSocket listener speaks TLS (a reader task per "
+        "connection: for many thousands of players, terminate TLS at the front proxy)",
+    ),
     "tls_key": _Spec(_text, "", "PEM private key for tls_cert"),
     "seed": _Spec(_number(int, -1, 2**63 - 1), -1, "random seed of the game world; -1 draws one at start"),
 }

@@ -10,7 +10,9 @@ a ramp of ``--ramp`` players per second.
 
 Prints one JSON object: connects and failures, p50/p95/p99/max round trips of
 ping->pong and answer->ack, error ops by code, frames per second, the
-server's CPU% and peak RSS (from /proc), and the generator's own CPU%.
+server's CPU% and peak RSS (from /proc), the generator's own CPU%, and for
+``ours`` the tick and collector figures from /metrics, for the whole run
+(``server_ticks``) and for the measured window (``server_ticks_measured``).
 ``--find-limit`` steps N up against both servers and prints, for each, the
 largest N whose p95 ping round trip stays within ``--p95-ms``, and the ratio:
 ``ratio_ours_to_bare`` when both failed at a step; ``_at_most`` when only
@@ -40,6 +42,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -289,10 +293,17 @@ class Player:
 
 
 async def _run_node(
-    server_pid: int, port: int, players: int, duration: float, ramp: float, seed: int
+    server_pid: int,
+    port: int,
+    players: int,
+    duration: float,
+    ramp: float,
+    seed: int,
+    scrape: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Run scripts/loadgen.mjs pinned to CPU 1; the server's CPU and RSS are
-    taken over the window the generator measures (it marks it on stderr)."""
+    taken over the window the generator measures (it marks it on stderr), and
+    so are its tick and collector figures when ``scrape`` reads them."""
     gen = await trio.lowlevel.open_process(
         [
             "taskset",
@@ -327,9 +338,13 @@ async def _run_node(
             if b"MEASURE_START" in buffer and "cpu0" not in window:
                 window["cpu0"], _ = proc_stat(server_pid)
                 window["t0"] = time.perf_counter()
+                if scrape is not None:
+                    window["ticks0"] = await scrape()
             if b"MEASURE_END" in buffer and "cpu1" not in window:
                 window["cpu1"], _ = proc_stat(server_pid)
                 window["t1"] = time.perf_counter()
+                if scrape is not None:
+                    window["ticks1"] = await scrape()
         cancel.cancel()
 
     async def sample_rss() -> None:
@@ -347,7 +362,20 @@ async def _run_node(
     wall = window["t1"] - window["t0"]
     result["server_cpu_percent"] = round(100 * (window["cpu1"] - window["cpu0"]) / wall, 1)
     result["server_rss_mb_peak"] = round(window["peak_rss"] / 2**20, 1)
+    if "ticks0" in window and "ticks1" in window:
+        result["server_ticks_measured"] = _minus(window["ticks1"], window["ticks0"])
     return result
+
+
+def _minus(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """``after - before`` for nested dicts of counters (what happened between two scrapes)."""
+    out: dict[str, Any] = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            out[key] = _minus(value, before.get(key, {}))
+        else:
+            out[key] = round(value - before.get(key, 0), 4)
+    return out
 
 
 async def run_once(
@@ -377,8 +405,10 @@ async def run_once(
     async with child_server(["taskset", "-c", "0", *command], env, tmp) as child:
         proc, port = child.proc, child.ws_port
         if generator == "node":
-            result = await _run_node(proc.pid, port, players, duration, ramp, seed)
-            server_metrics = await _scrape(child.http_port) if server == "ours" else {}
+            http_port = child.http_port
+            scrape = partial(_scrape, http_port) if server == "ours" else None
+            result = await _run_node(proc.pid, port, players, duration, ramp, seed, scrape)
+            server_metrics = await _scrape(http_port) if server == "ours" else {}
             return await _report(child, server, players, duration, ramp, result, server_metrics)
         rng = random.Random(seed)
         stop = trio.Event()

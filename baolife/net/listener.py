@@ -6,8 +6,8 @@ puts it into the tick loop's inbox. On plain TCP one task reads every
 connection (:class:`~baolife.net.readhub.ReadHub`, see there why); a
 connection's own task wakes only to run its login messages (they wait on the
 store) and to end. Over TLS each connection has its own reader task. The
-writer drains the session's outbound queue. An exception in one connection is logged and
-ends that connection only. The sweeper, one task for all connections,
+writer drains the session's outbound queue. An exception in one connection
+is logged and ends that connection only. The sweeper, one task for all connections,
 closes those that did not log in within ``login_timeout`` (1008), says
 ``bye`` idle to those silent for ``idle_timeout`` (4001), and pings quiet
 peers, dropping those that do not answer.
@@ -317,7 +317,7 @@ class WsListener:
             scope.cancel()
 
     async def _read(self, session: Session) -> None:
-        """The reader task of a connection the hub cannot read (TLS)."""
+        """The reader task of a connection the hub cannot read (TLS; no epoll)."""
         conn = session.conn
         while True:
             try:
