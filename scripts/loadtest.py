@@ -573,6 +573,10 @@ async def main(args: argparse.Namespace) -> int:
                     "server_cpu_percent": result["server_cpu_percent"],
                     "server_rss_mb_peak": result["server_rss_mb_peak"],
                     "generator_cpu_percent": result["generator_cpu_percent"],
+                    # A failed step may be the generator's own stall, or a collector pass.
+                    "generator_loop_lag_max_ms": result.get("generator_loop_lag_ms", {}).get("max"),
+                    "server_gc_measured": result.get("server_ticks_measured", {}).get("gc"),
+                    "tick_overruns_measured": result.get("server_ticks_measured", {}).get("tick_overruns_total"),
                     "connect_failures": result["connect_failures"],
                 }
             )
