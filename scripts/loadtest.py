@@ -15,11 +15,10 @@ server's CPU% and peak RSS (from /proc), the generator's own CPU%, and for
 (``server_ticks``) and for the measured window (``server_ticks_measured``).
 ``--find-limit`` steps N up against both servers and prints, for each, the
 largest N whose p95 ping round trip stays within ``--p95-ms``, and the ratio:
-``ratio_ours_to_bare`` when both failed at a step; ``_at_most`` when only
-the bare server never failed (its ceiling is above ``--max-players``);
-``_at_least`` when ours never failed, against the bare limit or, if bare
-never failed either, against the open-files limit (also printed), which no
-server here can pass.
+``ratio_ours_to_bare`` when both failed at a step; ``_at_most`` when the
+bare server never failed (its ceiling is above ``--max-players``);
+``_at_least`` against the bare limit or, when bare never failed, against the
+open-files limit (also printed), which no server here can pass.
 
 The client is minimal on purpose (one handshake, hand-parsed frames, a zero
 masking key, which RFC 6455 allows) so that the generator costs far less per
@@ -602,15 +601,20 @@ def ratio_report(limits: dict[str, Any], open_files: int) -> dict[str, float | N
     """Ours against bare, each server's limit being its largest passing step:
     exact when both failed at a step; a lower bound when ours never failed
     (its limit is higher; the bare limit is the measured one, or at most the
-    open-files limit when bare never failed either); an upper bound when
-    only bare never failed."""
+    open-files limit when bare never failed either); when only bare never
+    failed, an upper bound (its limit is higher than its last step) and a
+    lower one (its limit is below the open-files limit)."""
     ours, bare = limits["ours"], limits["bare"]
     if not bare["largest_ok"]:
         return {"ratio_ours_to_bare": None}
     if ours["limit_reached"] and bare["limit_reached"]:
         return {"ratio_ours_to_bare": round(ours["largest_ok"] / bare["largest_ok"], 3)}
     if ours["limit_reached"]:
-        return {"ratio_ours_to_bare_at_most": round(ours["largest_ok"] / bare["largest_ok"], 3)}
+        # The bare ceiling is above its last step, and below the open-files limit.
+        return {
+            "ratio_ours_to_bare_at_most": round(ours["largest_ok"] / bare["largest_ok"], 3),
+            "ratio_ours_to_bare_at_least": round(ours["largest_ok"] / open_files, 3),
+        }
     bound = bare["largest_ok"] if bare["limit_reached"] else open_files
     return {"ratio_ours_to_bare_at_least": round(ours["largest_ok"] / bound, 3)}
 
