@@ -49,9 +49,9 @@ class Player {
   constructor(index) {
     this.index = index; this.ids = 0; this.pending = new Map();
     this.npcs = []; this.actions = []; this.buffer = Buffer.alloc(0);
-    // Only the timers still to fire: one kept per fired timer grew the heap
-    // by hundreds of thousands of objects per minute at 19,000 players, and
-    // Node's collector then stalled the generator for 0.5-0.75 s.
+    // Only the timers still to fire: keeping every fired one grew the heap by
+    // hundreds of thousands of objects a minute at 19,000 players, for
+    // Node's collector to walk (docs/BENCHMARKS.md, issue 8).
     this.open = false; this.alive = true; this.timers = new Set();
   }
 
