@@ -4,8 +4,8 @@ It measures the limit of the stack we stand on. It uses the same pieces as
 the real server (baolife.net.ws.WsConnection over trio streams, baolife.net.
 session.Session with its direct-write fast path and writer task, every
 connection read by one task from one epoll set (baolife.net.readhub.ReadHub),
-a drift-free 10 Hz tick loop building at most one frame
-per connection per tick) and sends the same traffic shape (welcome on
+a drift-free 10 Hz tick loop building at most one frame per connection per
+tick) and sends the same traffic shape (welcome on
 register, one state frame per player per game day of 10 ticks, a prompt now
 and then, pong/ack/npc_say answers in the next tick), but keeps no game state,
 no database and no event logic.
@@ -13,8 +13,9 @@ no database and no event logic.
 Run it alone, or let ``scripts/loadtest --server bare`` start it.
 ``--no-direct-write`` sends every frame through the writer task (the send
 path before the direct write), and ``--reader-tasks`` reads each connection
-in its own task (the read path before the hub), for A/Bs of those changes. It logs one
-JSON line ``{"event": "started", "ws": "HOST:PORT"}`` and stops on SIGTERM.
+in its own task (the read path before the hub), for A/Bs of those changes.
+It logs one JSON line ``{"event": "started", "ws": "HOST:PORT"}`` and stops
+on SIGTERM.
 """
 
 from __future__ import annotations
