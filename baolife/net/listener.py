@@ -325,17 +325,17 @@ class WsListener:
             except ConnectionDone as done:
                 _reader_done(session, done)
                 return
-            session.last_rx = trio.current_time()
-            if session.state != "open":
-                continue  # closing: read only to see the peer's close
             login = self._message(session, message)
             if login is not None:
                 await self.auth.handle(session, session.remote, login)
 
     def _message(self, session: Session, message: str | bytes) -> wire.Command | None:
-        """Answer or queue one message; a login message is returned for the
-        caller to run (it waits on the store), with nothing read after it
-        handled before it is done."""
+        """Answer or queue one message read from ``session``; a login message
+        is returned for the caller to run (it waits on the store), with
+        nothing read after it handled before it is done."""
+        session.last_rx = trio.current_time()
+        if session.state != "open":
+            return None  # closing: read only to see the peer's close
         if not session.allow_message():
             if session.strikes >= self.settings.rate_strikes:
                 # Named here: over plain TCP this runs in the read hub's task,
@@ -496,9 +496,6 @@ class _HubReader:
                 return
             if message is None:
                 return
-            session.last_rx = trio.current_time()
-            if session.state != "open":
-                continue  # closing: read only to see the peer's close
             login = self.listener._message(session, message)
             if login is not None:
                 self.login = login

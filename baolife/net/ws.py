@@ -176,18 +176,32 @@ class WsConnection:
         it is readable, :class:`~baolife.net.readhub.ReadHub`) and parse what
         came; take the messages with :meth:`next_message`. False when there
         was nothing to read. Only on a plain TCP stream (``fd`` not None)."""
-        fd = self.fd
-        if fd is None:
-            data = b""  # closed under us: the connection is lost
-        else:
-            try:
-                data = os.read(fd, RECEIVE_SIZE)
-            except BlockingIOError:
-                return False
-            except OSError:  # reset by the peer, and the like
-                data = b""
+        try:
+            data = self._read_fd()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""  # reset, or closed under us: the connection is lost
+        if data is None:
+            return False
         self._feed(data)
         return True
+
+    def _read_fd(self) -> bytes | None:
+        """One non-blocking read of the socket; None when it has nothing now.
+
+        Raises:
+            trio.ClosedResourceError: the socket was closed.
+            trio.BrokenResourceError: the read failed (reset by the peer, ...).
+        """
+        # Asked each time: after a close the number may belong to another socket.
+        fd = self.fd
+        if fd is None:
+            raise trio.ClosedResourceError("the socket was closed")
+        try:
+            return os.read(fd, RECEIVE_SIZE)
+        except BlockingIOError:
+            return None  # the caller waits outside this handler: the exception dies now
+        except OSError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
 
     def _feed(self, data: bytes) -> None:
         if self._done is not None:
@@ -213,22 +227,10 @@ class WsConnection:
         if socket is None:
             return cast(bytes, await self.stream.receive_some(RECEIVE_SIZE))
         await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            # Asked each time: after a close the number may belong to another socket.
-            fd = socket.fileno()
-            if fd < 0:
-                raise trio.ClosedResourceError("the socket was closed")
-            try:
-                data = os.read(fd, RECEIVE_SIZE)
-            except BlockingIOError:
-                data = None  # wait outside the handler: the exception dies now
-            except OSError as exc:  # reset by the peer, and the like
-                raise trio.BrokenResourceError(str(exc)) from exc
-            if data is None:
-                await trio.lowlevel.wait_readable(fd)
-                continue
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return data
+        while (data := self._read_fd()) is None:
+            await trio.lowlevel.wait_readable(socket)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return data
 
     def _process(self) -> None:
         for event in self._ws.events():
