@@ -168,27 +168,35 @@ class FakeSentry:
         self.got = trio.Event()
 
     async def handle(self, stream: trio.SocketStream) -> None:
+        # Keep-alive: the SDK may send its next envelope on the same
+        # connection; closing after one request made it drop that one.
         conn = h11.Connection(h11.SERVER)
-        body, headers = b"", {}
         while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await stream.receive_some(65536))
-            elif isinstance(event, h11.Request):
-                headers = {k.decode().lower(): v.decode() for k, v in event.headers}
-            elif isinstance(event, h11.Data):
-                body += bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+            body, headers = b"", {}
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await stream.receive_some(65536))
+                elif isinstance(event, h11.Request):
+                    headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+                elif isinstance(event, h11.Data):
+                    body += bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    break
+            if isinstance(event, h11.ConnectionClosed):
                 break
-        if headers.get("content-encoding") == "gzip":
-            body = gzip.decompress(body)
-        for line in body.splitlines()[1:]:  # an envelope: its header, then item headers and payloads
-            item = orjson.loads(line) if line.startswith(b"{") else None
-            if isinstance(item, dict) and "event_id" in item:
-                self.events.append(item)
-                self.got.set()
-        reply = conn.send(h11.Response(status_code=200, headers=[("content-length", "2")]))
-        await stream.send_all(reply + conn.send(h11.Data(data=b"{}")) + conn.send(h11.EndOfMessage()))
+            if headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            for line in body.splitlines()[1:]:  # an envelope: its header, then item headers and payloads
+                item = orjson.loads(line) if line.startswith(b"{") else None
+                if isinstance(item, dict) and "event_id" in item:
+                    self.events.append(item)
+                    self.got.set()
+            reply = conn.send(h11.Response(status_code=200, headers=[("content-length", "2")]))
+            await stream.send_all(reply + conn.send(h11.Data(data=b"{}")) + conn.send(h11.EndOfMessage()))
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                break
+            conn.start_next_cycle()
         await stream.aclose()
 
 
