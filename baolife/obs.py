@@ -37,7 +37,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .config import ConfigError
-from .db.store import Claim, SaveRow, Store
+from .db.store import Claim, FirstState, SaveRow, Store
 
 __all__ = [
     "Deferred",
@@ -421,9 +421,9 @@ class TimedStore:
         """Timed :meth:`Store.pending_migrations`."""
         return await self._timed("pending_migrations", self.inner.pending_migrations)
 
-    async def create_account(self, name: str, token_hash: bytes) -> int:
+    async def create_account(self, name: str, token_hash: bytes, first_state: FirstState | None = None) -> int:
         """Timed :meth:`Store.create_account`."""
-        return await self._timed("create_account", lambda: self.inner.create_account(name, token_hash))
+        return await self._timed("create_account", lambda: self.inner.create_account(name, token_hash, first_state))
 
     async def find_account(self, token_hash: bytes) -> int | None:
         """Timed :meth:`Store.find_account`."""

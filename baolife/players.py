@@ -20,7 +20,7 @@ import attrs
 import trio
 
 from .db.store import Store, StoreUnavailable
-from .model import Player, load_player
+from .model import SCHEMA_VERSION, Player, dump_player, load_player
 
 __all__ = ["Directory", "DirectoryFull", "Entry"]
 
@@ -158,8 +158,36 @@ class Directory:
         self.evict()
         return entry
 
+    async def register(self, name: str, token_hash: bytes) -> Entry:
+        """Create an account whose first life is saved with it, in one store
+        transaction, and hold its entry once. A client is told of the account
+        only after this returns, so a crash can never re-roll a life the
+        client has seen (the next login loads this same state).
+
+        Raises :class:`DirectoryFull`, or the store's errors (nothing is held then).
+        """
+        if not self.has_room:
+            raise DirectoryFull("no room for a new player")
+        born: list[Player] = []
+
+        def first_state(pid: int) -> tuple[bytes, int]:
+            # Called once per attempt inside the store's transaction; the life
+            # kept is the one whose document was written.
+            born[:] = [self.born(pid, name)]
+            return dump_player(born[0]), SCHEMA_VERSION
+
+        pid = await self.store.create_account(name, token_hash, first_state)
+        player = born[0]
+        player.id = pid
+        entry = Entry(player=player, epoch=1, version=1, saved=1, holds=1)
+        self._entries[pid] = entry
+        self.evict()
+        return entry
+
     def create(self, pid: int, name: str, epoch: int = 1) -> Entry:
-        """The entry of a player just registered (born now, dirty, held once)."""
+        """The entry of a player whose account exists with no state yet (born
+        now, dirty, held once): for tests and tools that make accounts
+        without a first state."""
         entry = Entry(player=self.born(pid, name), epoch=epoch, version=1, holds=1)
         self._entries[pid] = entry
         self._dirty.add(pid)

@@ -80,3 +80,31 @@ async def test_sigterm_drains_saves_everyone_and_exits_0(tmp_path: Path) -> None
                     same_life(view, welcome["snapshot"])
             server.terminate()
             assert await server.exited() == 0
+
+
+async def test_a_new_player_killed_at_once_comes_back_as_the_same_life(tmp_path: Path) -> None:
+    # No periodic save within the test: all that survives the kill is what
+    # registration itself made durable before answering.
+    env = server_env(tmp_path / "life.db", save_interval=600)
+    seen: list[tuple[str, dict[str, Any]]] = []
+    with trio.fail_after(60):
+        async with serve_process(env, tmp_path) as server:
+            for _ in range(3):
+                async with Client.connect(server.ws_port) as c:
+                    token, welcome = await c.register()
+                    seen.append((token, welcome["snapshot"]))
+            server.proc.kill()
+            assert await server.exited() == -9
+        # Another seed after the restart: a life rolled again would differ.
+        async with serve_process({**env, "BAOLIFE_SEED": "8"}, tmp_path) as server:
+            for token, birth in seen:
+                async with Client.connect(server.ws_port) as c:
+                    snapshot = (await c.request("login", token=token))["snapshot"]
+                    assert snapshot["name"] == birth["name"] and snapshot["life"] == birth["life"]
+                    assert snapshot["stats"] == birth["stats"] and snapshot["money"] == birth["money"]
+                    # The same family: a re-rolled life gets new people (and, most likely, a new surname).
+                    assert [(n["name"], n["role"]) for n in snapshot["npcs"]] == [
+                        (n["name"], n["role"]) for n in birth["npcs"]
+                    ]
+            server.terminate()
+            assert await server.exited() == 0

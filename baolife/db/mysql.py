@@ -38,7 +38,16 @@ from . import mysql_dialect as sql
 from .migrations import load_migrations
 from .mysql_dialect import MysqlOptions, bounded
 from .pool import ConnectionPool, PoolClosed
-from .store import Claim, QueryStats, SaveRow, StoreCorrupt, StoreError, StoreStatistics, StoreUnavailable
+from .store import (
+    Claim,
+    FirstState,
+    QueryStats,
+    SaveRow,
+    StoreCorrupt,
+    StoreError,
+    StoreStatistics,
+    StoreUnavailable,
+)
 
 __all__ = ["MysqlStore", "open_mysql"]
 
@@ -140,13 +149,21 @@ async def _find_account(conn: Conn, bound: float, token_hash: bytes) -> int | No
     return None if row is None else int(row[0])
 
 
-async def _create_account(conn: Conn, bound: float, name: str, token_hash: bytes, now: int) -> int:
+async def _create_account(
+    conn: Conn, bound: float, name: str, token_hash: bytes, now: int, first_state: FirstState | None
+) -> int:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
     await cur.execute("BEGIN")
     await _send(cur, sql.CREATE_ACCOUNT, (token_hash, name, now), bound, mariadb)
     pid = int(cur.lastrowid)
-    await _send(cur, sql.CREATE_PLAYER, (pid, now), bound, mariadb)
+    state: bytes | None = None
+    version = 0
+    if first_state is not None:
+        # A newborn's document is a few hundred bytes: compressing it here costs less than a thread hop.
+        document, version = first_state(pid)
+        state = sql.encode_state(document)
+    await _send(cur, sql.CREATE_PLAYER, (pid, state, sql.CODEC_COMPRESSED, version, now), bound, mariadb)
     await cur.execute("COMMIT")
     return pid
 
@@ -309,10 +326,12 @@ class MysqlStore:
     async def pending_migrations(self) -> list[str]:
         return await self._call("pending_migrations", self.options.timeout, _pending_migrations)
 
-    async def create_account(self, name: str, token_hash: bytes) -> int:
+    async def create_account(self, name: str, token_hash: bytes, first_state: FirstState | None = None) -> int:
         t = self.options.timeout
         now = int(time.time())
-        return await self._call("create_account", t, _create_account, self._bound(t), name, token_hash, now)
+        return await self._call(
+            "create_account", t, _create_account, self._bound(t), name, token_hash, now, first_state
+        )
 
     async def find_account(self, token_hash: bytes) -> int | None:
         t = self.options.timeout

@@ -142,7 +142,9 @@ _SESSION_MYSQL = "SET SESSION sql_notes = 0, innodb_lock_wait_timeout = %s"
 PING = "SELECT 1"
 FIND_ACCOUNT = "SELECT id FROM accounts WHERE token_hash = %s"
 CREATE_ACCOUNT = "INSERT INTO accounts (token_hash, name, created_at) VALUES (%s, %s, %s)"
-CREATE_PLAYER = "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES (%s, NULL, 0, 1, %s)"
+CREATE_PLAYER = (
+    "INSERT INTO players (id, state, state_codec, schema_version, epoch, updated_at) VALUES (%s, %s, %s, %s, 1, %s)"
+)
 CLAIM_BUMP = "UPDATE players SET epoch = epoch + 1 WHERE id = %s"
 CLAIM_READ = (
     "SELECT a.name, p.state, p.state_codec, p.epoch FROM accounts a JOIN players p ON p.id = a.id WHERE a.id = %s"

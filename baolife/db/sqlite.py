@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import trio
 
 from .migrations import load_migrations
-from .store import Claim, QueryStats, SaveRow, StoreCorrupt, StoreError, StoreStatistics, StoreUnavailable
+from .store import Claim, FirstState, QueryStats, SaveRow, StoreCorrupt, StoreError, StoreStatistics, StoreUnavailable
 
 __all__ = ["SqliteStore", "open_sqlite", "sqlite_path"]
 
@@ -147,7 +147,7 @@ class SqliteStore:
 
     # ----------------------------------------------------------------- accounts and players
 
-    async def create_account(self, name: str, token_hash: bytes) -> int:
+    async def create_account(self, name: str, token_hash: bytes, first_state: FirstState | None = None) -> int:
         def body(conn: sqlite3.Connection) -> int:
             now = int(time.time())
             cur = conn.execute(
@@ -155,9 +155,10 @@ class SqliteStore:
             )
             pid = cur.lastrowid
             assert pid is not None  # noqa: S101 - sqlite always sets it after INSERT
+            state, version = first_state(pid) if first_state is not None else (None, 0)
             conn.execute(
-                "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES (?, NULL, 0, 1, ?)",
-                (pid, now),
+                "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES (?, ?, ?, 1, ?)",
+                (pid, state, version, now),
             )
             return pid
 

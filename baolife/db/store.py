@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -27,6 +27,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "Claim",
     "QueryStats",
+    "FirstState",
     "SaveRow",
     "Store",
     "StoreStatistics",
@@ -74,6 +75,11 @@ class SaveRow:
     state: bytes
     schema_version: int
     epoch: int
+
+
+# The first state of a new account: called with the new player id inside the
+# account's transaction, returns (save document, schema version).
+FirstState = Callable[[int], tuple[bytes, int]]
 
 
 # Upper bounds (seconds) of the store call latency histogram.
@@ -177,8 +183,11 @@ class Store(Protocol):
     async def pending_migrations(self) -> list[str]:
         """Names of migrations not applied yet."""
 
-    async def create_account(self, name: str, token_hash: bytes) -> int:
-        """Create an account and its (empty) player row; return the player id."""
+    async def create_account(self, name: str, token_hash: bytes, first_state: FirstState | None = None) -> int:
+        """Create an account and its player row in one transaction; return the
+        player id. ``first_state(player_id)`` gives the row's first saved state
+        and its schema version (a new player's life, durable before anyone is
+        told the account exists); without it the row has no state yet."""
 
     async def find_account(self, token_hash: bytes) -> int | None:
         """The player id of a token hash, or None."""

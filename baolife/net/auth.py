@@ -91,11 +91,9 @@ class Auth:
         if not self.registrations.allow(remote, trio.current_time()):
             self._refuse(session, "rate_limited", "too many new players from your address; try again later", cmd.ref)
             return
-        if not self.directory.has_room:
-            raise DirectoryFull("no room for a new player")
         token = new_token()
-        pid = await self.store.create_account(cmd.name, hash_token(token))
-        entry = self.directory.create(pid, cmd.name)
+        entry = await self.directory.register(cmd.name, hash_token(token))
+        pid = entry.player.id
         log.info("registered", player=pid)
         if not self.inbox.put(Attach(session, entry.player, ref=cmd.ref, token=token)):
             self.directory.release(pid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from baolife.db.store import Claim, QueryStats, SaveRow, StoreCorrupt, StoreStatistics
+from baolife.db.store import Claim, FirstState, QueryStats, SaveRow, StoreCorrupt, StoreStatistics
 
 
 class MemoryStore:
@@ -23,10 +23,10 @@ class MemoryStore:
     async def pending_migrations(self) -> list[str]:
         return []
 
-    async def create_account(self, name: str, token_hash: bytes) -> int:
+    async def create_account(self, name: str, token_hash: bytes, first_state: FirstState | None = None) -> int:
         pid = len(self.rows) + 1
         self.accounts[token_hash] = pid
-        self.rows[pid] = [name, None, 1]
+        self.rows[pid] = [name, first_state(pid)[0] if first_state is not None else None, 1]
         return pid
 
     async def find_account(self, token_hash: bytes) -> int | None:
