@@ -77,7 +77,9 @@ WEB_DIR = Path(__file__).parent / "web"
 # (150 ms at 14,500 connections). A fifth as many passes halved the tick
 # overruns under the load test (baolife_gc_pause_seconds measures them).
 GC_THRESHOLDS = (10_000, 100, 10)
-STORE_CHECK_EVERY = 5.0
+# The store probe (a small write) runs this often, so readiness clears
+# within about a second of the store taking writes again.
+STORE_CHECK_EVERY = 1.0
 
 # Metrics read from fields that a component's statistics() may have: the
 # store's pool (MySQL) and the AI layer's cache, breaker and budgets are
@@ -156,6 +158,7 @@ class App:
         self.exit_code = 0
         self.draining = False
         self.store_ok = False
+        self.store_error: str | None = None
         self.ws_port: int | None = None
         self.http_port: int | None = None
         self._shutdown = trio.Event()
@@ -287,13 +290,15 @@ class App:
             self.ws.stop_accepting()
             await self.loop.stop()
             cut = await self.ws.drain(min(5.0, s.shutdown_timeout / 4))
-            unsaved = await self.saver.flush_all()
+            # During a store outage this keeps probing until the shutdown
+            # timeout ends it; then the log names who was not saved.
+            unsaved = await self.saver.flush_all(attempts=None)
         if scope.cancelled_caught:
             unsaved = self.directory.dirty_count
             cut = len(self.ws.sessions)
         if unsaved:
             self.exit_code = 1
-            log.error("shutdown_unsaved", players=unsaved)
+            log.error("shutdown_unsaved", players=unsaved, ids=self.saver.unsaved_ids(), store_error=self.store_error)
         log.info(
             "shutdown_complete",
             seconds=round(trio.current_time() - started, 2),
@@ -316,14 +321,16 @@ class App:
     async def _watch_store(self) -> None:
         while True:
             ok = False
-            with trio.move_on_after(3.0):
+            with trio.move_on_after(3.0) as probe:
                 try:
                     await self.store.ping()
                     ok = True
                 except StoreError as exc:
-                    log.warning("store_unreachable", error=str(exc))
+                    self.store_error = str(exc)
+            if probe.cancelled_caught:
+                self.store_error = "the store did not answer a write within 3 s"
             if ok != self.store_ok:
-                log.info("store_state", reachable=ok)
+                log.info("store_state", writable=ok, error=None if ok else self.store_error)
                 if ok:
                     self.saver.wake()  # the database is back: don't sit out the saver's backoff
             self.store_ok = ok
@@ -392,7 +399,7 @@ class App:
         if not self.healthy():
             problems.append("tick loop stalled")
         if not self.store_ok:
-            problems.append("store unreachable")
+            problems.append("store cannot take writes")
         if self.saver.failing:
             problems.append("saves failing")
         if not self.directory.has_room:
@@ -471,7 +478,7 @@ class App:
         yield counter(
             "baolife_saves_fenced", "Saves refused because another process owns the player", saver_stats.fenced
         )
-        yield gauge("baolife_store_up", "1 when the store answered its last check", 1.0 if self.store_ok else 0.0)
+        yield gauge("baolife_store_up", "1 when the store took the last probe write", 1.0 if self.store_ok else 0.0)
         yield gauge("baolife_npc_queue", "NPC reply jobs waiting", ns.queued)
         yield gauge("baolife_npc_queue_capacity", "NPC reply job channel size (ai_queue)", ns.capacity)
         yield gauge("baolife_npc_workers_busy", "NPC workers on a job", ns.busy_workers)

@@ -138,8 +138,8 @@ async def _guarded(conn: Conn, body: Callable[..., Awaitable[T]], args: Sequence
 
 async def _ping(conn: Conn, bound: float) -> None:
     cur = await conn.cursor()
-    await _send(cur, sql.PING, (), bound, _is_mariadb(conn))
-    await cur.fetchall()
+    # One autocommitted UPDATE of the heartbeat row: a write, see sql.PING.
+    await _send(cur, sql.PING, (time.time_ns(),), bound, _is_mariadb(conn))
 
 
 async def _find_account(conn: Conn, bound: float, token_hash: bytes) -> int | None:

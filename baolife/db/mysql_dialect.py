@@ -139,7 +139,9 @@ ISOLATION = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
 _SESSION_MARIADB = "SET SESSION sql_notes = 0, innodb_lock_wait_timeout = %s, idle_transaction_timeout = %s"
 _SESSION_MYSQL = "SET SESSION sql_notes = 0, innodb_lock_wait_timeout = %s"
 
-PING = "SELECT 1"
+# The store probe is a write (the one heartbeat row), so it fails whenever a
+# save or a login's claim would: a read succeeds on a full disk or a locked table.
+PING = "UPDATE heartbeat SET beat_at = %s WHERE id = 1"
 FIND_ACCOUNT = "SELECT id FROM accounts WHERE token_hash = %s"
 CREATE_ACCOUNT = "INSERT INTO accounts (token_hash, name, created_at) VALUES (%s, %s, %s)"
 CREATE_PLAYER = (

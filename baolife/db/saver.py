@@ -3,15 +3,20 @@
 Every ``interval`` seconds the saver serializes the dirty players in chunks
 of ``batch`` (yielding to the tick loop every few milliseconds) and writes
 each chunk in one store transaction, the next chunk being serialized while
-the previous one is written. A failed write leaves the players dirty and
-the next attempt waits with exponential backoff; nothing is dropped. A row
+the previous one is written. A failed write leaves the players dirty;
+nothing is dropped. While saves fail, the saver probes every ``retry_every``
+seconds (one second at most) with a batch of one player: a cheap write that
+fails as the whole batch would, so the store is found working again within
+that time, whatever broke it (a full disk that a read-only health check
+would not notice, a locked table, a cut network), and the full flush
+follows at once. A longer backoff would break the promise that a crash
+loses at most one save interval once the store works again. A row
 refused for its epoch means another process owns that player now: it is
 fenced (never saved from here again) and reported through ``on_fenced``.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 
@@ -54,7 +59,7 @@ class Saver:
         batch: int,
         on_fenced: Callable[[int], None] = lambda pid: None,
         observe: Callable[[int, float, bool], None] = lambda n, s, ok: None,
-        max_backoff: float = 60.0,
+        retry_every: float = 1.0,
         in_flight: int = 2,
     ) -> None:
         self.store = store
@@ -63,7 +68,7 @@ class Saver:
         self.batch = batch
         self.on_fenced = on_fenced
         self.observe = observe
-        self.max_backoff = max_backoff
+        self.retry_every = min(retry_every, interval)
         self.in_flight = in_flight
         self.flushes = 0
         self.failures = 0
@@ -91,10 +96,9 @@ class Saver:
         self._wake.set()
 
     def next_delay(self) -> float:
-        if not self._consecutive_failures:
-            return self.interval
-        backoff = min(self.max_backoff, self.interval * 2 ** min(self._consecutive_failures, 10))
-        return random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not security
+        """Seconds until the next flush: the save interval, or the probe
+        interval while saves fail."""
+        return self.retry_every if self._consecutive_failures else self.interval
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -117,6 +121,16 @@ class Saver:
             self.directory.evict()
             return True
         self.flushes += 1
+        if self._consecutive_failures:
+            # Probe with one player before serializing them all again.
+            rows, versions = await self._serialize(entries[:1])
+            error = await self._write(rows, versions) if rows else None
+            if error is not None:
+                self._failed([error])
+                return False
+            self._consecutive_failures = 0
+            self.failing = False
+            entries = self.directory.dirty_entries()
         errors: list[str] = []
         written = 0
         slots = trio.Semaphore(self.in_flight)
@@ -143,21 +157,28 @@ class Saver:
                     break
                 nursery.start_soon(write, rows, versions)
         if errors:
-            self._consecutive_failures += 1
-            self.failing = True
+            self._failed(errors)
+        elif written:
+            self._consecutive_failures = 0
+            self.failing = False
+        self.directory.evict()
+        return not errors
+
+    def _failed(self, errors: list[str]) -> None:
+        self._consecutive_failures += 1
+        self.failing = True
+        n = self._consecutive_failures
+        # One probe a second while the store is away: log the first failures
+        # and then once a minute, not a line per probe.
+        if n & (n - 1) == 0 or n % 60 == 0:
             log.warning(
                 "save_failed",
                 dirty=self.directory.dirty_count,
                 batches_failed=len(errors),
                 error=errors[0],
                 retry_in=round(self.next_delay(), 2),
-                failures=self._consecutive_failures,
+                failures=n,
             )
-        elif written:
-            self._consecutive_failures = 0
-            self.failing = False
-        self.directory.evict()
-        return not errors
 
     async def _serialize(self, chunk: list[Entry]) -> tuple[list[SaveRow], list[tuple[Entry, int]]]:
         rows = []
@@ -207,16 +228,20 @@ class Saver:
                 self.on_fenced(row.player_id)
         return None
 
-    async def flush_all(self, attempts: int = 5) -> int:
-        """Flush until nothing is dirty or ``attempts`` fail in a row (with
-        short backoff). Returns the number of players left unsaved."""
+    async def flush_all(self, attempts: int | None = 5) -> int:
+        """Flush until nothing is dirty, probing every ``retry_every`` seconds
+        while saves fail; give up after ``attempts`` failures in a row (None:
+        never; the caller's cancel scope bounds it, as shutdown does).
+        Returns the number of players left unsaved."""
         failures = 0
-        rounds = 0
-        while self.directory.dirty_count and failures < attempts and rounds < attempts * 4:
-            rounds += 1
+        while self.directory.dirty_count and (attempts is None or failures < attempts):
             if await self.flush():
                 failures = 0
             else:
                 failures += 1
-                await trio.sleep(min(2.0, 0.1 * 2**failures))
+                await trio.sleep(self.retry_every)
         return self.directory.dirty_count
+
+    def unsaved_ids(self, limit: int = 100) -> list[int]:
+        """Up to ``limit`` ids of players with unsaved changes (for the log)."""
+        return sorted(e.player.id for e in self.directory.dirty_entries())[:limit]

@@ -234,7 +234,10 @@ class SqliteStore:
     # ----------------------------------------------------------------- health
 
     async def ping(self) -> None:
-        await self._run(lambda: self._conn.execute("SELECT 1").fetchone())
+        def beat(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE heartbeat SET beat_at = ? WHERE id = 1", (time.time_ns(),))
+
+        await self._run(self._tx, beat)
 
     async def aclose(self) -> None:
         if self._closed:

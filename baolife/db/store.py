@@ -206,7 +206,9 @@ class Store(Protocol):
         """Calls per player and total cost of a UTC day."""
 
     async def ping(self) -> None:
-        """Raise StoreUnavailable unless the database answers now."""
+        """Write the heartbeat row; raise StoreUnavailable unless the database
+        takes that write now (a read would pass on a full disk or a locked
+        table, where saves and logins fail)."""
 
     def statistics(self) -> StoreStatistics:
         """Connections, waits and call latencies so far."""

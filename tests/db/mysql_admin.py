@@ -21,6 +21,7 @@ DROP_TABLES = (
     "DROP TABLE IF EXISTS accounts",
     "DROP TABLE IF EXISTS ai_usage",
     "DROP TABLE IF EXISTS schema_migrations",
+    "DROP TABLE IF EXISTS heartbeat",
 )
 
 

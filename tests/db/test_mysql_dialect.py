@@ -79,9 +79,8 @@ def test_split_by_size_keeps_each_part_under_the_limit() -> None:
 
 
 def test_mysql_schema_mirrors_sqlite_and_indexes_every_lookup() -> None:
-    (init,) = load_migrations("mysql")
-    text = " ".join(init.statements)
-    for table in ("accounts", "players", "ai_usage"):
+    text = " ".join(s for m in load_migrations("mysql") for s in m.statements)
+    for table in ("accounts", "players", "ai_usage", "heartbeat"):
         assert f"CREATE TABLE IF NOT EXISTS {table}" in text
         assert "utf8mb4" in text
     assert "UNIQUE KEY accounts_token_hash (token_hash)" in text

@@ -46,22 +46,26 @@ async def test_dirty_players_are_saved_in_batches(store: FlakyStore, content: Co
         assert await saver.flush() and store.saves == [4, 4, 2]  # nothing dirty, nothing written
 
 
-async def test_a_failed_save_keeps_players_dirty_and_backs_off(store: FlakyStore, content: Content) -> None:
+async def test_a_failed_save_keeps_players_dirty_and_probes_with_one_row_each_second(
+    store: FlakyStore, content: Content
+) -> None:
     with trio.fail_after(20):
         directory, pids = await setup(store, content, 3)
-        saver = Saver(store, directory, interval=1, batch=10, max_backoff=30)
+        saver = Saver(store, directory, interval=5, batch=10)
         store.down = True
         delays = []
         for _ in range(4):
             assert not await saver.flush()
             delays.append(saver.next_delay())
         assert directory.dirty_count == 3 and saver.failing and saver.failures == 4
-        assert delays[-1] > 4  # grew from the 1 s interval
-        assert all(d <= 30 for d in delays)
+        # No growing backoff: the store is probed every second however long it is away.
+        assert delays == [1, 1, 1, 1]
         assert await saver.flush_all(attempts=2) == 3  # still down: reported, not lost
         store.down = False
         assert await saver.flush_all() == 0
-        assert not saver.failing and saver.next_delay() == 1
+        # The first write after the outage was a probe of one player, then the rest.
+        assert store.saves == [1, 2]
+        assert not saver.failing and saver.next_delay() == 5
 
 
 async def test_a_save_fenced_by_another_owner_is_never_applied(store: FlakyStore, content: Content) -> None:

@@ -70,7 +70,7 @@ async def test_a_failed_batch_stops_the_flush_and_keeps_its_players_dirty(
         assert store.calls == 4 and len(store.saved) == 300
         assert directory.dirty_count == 700
         assert saver.failing and saver.failures == 1
-        assert saver.next_delay() >= saver.interval  # backing off
+        assert saver.next_delay() == saver.retry_every < saver.interval  # probing each second
         store.fail_on = 0
         assert await saver.flush()
         assert directory.dirty_count == 0 and len(store.saved) == 1000 and not saver.failing

@@ -27,8 +27,8 @@ def row(pid: int, epoch: int, state: bytes) -> SaveRow:
 async def test_migrate_applies_each_migration_once(store_url: str) -> None:
     with trio.fail_after(30):
         async with open_store(store_url) as store:
-            assert await store.pending_migrations() == ["0001_init"]
-            assert await store.migrate() == ["0001_init"]
+            assert await store.pending_migrations() == ["0001_init", "0002_heartbeat"]
+            assert await store.migrate() == ["0001_init", "0002_heartbeat"]
             assert await store.pending_migrations() == []
             assert await store.migrate() == []
 
@@ -163,6 +163,7 @@ async def test_an_error_inside_the_store_context_comes_out_as_itself(store_url: 
     with trio.fail_after(20):
         with pytest.raises(StoreError, match="schema is behind"):
             async with open_store(store_url) as store:
+                await store.migrate()
                 await store.ping()
                 raise StoreError("schema is behind")
 
