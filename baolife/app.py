@@ -51,8 +51,9 @@ from .content.schema import Content
 from .db.saver import Saver
 from .db.store import Store, StoreError, open_store
 from .net.auth import Auth
-from .net.http import HttpListener, Route, static_routes
+from .net.http import HttpListener, Route
 from .net.listener import WsListener
+from .net.webfiles import WebFiles, WebSite
 from .obs import Deferred, LogWriter, Metrics, TimedStore, counter, gauge
 from .players import Directory
 from .systemd import Notifier
@@ -274,10 +275,9 @@ class App:
             self.inbox,
             Auth(store, self.directory, self.inbox, register_per_ip_hour=s.register_per_ip_hour),
         )
-        routes: dict[str, Route] = static_routes(WEB_DIR)
-        routes.update({"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics})
-        routes["/config.json"] = self._client_config
-        self.http = HttpListener(s.http_bind[0], s.http_bind[1], routes)
+        routes: dict[str, Route] = {"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics}
+        self.web = WebSite(WebFiles.load(WEB_DIR), self._client_config)
+        self.http = HttpListener(s.http_bind[0], s.http_bind[1], routes, self.web)
         self.metrics.add_source(self._collect)
 
     async def _drain(self) -> None:
@@ -418,19 +418,21 @@ class App:
         body = {"ready": not problems, "problems": problems}
         return (503 if problems else 200), "application/json", orjson.dumps(body)
 
-    def _client_config(self) -> tuple[int, str, bytes]:
-        # The web client's only way to find the WebSocket (another port) and
-        # the tick rate it needs to count prompts down in seconds.
+    def _client_config(self) -> dict[str, Any]:
+        # /config.json: the web client's only way to find the WebSocket
+        # (another port) and the tick rate it needs to count prompts down in
+        # seconds. The page's Content-Security-Policy names the same socket.
         s = self.settings
-        body = {
+        return {
             "protocol": 1,
             "ws_port": self.ws_port,
             "ws_path": "/ws",
             "ws_tls": bool(s.tls_cert),
             "http_port": self.http_port,
             "tick_hz": s.tick_hz,
+            # The page pings well inside it, so a player who only watches stays.
+            "idle_timeout": s.idle_timeout,
         }
-        return 200, "application/json", orjson.dumps(body)
 
     def _metrics(self) -> tuple[int, str, bytes]:
         return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render()

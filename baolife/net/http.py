@@ -1,59 +1,75 @@
 """The HTTP listener: ``/healthz``, ``/readyz``, ``/metrics`` and the web client.
 
 A small HTTP/1.1 server on h11, one request per connection (probes,
-scrapers and a browser loading three files need no more). Routes are plain
-functions returning ``(status, content type, body)``; static files come from
-one folder and are read once at start.
+scrapers and a browser loading a few files need no more). Routes are plain
+functions returning ``(status, content type, body)``, never stored by a
+cache; everything else goes to the :class:`Site` (the web client and its
+/config.json: :mod:`baolife.net.webfiles`), which also names the headers
+every answer carries.
 """
 
 from __future__ import annotations
 
-import mimetypes
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
+import attrs
 import h11
 import structlog
 import trio
 
-__all__ = ["HttpListener", "Route", "static_routes"]
+__all__ = ["HttpListener", "Reply", "Request", "Route", "Site"]
 
 log = structlog.get_logger("baolife.http")
 
 Route = Callable[[], tuple[int, str, bytes]]
 REQUEST_TIMEOUT = 10.0
 MAX_REQUEST_BYTES = 16384
+TEXT = "text/plain; charset=utf-8"
 
 
-def static_routes(folder: Path) -> dict[str, Route]:
-    """A route per file of ``folder`` (``index.html`` also at ``/``)."""
-    routes: dict[str, Route] = {}
-    if not folder.is_dir():
-        return routes
-    for path in sorted(folder.iterdir()):
-        if not path.is_file():
-            continue
-        body = path.read_bytes()
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
-            ctype += "; charset=utf-8"
+@attrs.frozen
+class Request:
+    """What a handler sees of a request: the method (``GET``), the path
+    without its query, as sent (still percent-encoded), and the headers by
+    lower-case name."""
 
-        def route(body: bytes = body, ctype: str = ctype) -> tuple[int, str, bytes]:
-            return 200, ctype, body
+    method: str
+    path: str
+    headers: Mapping[str, str] = attrs.field(factory=dict)
 
-        routes["/" + path.name] = route
-        if path.name == "index.html":
-            routes["/"] = route
-    return routes
+
+@attrs.frozen
+class Reply:
+    """An answer: status, content type, body and headers of its own
+    (``cache-control``, ``etag``). A 304 sends no body."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Site(Protocol):
+    """What the listener serves besides its routes."""
+
+    def answer(self, request: Request) -> Reply | None:
+        """The reply, or None for a 404."""
+        ...
+
+    def security_headers(self, request: Request) -> tuple[tuple[str, str], ...]:
+        """Headers added to every answer (the routes' too)."""
+        ...
 
 
 class HttpListener:
-    """Serves ``routes`` (path -> function) on ``host:port``."""
+    """Serves ``routes`` (path -> function) and ``site`` on ``host:port``."""
 
-    def __init__(self, host: str, port: int, routes: dict[str, Route]) -> None:
+    def __init__(self, host: str, port: int, routes: dict[str, Route], site: Site | None = None) -> None:
         self.host = host
         self.bind_port = port
         self.routes = routes
+        self.site = site
         self.port: int | None = None
         self.requests = 0
 
@@ -89,24 +105,32 @@ class HttpListener:
                 break
             return
         self.requests += 1
-        path = event.target.decode("ascii", "replace").split("?", 1)[0]
-        method = event.method.upper()
-        route = self.routes.get(path)
-        if method not in (b"GET", b"HEAD"):
-            status, ctype, body = 405, "text/plain; charset=utf-8", b"method not allowed\n"
-        elif route is None:
-            status, ctype, body = 404, "text/plain; charset=utf-8", b"not found\n"
-        else:
-            status, ctype, body = route()
-        headers = [
-            ("content-type", ctype),
-            ("content-length", str(len(body))),
-            ("connection", "close"),
-            ("cache-control", "no-store"),
-            ("x-content-type-options", "nosniff"),
-        ]
-        data = conn.send(h11.Response(status_code=status, headers=headers))
-        if method != b"HEAD":
-            data += conn.send(h11.Data(data=body))
+        request = Request(
+            method=event.method.decode("ascii", "replace").upper(),
+            path=event.target.decode("ascii", "replace").split("?", 1)[0],
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers},
+        )
+        reply = self.reply(request)
+        headers = [("content-type", reply.content_type)]
+        if reply.status != 304:
+            headers.append(("content-length", str(len(reply.body))))
+        headers += [*reply.headers, ("x-content-type-options", "nosniff")]
+        if self.site is not None:
+            headers += self.site.security_headers(request)
+        headers.append(("connection", "close"))
+        data = conn.send(h11.Response(status_code=reply.status, headers=headers))
+        if request.method != "HEAD" and reply.status != 304:
+            data += conn.send(h11.Data(data=reply.body))
         data += conn.send(h11.EndOfMessage())
         await stream.send_all(data)
+
+    def reply(self, request: Request) -> Reply:
+        """The answer to ``request``: a route, else the site, else 404."""
+        if request.method not in ("GET", "HEAD"):
+            return Reply(405, TEXT, b"method not allowed\n", (("allow", "GET, HEAD"),))
+        route = self.routes.get(request.path)
+        if route is not None:
+            status, ctype, body = route()
+            return Reply(status, ctype, body, (("cache-control", "no-store"),))
+        found = self.site.answer(request) if self.site is not None else None
+        return found or Reply(404, TEXT, b"not found\n", (("cache-control", "no-store"),))
