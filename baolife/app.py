@@ -46,10 +46,11 @@ from .ai.llm import LlmProvider
 from .ai.offline import ScriptedProvider
 from .ai.reply import Provider
 from .ai.service import NpcService
-from .config import Settings
+from .config import ConfigError, Settings
 from .content.schema import Content
 from .db.saver import Saver
 from .db.store import Store, StoreError, open_store
+from .net.accept import fit_descriptors
 from .net.auth import Auth
 from .net.http import HttpListener, Route
 from .net.listener import WsListener
@@ -148,6 +149,22 @@ class App:
         notifier: Notifier | None = None,
         log_writer: LogWriter | None = None,
     ) -> None:
+        fit = fit_descriptors(settings.max_connections, settings.http_max_connections)
+        if fit.lowered:
+            if fit.max_connections < 1:
+                raise ConfigError(
+                    f"max_connections: the open-files limit {fit.limit} leaves no room for WebSocket connections "
+                    f"(needs {fit.needed} for {settings.max_connections}); raise LimitNOFILE or lower the setting"
+                )
+            # One line, then the server runs with what fits: full is a 503, not a hang.
+            log.warning(
+                "descriptor_limit",
+                limit=fit.limit,
+                needed=fit.needed,
+                max_connections=fit.max_connections,
+                configured=settings.max_connections,
+            )
+            settings = settings.replace(max_connections=fit.max_connections)
         self.settings = settings
         self.content = content if content is not None else content_pkg.load()
         self.provider = provider
@@ -277,7 +294,9 @@ class App:
         )
         routes: dict[str, Route] = {"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics}
         self.web = WebSite(WebFiles.load(WEB_DIR), self._client_config)
-        self.http = HttpListener(s.http_bind[0], s.http_bind[1], routes, self.web)
+        self.http = HttpListener(
+            s.http_bind[0], s.http_bind[1], routes, self.web, max_connections=s.http_max_connections
+        )
         self.metrics.add_source(self._collect)
 
     async def _drain(self) -> None:
@@ -461,6 +480,12 @@ class App:
             "baolife_connections_refused", "WebSocket handshakes refused, by reason", ws_stats.refused, "reason"
         )
         yield counter("baolife_connections_closed", "Connections ended, by reason", ws_stats.closed, "reason")
+        yield counter(
+            "baolife_accept_errors",
+            "accept() calls that failed for lack of descriptors or memory, by listener",
+            {"ws": ws_stats.accept_errors, "http": self.http.gate.accept_errors},
+            "listener",
+        )
         yield counter("baolife_inbound_messages", "Inbound messages by type", ws_stats.inbound, "type")
         errors = dict(loop.error_counts)
         for code, n in world.error_counts.items():

@@ -141,6 +141,9 @@ _SPECS: dict[str, _Spec] = {
     "max_connections": _Spec(
         _number(int, 1, 1_000_000), 10000, "WebSocket connections in total; over it the handshake is refused with 503"
     ),
+    "http_max_connections": _Spec(
+        _number(int, 1, 100_000), 64, "HTTP connections at once (probes, scrapes, the web client); over it 503"
+    ),
     "conn_per_ip": _Spec(_number(int, 1, 1_000_000), 20, "concurrent WebSocket connections per client IP"),
     "register_per_ip_hour": _Spec(_number(int, 1, 1_000_000), 30, "registrations per client IP per hour"),
     "msg_rate": _Spec(_number(float, 0.1, 100000), 20.0, "messages per second per connection (token bucket refill)"),
@@ -231,6 +234,7 @@ class Settings:
     save_batch: int
     max_loaded_players: int
     max_connections: int
+    http_max_connections: int
     conn_per_ip: int
     register_per_ip_hour: int
     trusted_proxies: tuple[Any, ...]

@@ -243,7 +243,7 @@ class RawClient:
             data = await stream.receive_some(65536)
             if not data:
                 await stream.aclose()
-                raise AssertionError("closed during the handshake")
+                raise trio.BrokenResourceError("closed during the handshake")
             ws.receive_data(data)
             for event in ws.events():
                 if isinstance(event, AcceptConnection):

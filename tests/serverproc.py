@@ -9,6 +9,7 @@ killed on exit from :func:`serve_process` if it is still running.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -94,8 +95,16 @@ def server_env(db: Path, **settings: Any) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def serve_process(env: Mapping[str, str], cwd: Path) -> AsyncIterator[ServerProcess]:
-    """Start ``python -m baolife serve`` and wait for its ``started`` line."""
+async def serve_process(
+    env: Mapping[str, str], cwd: Path, *, nofile: int | None = None
+) -> AsyncIterator[ServerProcess]:
+    """Start ``python -m baolife serve`` and wait for its ``started`` line;
+    ``nofile``: the child's open-files limit (soft and hard)."""
+
+    def limit() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "baolife", "serve"],
         env=dict(env),
@@ -103,6 +112,7 @@ async def serve_process(env: Mapping[str, str], cwd: Path) -> AsyncIterator[Serv
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=limit if nofile is not None else None,  # noqa: PLW1509 - only setrlimit, before exec
     )
     server = ServerProcess(proc)
     try:

@@ -11,12 +11,15 @@ every answer carries.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Protocol
 
 import attrs
 import h11
 import structlog
 import trio
+
+from .accept import Gate, accept_loop, http_refusal
 
 __all__ = ["HttpListener", "Reply", "Request", "Route", "Site"]
 
@@ -65,19 +68,34 @@ class Site(Protocol):
 class HttpListener:
     """Serves ``routes`` (path -> function) and ``site`` on ``host:port``."""
 
-    def __init__(self, host: str, port: int, routes: dict[str, Route], site: Site | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routes: dict[str, Route],
+        site: Site | None = None,
+        *,
+        max_connections: int = 64,
+    ) -> None:
         self.host = host
         self.bind_port = port
         self.routes = routes
         self.site = site
         self.port: int | None = None
         self.requests = 0
+        # Its own bound on open connections, apart from the WebSocket
+        # listener's, so probes and scrapes get through when that one is full.
+        self.gate = Gate(max_connections)
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(self.bind_port, host=self.host)
         self.port = listeners[0].socket.getsockname()[1]
+        busy = http_refusal(503, "Service Unavailable", "too many HTTP connections; try again\n")
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, self._handle, listeners)
+            for listener in listeners:
+                await nursery.start(
+                    partial(accept_loop, listener, self._handle, nursery, self.gate, name="http", refusal=busy)
+                )
             task_status.started(self.port)
 
     async def _handle(self, stream: trio.SocketStream) -> None:

@@ -36,6 +36,7 @@ from .. import protocol as wire
 from ..config import Settings
 from ..obs import Deferred
 from ..tick.loop import Deliver, Detach, Inbox, Kick, TickLoop
+from .accept import HANDSHAKE_ROOM, Gate, accept_loop, http_refusal
 from .auth import Auth
 from .readhub import ReadHub
 from .session import CLOSE_WAIT, Session
@@ -62,6 +63,10 @@ SWEEP_EVERY = 1.0
 _LOGIN_TYPES = (wire.Register, wire.Login, wire.Resume)
 
 
+# The answer at accept when the listener holds as many streams as it may.
+FULL = http_refusal(503, "Service Unavailable", "server is full; try again later\n")
+
+
 @attrs.frozen
 class ListenerStatistics:
     connections: int
@@ -72,6 +77,7 @@ class ListenerStatistics:
     queued_frames: int
     queued_bytes: int
     max_queued_frames: int
+    accept_errors: int = 0
 
 
 def client_address(peer: str, headers: Iterable[tuple[bytes, bytes]], trusted: tuple[Any, ...]) -> str:
@@ -146,18 +152,23 @@ class WsListener:
         self._conns: trio.Nursery | None = None
         self._changed = trio.Event()
         self.hub = ReadHub() if hasattr(select, "epoll") else None
+        # Streams held open, handshakes included: past it a connection is
+        # answered 503 at accept, before the process runs out of descriptors.
+        self.gate = Gate(settings.max_connections + HANDSHAKE_ROOM)
+        self._admitting = 0
 
     def statistics(self) -> ListenerStatistics:
         frames = [s.queued_frames for s in self.sessions]
         return ListenerStatistics(
             connections=len(self.sessions),
             accepted=self.accepted,
-            refused=dict(self.refused),
+            refused=dict(self.refused) | ({"capacity": self.gate.refused} if self.gate.refused else {}),
             closed=dict(self.closed),
             inbound=dict(self.inbound),
             queued_frames=sum(frames),
             queued_bytes=sum(s.queued_bytes for s in self.sessions),
             max_queued_frames=max(frames, default=0),
+            accept_errors=self.gate.accept_errors,
         )
 
     async def _open(self) -> list[trio.SocketListener] | list[trio.SSLListener[trio.SocketStream]]:
@@ -183,8 +194,11 @@ class WsListener:
                 with self._accept_scope:
                     async with trio.open_nursery() as accept:
                         accept.start_soon(self._sweeper)
-                        serve: Any = partial(trio.serve_listeners, self._handle, listeners, handler_nursery=conns)
-                        await accept.start(serve)
+                        # Plain TCP gets an HTTP 503 over the bound; TLS is just closed.
+                        refusal = b"" if self.settings.tls_cert else FULL
+                        for listener in listeners:
+                            loop = partial(accept_loop, listener, self._handle, conns, self.gate, refusal=refusal)
+                            await accept.start(partial(loop, name="ws"))
                         task_status.started(self.port)
             reading.cancel_scope.cancel()  # every connection has ended
         log.info("ws_listener_stopped")
@@ -248,7 +262,7 @@ class WsListener:
             self.refused["draining"] += 1
             await conn.reject(503, b"server is shutting down; reconnect shortly\n")
             return None
-        if len(self.sessions) >= s.max_connections:
+        if len(self.sessions) + self._admitting >= s.max_connections:
             self.refused["max_connections"] += 1
             await conn.reject(503, b"server is full; try again later\n")
             return None
@@ -256,12 +270,23 @@ class WsListener:
             self.refused["per_ip"] += 1
             await conn.reject(429, b"too many connections from your address\n")
             return None
-        await conn.accept()
+        # Both limits count this connection from here: the accept below
+        # waits, and other handshakes pass these checks meanwhile.
+        self._admitting += 1
+        self.per_ip[remote] += 1
+        try:
+            await conn.accept()
+        except BaseException:
+            self.per_ip[remote] -= 1
+            if not self.per_ip[remote]:
+                del self.per_ip[remote]
+            raise
+        finally:
+            self._admitting -= 1
         session = Session(
             conn, remote, max_frames=s.outbound_frames, max_bytes=s.outbound_bytes, rate=s.msg_rate, burst=s.msg_burst
         )
         self.sessions.add(session)
-        self.per_ip[remote] += 1
         self.accepted += 1
         self.loop.add_session(session)
         return session
