@@ -500,6 +500,13 @@ class App:
         yield counter("baolife_event_evaluations", "Event conditions evaluated", wst.evaluations)
         yield counter("baolife_events_fired", "Life events that happened", wst.events_fired)
         yield counter("baolife_deaths", "Lives ended", wst.deaths)
+        yield counter("baolife_busy_days", "Game days run in full (the rest were quiet, run in bulk)", wst.busy_days)
+        yield counter("baolife_fast_forward_days", "Extra game days run by fast-forward", wst.fast_forward_days)
+        yield counter(
+            "baolife_fast_forward_refused",
+            "Fast-forward steps run at x1 for the tick's budget",
+            wst.fast_forward_refused,
+        )
         saver_stats = saver.statistics()
         yield counter("baolife_flush_rows", "Player rows saved", saver_stats.rows)
         yield counter(

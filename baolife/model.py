@@ -23,6 +23,7 @@ __all__ = [
     "LIMITS",
     "SCHEMA_VERSION",
     "Npc",
+    "PastLife",
     "Player",
     "Prompt",
     "Scheduled",
@@ -33,7 +34,7 @@ __all__ = [
     "load_player",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STAT_NAMES = ("health", "happiness", "smarts", "looks")
 STAT_MIN, STAT_MAX = 0, 100
 
@@ -43,6 +44,15 @@ class Limits:
     """Caps of every per-player list."""
 
     feed: int = 30
+    # The life story kept on the server ([age_days, text] lines), and apart
+    # from it the key moments (jobs, schooling, family, assets, illness) that
+    # outlive the story's roll-over and make the end-of-life page.
+    story: int = 200
+    story_chars: int = 200
+    moments: int = 24
+    # Past lives kept in the save (newest first) and key moments per past life.
+    lives: int = 20
+    life_moments: int = 12
     prompts: int = 3
     npcs: int = 40
     npc_memory: int = 20
@@ -118,6 +128,26 @@ class Scheduled:
 
 
 @attrs.define(slots=True)
+class PastLife:
+    """The summary of an ended life, kept in the save across new lives.
+    Compact on purpose: ``family`` is ``(name, role, alive)``, ``moments``
+    ``(age_days, text)``; achievements are content ids (labels are looked up
+    when shown). ``education`` is the education id the life ended with."""
+
+    life: int
+    name: str
+    age_days: int
+    cause: str
+    education: str
+    job: str | None = None
+    best_job: str | None = None
+    money: int = 0
+    family: list[tuple[str, str, bool]] = attrs.Factory(list)
+    moments: list[tuple[int, str]] = attrs.Factory(list)
+    achievements: list[str] = attrs.Factory(list)
+
+
+@attrs.define(slots=True)
 class Player:
     """The saved state of one player's current life.
 
@@ -142,7 +172,10 @@ class Player:
     flags: set[str] = attrs.Factory(set)
     npcs: list[Npc] = attrs.Factory(list)
     prompts: list[Prompt] = attrs.Factory(list)
-    feed: list[str] = attrs.Factory(list)
+    # The life story, oldest first: (age_days, text), at most LIMITS.story.
+    story: list[tuple[int, str]] = attrs.Factory(list)
+    # Key moments of this life, oldest first, at most LIMITS.moments.
+    moments: list[tuple[int, str]] = attrs.Factory(list)
     scheduled: list[Scheduled] = attrs.Factory(list)
     # event or action id -> first day it may happen again (once-per-life: a huge day)
     cooldowns: dict[str, int] = attrs.Factory(dict)
@@ -151,6 +184,29 @@ class Player:
     next_npc_id: int = 1
     cause_of_death: str | None = None
     surname: str = ""
+    # Fast-forward factor the player chose (1, 2 or 5): while no prompt waits,
+    # each step runs this many times the stage's pace.
+    speed: int = 1
+    # The best-paid job of this life (id) and the lowest money it had, for
+    # the end-of-life summary and its achievements.
+    best_job: str | None = None
+    low_money: int = 0
+    # Ended lives of this account, newest first, at most LIMITS.lives. Kept by new_life.
+    lives: list[PastLife] = attrs.Factory(list)
+
+    @property
+    def feed(self) -> list[str]:
+        """The newest lines of the story (at most ``LIMITS.feed``), as the
+        snapshot's ``feed`` has always carried them."""
+        return [text for _age, text in self.story[-LIMITS.feed :]]
+
+    @property
+    def first_name(self) -> str:
+        """The name without the family surname ("Bao" of "Bao Nguyen")."""
+        words = self.name.split()
+        if len(words) >= 2 and words[-1] == self.surname:
+            return " ".join(words[:-1])
+        return self.name
 
     def npc(self, npc_id: int) -> Npc | None:
         """The NPC with this id, or None."""
@@ -181,8 +237,22 @@ def _upgrade(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 keeps the story with ages: the old feed lines become story
+    lines at the current age; moments and past lives start empty."""
+    player = dict(doc.get("player") or {})
+    age = player.get("age_days", 0)
+    feed = player.pop("feed", None) or []
+    if isinstance(feed, list):
+        player["story"] = [[age, line] for line in feed if isinstance(line, str)]
+    money = player.get("money", 0)
+    if isinstance(money, int) and money < 0:
+        player["low_money"] = money
+    return {**doc, "v": 2, "player": player}
+
+
 # Upgrade functions from version N to N+1, keyed by N. Version 1 is the first.
-_UPGRADES: dict[int, Any] = {}
+_UPGRADES: dict[int, Any] = {1: _v1_to_v2}
 
 
 def dump_player(player: Player) -> bytes:

@@ -33,6 +33,10 @@ __all__ = [
     "Rejected",
     "Resume",
     "Say",
+    "Speed",
+    "Lives",
+    "Story",
+    "Talks",
     "encode_frame",
     "parse",
 ]
@@ -78,6 +82,15 @@ def _text_field(low: int, high: int, *, printable: bool = False) -> Any:
             raise FieldError(attribute.name, "must hold printable characters only")
 
     return check
+
+
+# The fast-forward factors a player may choose (``speed``).
+SPEEDS = (1, 2, 5)
+
+
+def _speed(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value not in SPEEDS:
+        raise FieldError(attribute.name, f"must be one of {', '.join(map(str, SPEEDS))}, got {value}")
 
 
 def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -127,6 +140,8 @@ class Answer(Command):
 class Act(Command):
     type: ClassVar[str] = "act"
     action: str = attrs.field(validator=_text_field(1, 64))
+    # The person an NPC-targeted action is aimed at (ignored by other actions).
+    npc: int | None = None
 
 
 @attrs.frozen
@@ -143,8 +158,44 @@ class Ping(Command):
 
 
 @attrs.frozen
+class Speed(Command):
+    """Fast-forward: while no prompt waits, the clock runs ``x`` times the stage's pace."""
+
+    type: ClassVar[str] = "speed"
+    x: int = attrs.field(validator=_speed)
+
+
+@attrs.frozen
 class NewLife(Command):
+    """Start again after death; ``name``: the new life's name (as ``register.name``)."""
+
     type: ClassVar[str] = "new_life"
+    name: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_text_field(1, NAME_CHARS, printable=True))
+    )
+
+
+@attrs.frozen
+class Story(Command):
+    """A page of the life story ending before line ``before`` (default: the newest)."""
+
+    type: ClassVar[str] = "story"
+    before: int | None = attrs.field(default=None, validator=attrs.validators.optional(_non_negative))
+
+
+@attrs.frozen
+class Talks(Command):
+    """The remembered conversation with one NPC."""
+
+    type: ClassVar[str] = "talks"
+    npc: int
+
+
+@attrs.frozen
+class Lives(Command):
+    """The player's past lives, newest first."""
+
+    type: ClassVar[str] = "lives"
 
 
 @attrs.frozen
@@ -154,7 +205,8 @@ class Logout(Command):
 
 
 COMMANDS: dict[str, type[Command]] = {
-    cls.type: cls for cls in (Register, Login, Resume, Answer, Act, Say, Ping, NewLife, Logout)
+    cls.type: cls
+    for cls in (Register, Login, Resume, Answer, Act, Say, Ping, NewLife, Logout, Speed, Story, Talks, Lives)
 }
 
 
@@ -330,6 +382,8 @@ class PromptClosed(Op):
 class Feed(Op):
     op: ClassVar[str] = "feed"
     text: str
+    # The player's age in days when it happened.
+    age_days: int | None = None
 
 
 @attrs.frozen
@@ -356,6 +410,42 @@ class Died(Op):
     op: ClassVar[str] = "died"
     cause: str
     age_days: int
+    # The life summary of the life that ended (see baolife.tick.lives).
+    summary: dict[str, Any] | None = None
+
+
+@_op
+@attrs.frozen
+class StoryOp(Op):
+    """A page of the life story: ``lines`` ``[age_days, text]`` oldest first,
+    ``first`` the number of the first (0 is the oldest line kept), ``total`` lines kept."""
+
+    op: ClassVar[str] = "story"
+    lines: list[list[Any]]
+    first: int
+    total: int
+    ref: Any = None
+
+
+@_op
+@attrs.frozen
+class TalksOp(Op):
+    """The remembered conversation with ``npc``: ``turns`` ``{who, text}``, oldest first."""
+
+    op: ClassVar[str] = "talks"
+    npc: int
+    turns: list[dict[str, str]]
+    ref: Any = None
+
+
+@_op
+@attrs.frozen
+class LivesOp(Op):
+    """The player's past lives (life summaries), newest first."""
+
+    op: ClassVar[str] = "lives"
+    lives: list[dict[str, Any]]
+    ref: Any = None
 
 
 @_op
@@ -379,6 +469,30 @@ class Error(Op):
     code: str = attrs.field(validator=attrs.validators.in_(ERROR_CODES))
     message: str
     ref: Any = None
+
+
+@_op
+@attrs.frozen
+class Outcome(Op):
+    """What one action, prompt or event changed (only what changed, see PROTOCOL.md)."""
+
+    op: ClassVar[str] = "outcome"
+    source: str
+    id: Any
+    title: str
+    changes: dict[str, Any]
+    ref: Any = None
+
+
+@_op
+@attrs.frozen
+class Warning(Op):  # noqa: A001 - the op's name on the wire
+    """A stat fell below its threshold, or money went below zero."""
+
+    op: ClassVar[str] = "warning"
+    kind: str
+    level: str
+    text: str
 
 
 @_op

@@ -27,7 +27,8 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
     assert doc["v"] == SCHEMA_VERSION
     assert doc["player"]["flags"] == sorted(player.flags)
     assert load_player(data) == player
-    assert len(data) < 8000
+    # Mostly the story (LIMITS.story lines with their ages, ~8 KB) and one past life.
+    assert len(data) < 16_000
 
 
 @pytest.mark.parametrize(
@@ -44,3 +45,24 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
 def test_unreadable_saves_raise_save_error(data: bytes, says: str) -> None:
     with pytest.raises(SaveError, match=says):
         load_player(data)
+
+
+def test_a_version_1_save_loads_with_its_feed_as_story_lines_at_the_current_age() -> None:
+    v1 = {
+        "v": 1,
+        "player": {
+            "id": 7,
+            "name": "Bao Berg",
+            "surname": "Berg",
+            "age_days": 900,
+            "money": -50,
+            "feed": ["You were born. Welcome to the world, Bao.", "You turned 1."],
+        },
+    }
+    player = load_player(orjson.dumps(v1))
+    assert player.story == [(900, "You were born. Welcome to the world, Bao."), (900, "You turned 1.")]
+    assert player.feed == v1["player"]["feed"]
+    assert player.moments == [] and player.lives == [] and player.low_money == -50
+    assert player.first_name == "Bao"
+    again = orjson.loads(dump_player(player))
+    assert again["v"] == SCHEMA_VERSION == 2 and "feed" not in again["player"]

@@ -1,12 +1,14 @@
 """The prompt of an NPC reply, and which replies may be shared between players.
 
-A prompt is the NPC persona, the relationship, the running summary and the
-last ``context_turns`` turns, each cut to a bound, so its size is bounded
-whatever the player typed before.
+A prompt is the NPC persona, the relationship, both ages (the player's
+with their life stage), the running summary and the last ``context_turns``
+turns, each cut to a bound, so its size is bounded whatever the player typed
+before.
 
 Greetings and small talk ("hi", "how are you?", "good night") get a
-*generic* prompt instead: the persona, the role and a closeness band, and a
-canonical phrase of the intent, with no names, summary or history. Its reply
+*generic* prompt instead: the persona, the role, the player's life stage, a
+closeness band and a canonical phrase of the intent, with no names, ages,
+summary or history. Its reply
 depends on nothing private, so it may be cached and served to every player
 who says the same kind of thing to the same kind of NPC
 (:func:`small_talk` and :func:`cache_key`). Lines that answer something
@@ -28,6 +30,7 @@ from ..tick.engine import SayJob
 
 __all__ = [
     "CacheKey",
+    "age_words",
     "cache_key",
     "closeness_band",
     "messages_for",
@@ -41,7 +44,7 @@ __all__ = [
 # context then cost at most ~1.8K characters whatever the history holds.
 TURN_CHARS = LIMITS.turn_chars
 
-CacheKey = tuple[str, str, str, str]
+CacheKey = tuple[str, str, str, str, str]
 
 # The canonical phrase sent for each small-talk intent, and the ways players
 # say it (after normalise: lower case, no accents or punctuation).
@@ -155,8 +158,14 @@ def persona_of(content: Content, job: SayJob) -> Persona:
 
 
 def cache_key(job: SayJob, persona: Persona, intent: str) -> CacheKey:
-    """What a generic reply depends on, and nothing more."""
-    return (persona.id, job.role, closeness_band(job.closeness), intent)
+    """What a generic reply depends on, and nothing more (the player's life
+    stage, not their age: a mother greets her baby unlike her grown son)."""
+    return (persona.id, job.role, job.player_stage, closeness_band(job.closeness), intent)
+
+
+def age_words(years: int) -> str:
+    """An age in years as the prompt says it ("under a year old" for a baby)."""
+    return "under a year old" if years < 1 else "1 year old" if years == 1 else f"{years} years old"
 
 
 _RULES = (
@@ -175,12 +184,15 @@ def messages_for(
         system = (
             f"You are a character in a life-simulation game: the player's {job.role}. "
             f"Personality: {persona.traits}. Manner of speaking: {persona.manner}. "
+            f"The player is at the {job.player_stage} stage of life: speak as their {job.role} would to them. "
             f"Your relationship with the player is {closeness_band(job.closeness)}. "
             f"Do not use anyone's name. {_RULES}"
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": _CANONICAL[intent]}]
     system = (
-        f"You are {job.npc_name}, a character in a life-simulation game: the {job.role} of {job.player_name}. "
+        f"You are {job.npc_name}, {age_words(job.npc_years)}, a character in a life-simulation game: "
+        f"the {job.role} of {job.player_name}, who is {age_words(job.player_years)} "
+        f"(stage of life: {job.player_stage}); speak as their {job.role} would to them. "
         f"Personality: {persona.traits}. Manner of speaking: {persona.manner}. "
         f"Closeness between you: {job.closeness}/100 ({closeness_band(job.closeness)}). "
     )

@@ -1,26 +1,31 @@
 """Game content: loaded from the TOML files in this folder and validated at start.
 
 :func:`load` reads ``world.toml``, ``flags.toml``, ``actions.toml``,
-``jobs.toml``, ``education.toml``, ``personas.toml`` and every
-``events/*.toml``, builds the classes of :mod:`baolife.content.schema` with
+``jobs.toml``, ``education.toml``, ``personas.toml``, every
+``events/*.toml`` and (if present) ``achievements.toml``, builds the classes of :mod:`baolife.content.schema` with
 strict types (no silent conversions), then cross-checks every reference:
 ids, stages, stats, roles, majors, declared flags, template names, and
-follow-up chains. Any problem raises :class:`ContentError` naming the file
-and the id.
+follow-up chains, then the age rules of :mod:`baolife.content.ages` (who may
+be given what at which age, events inside their stage, cooldowns). Any
+problem raises :class:`ContentError` naming the file and the id.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
 
 import cattrs
 
+from . import ages
 from .schema import (
+    ACTION_GROUPS,
     FLAG_KINDS,
     STAT_NAMES,
+    Achievement,
     Action,
     Conditions,
     Content,
@@ -29,6 +34,7 @@ from .schema import (
     Flag,
     Job,
     Level,
+    Lines,
     Major,
     Names,
     Persona,
@@ -147,7 +153,13 @@ def load(folder: Path | str | None = None) -> Content:
     flags: dict[str, Flag] = {}
     _load_file(base, "flags.toml", "flag", Flag, flags)
     personas: dict[str, Persona] = {}
-    _load_file(base, "personas.toml", "persona", Persona, personas)
+    persona_doc = _read(base / "personas.toml", "personas.toml")
+    persona_items = _items(persona_doc, "persona", "personas.toml", also=("default_lines",))
+    _collect(Persona, persona_items, "persona", "personas.toml", personas)
+    default_lines = tuple(
+        _build(Lines, raw, f"personas.toml: default_lines #{i + 1}")
+        for i, raw in enumerate(_items(persona_doc, "default_lines", "personas.toml", also=("persona",)))
+    )
 
     content = Content(
         world=world,
@@ -159,9 +171,24 @@ def load(folder: Path | str | None = None) -> Content:
         personas=personas,
         majors=majors,
         flags=flags,
+        default_lines=default_lines,
+        achievements=_achievements(base),
     )
     _Checker(content).run()
+    age_problems = ages.problems(content)
+    if age_problems:
+        # All of them at once: fixing ages is easier seeing the whole list.
+        more = f" (and {len(age_problems) - 1} more below)" if len(age_problems) > 1 else ""
+        raise ContentError(age_problems[0] + more + "".join(f"\n  {line}" for line in age_problems[1:]))
     return content
+
+
+def _achievements(base: Path) -> dict[str, Achievement]:
+    """achievements.toml's ``[[achievement]]`` items; none when the pack has no such file."""
+    achievements: dict[str, Achievement] = {}
+    if (base / "achievements.toml").is_file():
+        _load_file(base, "achievements.toml", "achievement", Achievement, achievements)
+    return achievements
 
 
 class _Checker:
@@ -184,6 +211,7 @@ class _Checker:
             raise ContentError("world.toml: [world] stages: the youngest stage must start at age 0")
         if not 1 <= w.check_min_days <= w.check_max_days:
             raise ContentError("world.toml: [world] check_min_days must be >= 1 and <= check_max_days")
+        self.pace()
         if not 0 <= w.tax < 1:
             raise ContentError("world.toml: [world] tax must be a share of the salary in 0..1")
         if w.timeout_days < 1:
@@ -201,6 +229,7 @@ class _Checker:
             self.role(member.role, "world.toml: [world] family")
             if not 0 <= member.chance <= 1 or member.min_age > member.max_age:
                 raise ContentError(f"world.toml: [world] family {member.role!r}: chance in 0..1, min_age <= max_age")
+        self.money()
         if not c.names.first or not c.names.last:
             raise ContentError("world.toml: [names] first and last must not be empty")
         for flag in c.flags.values():
@@ -209,6 +238,7 @@ class _Checker:
                 raise ContentError(f"{where}: kind {flag.kind!r} is not one of {list(FLAG_KINDS)}")
             self.text(flag.label, where)
             self.effects(flag.yearly, f"{where}: yearly")
+            self.untargeted(flag.yearly, f"{where}: yearly")
         for major in c.majors.values():
             where = f"{major.source}: major {major.id!r}"
             self.text(major.label, where)
@@ -220,6 +250,10 @@ class _Checker:
         for act in c.actions.values():
             where = f"{act.source}: action {act.id!r}"
             self.text(act.label, where)
+            if act.group not in ACTION_GROUPS:
+                got = f"is {act.group!r}" if act.group else "is missing"
+                raise ContentError(f"{where}: group {got}; it must be one of {list(ACTION_GROUPS)}")
+            self.target(act, where)
             self.conditions(act.when, where)
             if act.cost < 0 or act.cooldown_days < 0:
                 raise ContentError(f"{where}: cost and cooldown_days must not be negative")
@@ -248,11 +282,74 @@ class _Checker:
             where = f"{persona.source}: persona {persona.id!r}"
             if not persona.roles or not persona.traits.strip() or not persona.manner.strip():
                 raise ContentError(f"{where}: needs roles, traits and manner")
-            if not persona.replies:
-                raise ContentError(f"{where}: needs at least one scripted reply")
-            for line in persona.greetings + persona.replies + persona.questions:
-                self.text(line, where)
+            for i, lines in enumerate(persona.lines):
+                self.lines(lines, f"{where}: lines #{i + 1}", persona.roles)
+        for i, lines in enumerate(c.default_lines):
+            self.lines(lines, f"personas.toml: default_lines #{i + 1}", sorted(self.roles))
+        self.lines_cover_every_role_and_stage()
+        for ach in c.achievements.values():
+            self.achievement(ach)
         self.reachable()
+
+    def pace(self) -> None:
+        """The pace table names every stage (or none), with sane numbers."""
+        w = self.c.world
+        if w.max_step_days < 1:
+            raise ContentError("world.toml: [world] max_step_days must be >= 1")
+        if w.first_check_days < 0:
+            raise ContentError("world.toml: [world] first_check_days must not be negative")
+        if not w.pace:
+            return
+        for stage in w.pace:
+            if stage not in w.stages:
+                raise ContentError(f"world.toml: [world.pace.{stage}]: unknown stage; known: {self.c.stage_order}")
+        for stage in self.c.stage_order:
+            pace = w.pace.get(stage)
+            where = f"world.toml: [world.pace.{stage}]"
+            if pace is None:
+                raise ContentError(f"{where}: missing; the pace table needs every stage")
+            if not 1 <= pace.days <= w.max_step_days:
+                raise ContentError(f"{where} days must be >= 1 and <= max_step_days ({w.max_step_days})")
+            low, high = pace.check_days
+            if not 1 <= low <= high:
+                raise ContentError(f"{where} check_days must be [min, max] with 1 <= min <= max")
+
+    def money(self) -> None:
+        """Who pays (known roles), the debt flag (declared) and the warning thresholds."""
+        w = self.c.world
+        where = "world.toml: [world.money]"
+        if w.money.adult_age < 0:
+            raise ContentError(f"{where} adult_age must not be negative")
+        for role in w.money.payers:
+            self.role(role, f"{where} payers")
+        if w.money.debt_flag:
+            self.flag(w.money.debt_flag, f"{where} debt_flag")
+            self.flags_set.add(w.money.debt_flag)  # the engine sets it
+        self.text(w.money.debt_text, where)
+        for stat, limit in w.warnings.items():
+            at = f"world.toml: [world.warnings.{stat}]"
+            if stat not in STAT_NAMES:
+                raise ContentError(f"{at}: unknown stat; known: {list(STAT_NAMES)}")
+            if not 0 <= limit.critical < limit.low <= 100:
+                raise ContentError(f"{at}: needs 0 <= critical < low <= 100")
+            self.text(limit.low_text, at)
+            self.text(limit.critical_text, at)
+
+    def target(self, act: Action, where: str) -> None:
+        """An NPC-targeted action names known roles; only such actions act on "the" NPC."""
+        if act.target not in ("", "npc"):
+            raise ContentError(f'{where}: target must be "npc" or absent, got {act.target!r}')
+        if bool(act.target) != bool(act.roles):
+            raise ContentError(f'{where}: an action with target = "npc" needs roles, and roles need the target')
+        for role in act.roles:
+            self.role(role, f"{where}: roles")
+        for eff in [act.effects, *(o.effects for o in act.outcomes)]:
+            if not act.target and (eff.closeness or eff.npc_money):
+                raise ContentError(f"{where}: closeness and npc_money act on the target; the action has none")
+            for role, amount in eff.npc_money.items():
+                self.role(role, f"{where}: npc_money")
+                if amount < 0:
+                    raise ContentError(f"{where}: npc_money {role!r} must not be negative")
 
     def reachable(self) -> None:
         """Every follow-up is scheduled by something; every declared flag is set by something."""
@@ -262,6 +359,45 @@ class _Checker:
         for flag in self.c.flags.values():
             if flag.id not in self.flags_set:
                 raise ContentError(f"{flag.source}: flag {flag.id!r}: declared but no effect ever sets it")
+
+    def lines(self, lines: Lines, where: str, roles: Sequence[str]) -> None:
+        """Scripted lines: known stages, roles the speaker can have, no empty list, a reply."""
+        for field in ("stages", "npc_stages", "roles"):
+            if getattr(lines, field) == ():
+                raise ContentError(f"{where}: {field} is empty; leave it out to mean every one")
+        for stage in (lines.stages or ()) + (lines.npc_stages or ()):
+            if stage not in self.c.world.stages:
+                raise ContentError(f"{where}: unknown stage {stage!r}; known: {self.c.stage_order}")
+        for role in lines.roles or ():
+            if role not in roles:
+                raise ContentError(f"{where}: role {role!r} is not one of {list(roles)}")
+        if not lines.replies:
+            raise ContentError(f"{where}: needs at least one reply")
+        for line in lines.greetings + lines.replies + lines.questions:
+            self.text(line, where)
+
+    def lines_cover_every_role_and_stage(self) -> None:
+        """Whatever persona speaks, [[default_lines]] have something for
+        every role at every stage of the player, at any age of the speaker."""
+        for role in sorted(self.roles):
+            for stage in self.c.stage_order:
+                if not any(d.npc_stages is None and d.fits(role, stage, None) for d in self.c.default_lines):
+                    raise ContentError(f"personas.toml: no default_lines for role {role!r} at stage {stage!r}")
+
+    def achievement(self, ach: Achievement) -> None:
+        where = f"{ach.source}: achievement {ach.id!r}"
+        self.text(ach.label, where)
+        if ach == Achievement(id=ach.id, label=ach.label, source=ach.source):
+            raise ContentError(f"{where}: sets no condition, so every life would earn it")
+        for edu in ach.education:
+            if edu not in self.educations:
+                raise ContentError(f"{where}: unknown education {edu!r}; known: {sorted(self.educations)}")
+        for flag in ach.flags + ach.any_flags:
+            self.flag(flag, where)
+        for role in ach.npc_roles:
+            self.role(role, where)
+        if ach.min_age < 0:
+            raise ContentError(f"{where}: min_age must not be negative")
 
     def role(self, role: str, where: str) -> None:
         if role not in self.roles:
@@ -307,6 +443,10 @@ class _Checker:
         if (cond.min_closeness is not None or cond.max_closeness is not None) and not cond.npc_roles:
             raise ContentError(f"{where}: min_closeness and max_closeness need npc_roles")
 
+    def untargeted(self, eff: Effects, where: str) -> None:
+        if eff.closeness or eff.npc_money:
+            raise ContentError(f"{where}: closeness and npc_money belong to NPC-targeted actions only")
+
     def outcome(self, out: Any, where: str, owner: str = "") -> None:
         if out.weight <= 0:
             raise ContentError(f"{where}: weight must be positive")
@@ -315,6 +455,8 @@ class _Checker:
     def effects(self, eff: Effects, where: str, owner: str = "") -> None:
         """Check ``eff``; ``owner`` is the id of the event it belongs to, if any."""
         c = self.c
+        if owner:
+            self.untargeted(eff, where)
         if eff.feed:
             self.text(eff.feed, where)
         if eff.job and eff.job not in ("best", "none") and eff.job not in c.jobs:

@@ -22,6 +22,11 @@ def _tuple(value: object) -> tuple[str, ...]:
     return tuple(value)  # type: ignore[arg-type]
 
 
+def _tuple_or_none(value: object) -> tuple[str, ...] | None:
+    # None (left out) means "any"; an explicit [] stays () so the checker can refuse it.
+    return None if value is None else _tuple(value)
+
+
 @attrs.frozen
 class Conditions:
     """When something can happen. Every listed condition must hold."""
@@ -109,6 +114,11 @@ class Effects:
     npc: tuple[NpcChange, ...] = ()
     schedule: tuple[ScheduleRef, ...] = ()
     die: str = ""
+    # Only in an NPC-targeted action: the change to that person's closeness,
+    # and the money they give, by their role, at closeness 100 (scaled by
+    # their closeness: a distant uncle gives little).
+    closeness: int = 0
+    npc_money: dict[str, int] = attrs.Factory(dict)
 
 
 @attrs.frozen
@@ -161,12 +171,20 @@ class Action:
 
     id: str
     label: str
+    # Where the client lists it: one of ACTION_GROUPS (checked at load; required).
+    group: str = ""
     when: Conditions = Conditions()
     cost: int = 0
     cooldown_days: int = 0
     effects: Effects = Effects()
     outcomes: tuple[Outcome, ...] = ()
+    # "npc": aimed at one person of ``roles``, named by ``act.npc``; "" for none.
+    target: str = ""
+    roles: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     source: str = ""
+
+
+ACTION_GROUPS = ("daily", "health", "money", "relationships", "career")
 
 
 @attrs.frozen
@@ -212,12 +230,15 @@ class Major:
 class Flag:
     """A fact about a life (a trait, a habit, an illness, an asset). Every
     flag content uses is declared; ``yearly`` happens at each birthday while
-    the player holds it (upkeep of a house, the toll of smoking, a pension)."""
+    the player holds it (upkeep of a house, the toll of smoking, a pension).
+    ``min_age`` is checked against the ages of every effect that sets it."""
 
     id: str
     label: str
     kind: str
     yearly: Effects = Effects()
+    # No effect may give the flag to someone younger (a house, a car: 18).
+    min_age: float = 0.0
     source: str = ""
 
 
@@ -225,16 +246,38 @@ FLAG_KINDS = ("trait", "habit", "illness", "asset", "life")
 
 
 @attrs.frozen
+class Lines:
+    """Scripted lines (the offline provider's) written for some roles while
+    the player, and the speaker, are at some life stages. A filter left out
+    fits everyone; see docs/CONTENT.md for how a line is chosen."""
+
+    stages: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    npc_stages: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    roles: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    greetings: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    replies: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    questions: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+
+    def fits(self, role: str | None, stage: str | None, npc_stage: str | None) -> bool:
+        """Whether these lines are written for ``role`` speaking to a player
+        at ``stage`` while the speaker is at ``npc_stage`` (None: not asked)."""
+        return (
+            (role is None or self.roles is None or role in self.roles)
+            and (stage is None or self.stages is None or stage in self.stages)
+            and (npc_stage is None or self.npc_stages is None or npc_stage in self.npc_stages)
+        )
+
+
+@attrs.frozen
 class Persona:
-    """How an NPC speaks, for the LLM prompt and the scripted provider."""
+    """How an NPC speaks: traits and manner for the LLM prompt, ``lines`` for
+    the scripted provider."""
 
     id: str
     roles: tuple[str, ...] = attrs.field(converter=_tuple)
     traits: str
     manner: str
-    greetings: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    replies: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    questions: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    lines: tuple[Lines, ...] = ()
     source: str = ""
 
 
@@ -284,12 +327,55 @@ class Settle:
 
 
 @attrs.frozen
+class Pace:
+    """How fast one life stage runs. Each step (a player's day boundary,
+    ``day_ticks`` ticks: one real second at the defaults) ``days`` game days
+    pass (times the player's fast-forward factor); ``check_days`` is
+    ``[min, max]``: game days between two random-event checks in the stage."""
+
+    days: int
+    check_days: tuple[int, int]
+
+
+@attrs.frozen
+class Money:
+    """Who pays for what. Before ``adult_age`` a life never goes into debt:
+    the living ``payers`` (parents) pay its costs, else it pays from its own
+    money if it can, else an action is refused and an event's cost waived.
+    Adults go into debt from events only; ``debt_flag`` is set while money
+    is below zero (its yearly effects are the interest and the worry)."""
+
+    adult_age: float = 18.0
+    payers: tuple[str, ...] = attrs.field(default=("mother", "father"), converter=_tuple)
+    debt_flag: str = ""
+    debt_text: str = "You are in debt."
+
+
+@attrs.frozen
+class Threshold:
+    """Warn when a stat falls below ``low`` or ``critical`` (once per crossing)."""
+
+    low: int
+    critical: int
+    low_text: str
+    critical_text: str
+
+
+@attrs.frozen
 class World:
     """Rules of the world that are data rather than code."""
 
     stages: dict[str, float]
+    # Days between random-event checks where no pace table is given.
     check_min_days: int = 20
     check_max_days: int = 50
+    # Pace by stage id (every stage, or none: then one day per step and the
+    # check_min_days..check_max_days gap everywhere).
+    pace: dict[str, Pace] = attrs.Factory(dict)
+    # Day of a newborn's first random-event check (0: a gap of the first stage).
+    first_check_days: int = 0
+    # The most game days one step may run, fast-forward included.
+    max_step_days: int = 50
     timeout_days: int = 20
     expenses: dict[str, int] = attrs.Factory(dict)
     # Share of a salary that goes on tax and a lifestyle that grows with income,
@@ -300,12 +386,41 @@ class World:
     settle: tuple[Settle, ...] = ()
     family: tuple[FamilyMember, ...] = ()
     start_money: int = 0
+    money: Money = Money()
+    # Stat id -> when the player is warned about it.
+    warnings: dict[str, Threshold] = attrs.Factory(dict)
 
 
 @attrs.frozen
 class Names:
     first: tuple[str, ...] = attrs.field(converter=_tuple)
     last: tuple[str, ...] = attrs.field(converter=_tuple)
+
+
+@attrs.frozen
+class Achievement:
+    """A mark an ended life earns on its end-of-life page (achievements.toml).
+    Every condition it sets must hold over the life as it ended; it must set
+    at least one."""
+
+    id: str
+    label: str
+    # Reached this age (years).
+    min_age: float = 0.0
+    # Ended with one of these educations (e.g. a degree).
+    education: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    # Held all of ``flags`` and at least one of ``any_flags`` at the end.
+    flags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    any_flags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    # Had someone of each of these roles in the life (alive or gone).
+    npc_roles: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    # Money at the end at least this.
+    min_money: int | None = None
+    # The best-paid job held paid at least this a year.
+    min_salary: int | None = None
+    # Money never went below zero.
+    debt_free: bool = False
+    source: str = ""
 
 
 @attrs.frozen
@@ -321,6 +436,9 @@ class Content:
     personas: dict[str, Persona]
     majors: dict[str, Major] = attrs.Factory(dict)
     flags: dict[str, Flag] = attrs.Factory(dict)
+    achievements: dict[str, Achievement] = attrs.Factory(dict)
+    # personas.toml [[default_lines]]: what any persona says when none of its own lines fit.
+    default_lines: tuple[Lines, ...] = ()
     templates: dict[str, Template] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property

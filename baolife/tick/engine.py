@@ -24,9 +24,11 @@ from typing import Any
 import attrs
 
 from .. import protocol as wire
-from ..content.schema import Content, Event
+from ..content.schema import Action, Content, Event
 from ..model import LIMITS, Npc, Player, Prompt, Turn
+from . import lives, story
 from .memory import remember
+from .pacing import death_day, share_between
 from .registry import EventRegistry
 from .rules import ONCE, Rules, Unit
 
@@ -50,10 +52,16 @@ class SayJob:
     closeness: int
     summary: str
     turns: tuple[tuple[str, str], ...]
+    # Whole years of age and life stage of the player, whole years of the NPC:
+    # what the NPC says must fit who is talking to whom (a parent coos at a baby).
+    player_years: int
+    player_stage: str
+    npc_years: int
 
     @classmethod
-    def of(cls, player: Player, npc: Npc, text: str, ref: Any) -> SayJob:
-        """The job for ``player`` saying ``text`` to ``npc`` (a copy of the state it needs)."""
+    def of(cls, player: Player, npc: Npc, text: str, ref: Any, *, year_days: int, stage: str) -> SayJob:
+        """The job for ``player`` (at life ``stage``) saying ``text`` to ``npc``
+        (a copy of the state it needs); ages in years of ``year_days`` days."""
         return cls(
             player=player.id,
             life=player.life,
@@ -67,6 +75,9 @@ class SayJob:
             closeness=npc.closeness,
             summary=npc.summary,
             turns=tuple((t.who, t.text) for t in npc.memory),
+            player_years=player.age_days // year_days,
+            player_stage=stage,
+            npc_years=max(0, player.age_days + npc.age_offset) // year_days,
         )
 
 
@@ -81,6 +92,12 @@ class WorldStatistics:
     prompts_answered: int
     prompts_expired: int
     deaths: int
+    # Days run in full; the rest of player_days were quiet days skipped in bulk.
+    busy_days: int
+    # Extra player-days run by fast-forward (beyond the stage's pace), and
+    # steps of fast players run at x1 because the tick's budget was spent.
+    fast_forward_days: int
+    fast_forward_refused: int
 
 
 @attrs.define
@@ -93,6 +110,9 @@ class _Counters:
     prompts_answered: int = 0
     prompts_expired: int = 0
     deaths: int = 0
+    busy_days: int = 0
+    fast_forward_days: int = 0
+    fast_forward_refused: int = 0
 
 
 class World:
@@ -106,7 +126,13 @@ class World:
         year_days: int,
         rng: random.Random,
         submit_say: Callable[[SayJob], bool] | None = None,
+        fast_forward_budget: int = 10_000,
+        skip_quiet: bool = True,
     ) -> None:
+        """``fast_forward_budget``: extra player-days (beyond the stages'
+        pace) that fast-forwarding players may run per tick; past it they run
+        at x1 for that tick. ``skip_quiet``: run quiet days in bulk (False:
+        every day in full, the reference the bulk path is tested against)."""
         self.content = content
         self.rules = Rules(content, year_days=year_days, rng=rng)
         self.registry = EventRegistry(content)
@@ -122,11 +148,17 @@ class World:
         self.changed: set[int] = set()
         self.saying: set[int] = set()
         self._advanced_through = -1
+        self.fast_forward_budget = fast_forward_budget
+        self._fast_forward_left = fast_forward_budget
+        self.skip_quiet = skip_quiet
+        # The pace each online player's client was last told (welcome or state).
+        self._pace_sent: dict[int, int] = {}
         self._counters = _Counters()
         self.error_counts: Counter[str] = Counter()
         # How often each event happened (random or scheduled), for balance reports.
         self.event_counts: Counter[str] = Counter()
         self._action_labels = {a.id: a.label for a in content.actions.values()}
+        self._action_info = {a.id: _action_info(a) for a in content.actions.values()}
 
     # ----------------------------------------------------------------- presence
 
@@ -156,6 +188,7 @@ class World:
             return
         self._buckets[self._offset.pop(pid)].discard(pid)
         self._actions.pop(pid, None)
+        self._pace_sent.pop(pid, None)
         self.outbox.pop(pid, None)
 
     def take_output(self) -> dict[int, list[wire.Op]]:
@@ -179,22 +212,56 @@ class World:
         s = p.stats
         return {
             "name": p.name,
+            "surname": p.surname,
             "life": p.life,
             "alive": p.alive,
             "age_days": p.age_days,
             "year_days": self.year_days,
             "day_ticks": self.day_ticks,
+            "stage": self.rules.stage(p.age_days),
+            "speed": p.speed,
+            "pace": self._sent_pace(p),
             "stats": {"health": s.health, "happiness": s.happiness, "smarts": s.smarts, "looks": s.looks},
             "money": p.money,
             "job": self.rules.job_view(p.job),
             "education": p.education,
-            "npcs": [n.view() for n in p.npcs],
+            "npcs": [self.rules.npc_view(p, n) for n in p.npcs],
             "prompts": [self._prompt_op(p, pr, tick).wire() for pr in p.prompts],
             "actions": list(self._actions.get(p.id) or self._available(p)),
             "action_labels": self._action_labels,
-            "feed": list(p.feed),
+            "action_info": self._action_info,
+            "cooldowns": self._cooldowns(p),
+            "flags": self.rules.flag_view(p),
+            "feed": p.feed,
+            "story": story.tail(p),
+            "story_total": len(p.story),
+            "lives_total": len(p.lives),
             "cause_of_death": p.cause_of_death,
         }
+
+    def pace_of(self, p: Player) -> int:
+        """Game days the next step of ``p`` runs: the stage's pace times the
+        player's fast-forward factor (capped by content), one while a prompt
+        waits (so a prompt's timeout runs in real seconds and its
+        ``expires_tick`` holds)."""
+        if p.prompts:
+            return 1
+        return self.rules.pacing.days(self.rules.stage(p.age_days), p.speed)
+
+    def _sent_pace(self, p: Player) -> int:
+        """The pace for a snapshot, remembered as what the client knows."""
+        pace = self._pace_sent[p.id] = self.pace_of(p)
+        return pace
+
+    def _sync_pace(self, u: Unit, pace: int | None = None) -> None:
+        """Put ``pace`` (default: :meth:`pace_of`) in the unit's state op
+        when it changed since the client was last told."""
+        p = u.p
+        if pace is None:
+            pace = self.pace_of(p)
+        if self._pace_sent.get(p.id) != pace and p.alive:
+            self._pace_sent[p.id] = pace
+            u.set("pace", pace)
 
     def actions_of(self, pid: int) -> list[str]:
         """The actions an online player's conditions allow now (what the
@@ -205,7 +272,13 @@ class World:
         if not p.alive:
             return []
         allows = self.rules.allows
-        return [a.id for a in self.content.actions.values() if allows(a.when, p)]
+        # An action aimed at a person needs someone of its roles in your life.
+        roles = {n.role for n in p.npcs if n.alive}
+        return [
+            a.id
+            for a in self.content.actions.values()
+            if allows(a.when, p) and (not a.roles or not roles.isdisjoint(a.roles))
+        ]
 
     def _tick_of_day(self, pid: int, day: int, age_days: int, tick: int) -> int:
         dt = self.day_ticks
@@ -238,6 +311,9 @@ class World:
         """Apply one game command of an online player."""
         p = self.players[pid]
         u = Unit(p, self.ops_for(pid))
+        if isinstance(cmd, (wire.Story, wire.Talks, wire.Lives)):
+            # Reading the past changes nothing (also after death): no state op, no save.
+            return self._read(u, cmd)
         if isinstance(cmd, wire.Answer):
             self._answer(u, cmd, tick)
         elif isinstance(cmd, wire.Act):
@@ -246,9 +322,29 @@ class World:
             self._say(u, cmd)
         elif isinstance(cmd, wire.NewLife):
             self._new_life(u, cmd, tick)
+        elif isinstance(cmd, wire.Speed):
+            self._speed(u, cmd)
         else:
             raise TypeError(f"not a game command: {type(cmd).__name__}")
+        self._sync_pace(u)
         self._finish(u)
+
+    def _read(self, u: Unit, cmd: wire.Story | wire.Talks | wire.Lives) -> None:
+        """Answer a look at the past: a page of the story, a conversation, the past lives."""
+        p = u.p
+        if isinstance(cmd, wire.Story):
+            first, lines = story.page(p, cmd.before)
+            u.ops.append(wire.StoryOp(lines=lines, first=first, total=len(p.story), ref=cmd.ref))
+        elif isinstance(cmd, wire.Talks):
+            npc = p.npc(cmd.npc)
+            if npc is None:
+                return self._error(u, "not_found", f"you know nobody with id {cmd.npc}", cmd.ref)
+            turns = [{"who": t.who, "text": t.text} for t in npc.memory]
+            u.ops.append(wire.TalksOp(npc=npc.id, turns=turns, ref=cmd.ref))
+        else:
+            views = [lives.life_view(self.content, past) for past in p.lives]
+            u.ops.append(wire.LivesOp(lives=views, ref=cmd.ref))
+        return None
 
     def _error(self, u: Unit, code: str, message: str, ref: Any) -> None:
         self.error_counts[code] += 1
@@ -260,6 +356,7 @@ class World:
             if actions != self._actions.get(u.p.id):
                 self._actions[u.p.id] = actions
                 u.set("actions", actions)
+        self.rules.finish(u)
         u.close()
 
     def _answer(self, u: Unit, cmd: wire.Answer, tick: int) -> None:
@@ -278,17 +375,20 @@ class World:
             )
         u.ops.append(wire.Ack(ref=cmd.ref))
         self._counters.prompts_answered += 1
-        self._close_prompt(u, prompt, event, choice.key, "player")
+        self._close_prompt(u, prompt, event, choice.key, "player", cmd.ref)
         self.changed.add(p.id)
 
-    def _close_prompt(self, u: Unit, prompt: Prompt, event: Event, key: str, by: str) -> None:
+    def _close_prompt(self, u: Unit, prompt: Prompt, event: Event, key: str, by: str, ref: Any = None) -> None:
+        """Close ``prompt`` with choice ``key``: its effects, then the ``outcome`` op."""
         u.p.prompts.remove(prompt)
         u.ops.append(wire.PromptClosed(id=prompt.id, choice=key, by=by))
         choice = event.choice(key)
         assert choice is not None  # noqa: S101 - content validation guarantees the default
+        u.begin()
         self.rules.apply(u, choice.effects, prompt.bind)
         if choice.outcomes:
             self.rules.apply(u, self.rules.pick(choice.outcomes), prompt.bind)
+        u.outcome("prompt", prompt.id, self.rules.render(event.title, u.p, prompt.bind), ref)
 
     def _act(self, u: Unit, cmd: wire.Act, tick: int) -> None:
         p = u.p
@@ -297,26 +397,60 @@ class World:
             return self._error(u, "not_found", f"there is no action {cmd.action!r}", cmd.ref)
         if not p.alive:
             return self._error(u, "not_allowed", "your life has ended; send new_life to start again", cmd.ref)
-        reason = self.rules.why_not(action.when, p)
+        r = self.rules
+        reason = r.why_not(action.when, p)
         if reason:
             return self._error(u, "not_allowed", f"cannot {action.label.lower()} now: {reason}", cmd.ref)
+        target: Npc | None = None
+        if action.target:
+            target = p.npc(cmd.npc) if cmd.npc is not None else None
+            if cmd.npc is None:
+                roles = ", ".join(role.replace("_", " ") for role in action.roles)
+                return self._error(u, "not_allowed", f"choose who to {action.label.lower()}: your {roles}", cmd.ref)
+            if target is None or not target.alive:
+                return self._error(u, "not_found", f"you know nobody with id {cmd.npc} in your life", cmd.ref)
+            if target.role not in action.roles:
+                role = target.role.replace("_", " ")
+                return self._error(u, "not_allowed", f"you cannot {action.label.lower()} your {role}", cmd.ref)
         until = p.cooldowns.get(action.id, 0)
         if until > p.age_days:
             wait = until - p.age_days
             return self._error(
                 u, "not_allowed", f"you can {action.label.lower()} again in {wait} day{'s' * (wait != 1)}", cmd.ref
             )
-        if action.cost > p.money:
-            return self._error(u, "not_allowed", f"{action.label} costs {action.cost}; you have {p.money}", cmd.ref)
+        # A free action is never refused for money; a child's parents pay.
+        payer = r.who_pays(p, action.cost) if action.cost else ""
+        if action.cost and not payer:
+            return self._error(u, "not_allowed", "you can't afford that and nobody will pay for you", cmd.ref)
+        if payer == "self" and action.cost > p.money:
+            return self._error(u, "not_allowed", f"{action.label} costs {action.cost:,}; you have {p.money:,}", cmd.ref)
         u.ops.append(wire.Ack(ref=cmd.ref))
-        if action.cost:
-            self.rules.change_money(u, -action.cost)
+        u.begin()
+        if payer:
+            r.pay(u, action.cost, payer)
         if action.cooldown_days:
             p.cooldowns[action.id] = p.age_days + action.cooldown_days
-        self.rules.apply(u, action.effects)
+            u.set("cooldowns", self._cooldowns(p))
+        bind = {"npc": target.name, "npc_role": target.role, "npc_id": str(target.id)} if target else None
+        r.apply(u, action.effects, bind, target)
         if action.outcomes:
-            self.rules.apply(u, self.rules.pick(action.outcomes))
+            r.apply(u, r.pick(action.outcomes), bind, target)
+        u.outcome("action", action.id, action.label, cmd.ref)
         u.refresh_actions = True
+        self.changed.add(p.id)
+
+    def _cooldowns(self, p: Player) -> dict[str, int]:
+        """Action id -> the age in days from which it may be used again, for those still cooling down."""
+        actions, day = self.content.actions, p.age_days
+        return {k: v for k, v in p.cooldowns.items() if v > day and k in actions}
+
+    def _speed(self, u: Unit, cmd: wire.Speed) -> None:
+        p = u.p
+        if not p.alive:
+            return self._error(u, "not_allowed", "your life has ended; send new_life to start again", cmd.ref)
+        u.ops.append(wire.Ack(ref=cmd.ref))
+        p.speed = cmd.x
+        u.set("speed", cmd.x)
         self.changed.add(p.id)
 
     def _say(self, u: Unit, cmd: wire.Say) -> None:
@@ -330,7 +464,7 @@ class World:
             return self._error(u, "not_allowed", f"{npc.name} is no longer in your life", cmd.ref)
         if p.id in self.saying:
             return self._error(u, "busy", "wait for the reply to what you said before", cmd.ref)
-        job = SayJob.of(p, npc, cmd.text, cmd.ref)
+        job = SayJob.of(p, npc, cmd.text, cmd.ref, year_days=self.year_days, stage=self.rules.stage(p.age_days))
         if not self.submit_say(job):
             return self._error(u, "busy", "NPC replies are backed up; try again in a moment", cmd.ref)
         u.ops.append(wire.Ack(ref=cmd.ref))
@@ -355,14 +489,17 @@ class World:
             if npc.closeness < 100:
                 # Talking brings people closer; the client sees it like any NPC change.
                 npc.closeness += 1
-                u.ops.append(wire.NpcOp(npc.view()))
+                u.ops.append(wire.NpcOp(self.rules.npc_view(p, npc)))
             self.changed.add(pid)
 
     def _new_life(self, u: Unit, cmd: wire.NewLife, tick: int) -> None:
         p = u.p
         if p.alive:
             return self._error(u, "not_allowed", "your life is still going; new_life is for after you die", cmd.ref)
-        fresh = self.rules.new_life(p.id, p.name, p.life + 1)
+        # The chosen name, else the last life's first name; a new family either way.
+        name, first_only = (cmd.name, False) if cmd.name else (p.first_name, True)
+        fresh = self.rules.new_life(p.id, name, p.life + 1, avoid_surname=p.surname, first_only=first_only)
+        fresh.lives = p.lives
         # Mutate in place: the directory and the saver hold this same object.
         for field in attrs.fields(Player):
             setattr(p, field.name, getattr(fresh, field.name))
@@ -374,38 +511,121 @@ class World:
     # ----------------------------------------------------------------- days
 
     def advance(self, tick: int) -> None:
-        """Advance one day for every online player whose boundary is ``tick``."""
+        """Run one step for every online player whose boundary is ``tick``."""
         self._advanced_through = tick
+        self._fast_forward_left = self.fast_forward_budget
         players = self.players
         for pid in self._buckets[tick % self.day_ticks]:
             p = players[pid]
             if p.alive:
-                self._day(p, tick)
+                self._step(p, tick)
 
-    def _day(self, p: Player, tick: int) -> None:
-        r = self.rules
-        self._counters.player_days += 1
+    def _step_days(self, p: Player, stage: str) -> int:
+        """Days this step runs: :meth:`pace_of`, at x1 when the tick's
+        fast-forward budget cannot pay for the extra days."""
+        if p.prompts:
+            return 1
+        days = self.rules.pacing.days
+        pace = days(stage, p.speed)
+        if p.speed == 1:
+            return pace
+        base = days(stage, 1)
+        extra = pace - base
+        c = self._counters
+        if extra > self._fast_forward_left:
+            c.fast_forward_refused += 1
+            return base
+        self._fast_forward_left -= extra
+        c.fast_forward_days += extra
+        return pace
+
+    def _step(self, p: Player, tick: int) -> None:
+        """One step of ``p``: :meth:`_step_days` game days, quiet ones in
+        bulk, busy ones in full, stopping early when a prompt opens or the
+        life ends. One unit, so one ``state`` op for the whole step."""
+        rules = self.rules
         u = Unit(p, self.ops_for(p.id))
-        p.age_days += 1
-        day = p.age_days
-        u.set("age_days", day)
+        stage = rules.stage(p.age_days)
+        end = p.age_days + self._step_days(p, stage)
+        busy_day = rules.pacing.next_busy_day if self.skip_quiet else None
+        while p.alive and p.age_days < end:
+            if busy_day is not None:
+                quiet = min(end, busy_day(p) - 1) - p.age_days
+                if quiet > 0:
+                    self._quiet(u, quiet)
+                    if not p.alive or p.age_days >= end:
+                        break
+            self._day(u, tick)
+            if p.prompts:
+                break  # the rest of the step waits for the player
+        u.set("age_days", p.age_days)
+        now = rules.stage(p.age_days)
+        if now != stage:
+            u.set("stage", now)
+        if p.alive:
+            self._sync_pace(u, 1 if p.prompts else rules.pacing.days(now, p.speed))
+        else:
+            self._counters.deaths += 1
+            self.saying.discard(p.id)
+        self._finish(u)
+        self.changed.add(p.id)
+
+    def _pay(self, u: Unit, first: int, last: int) -> None:
+        """Salary and living costs of the days ``first + 1 .. last`` (the
+        player's age is ``last``): exactly the sum of the daily amounts."""
+        p = u.p
+        r = self.rules
+        yd = self.year_days
         delta = 0
         if p.job is not None:
-            delta += r.day_share(self.content.jobs[p.job].salary, p.job_since, day)
+            delta += share_between(self.content.jobs[p.job].salary, p.job_since, first, last, yd)
         yearly_cost = r.expenses(p)
         # Living costs are paid from income or savings; the broke live frugally.
-        if yearly_cost and (p.job is not None or p.money > 0):
-            delta -= r.day_share(yearly_cost, 0, day)
+        if yearly_cost:
+            if p.job is not None:
+                delta -= share_between(yearly_cost, 0, first, last, yd)
+            elif p.money > 0:
+                # Without income, costs are paid day by day while money lasts:
+                # up to the first day whose cost takes it to zero or below.
+                due = p.money + (yearly_cost * first) // yd
+                broke = -(-due * yd // yearly_cost)
+                delta -= share_between(yearly_cost, 0, first, min(last, broke), yd)
         if delta:
             r.change_money(u, delta)
+
+    def _quiet(self, u: Unit, days: int) -> None:
+        """Run ``days`` quiet days (see Pacing.next_busy_day) in one go: the
+        money of the span and one death roll with the span's chance."""
+        p = u.p
+        first = p.age_days
+        dies_on = death_day(self.rules.daily_death_chance(p), days, self.rng)
+        last = first + (dies_on or days)
+        p.age_days = last
+        self._counters.player_days += last - first
+        self._pay(u, first, last)
+        if dies_on is not None:
+            self.rules.die(u, self.rules.death_cause(p))
+
+    def _day(self, u: Unit, tick: int) -> None:
+        """Run one day in full."""
+        p = u.p
+        r = self.rules
+        c = self._counters
+        c.player_days += 1
+        c.busy_days += 1
+        p.age_days += 1
+        day = p.age_days
+        self._pay(u, day - 1, day)
         if day % self.year_days == 0:
             r.yearly(u)
             p.cooldowns = {k: v for k, v in p.cooldowns.items() if v > day}
+        if day in r.pacing.action_days:
+            u.refresh_actions = True  # an action's age bound: the list may change
         r.education_day(u)
         if p.prompts:
             for prompt in [pr for pr in p.prompts if pr.expires_day <= day]:
                 event = self.content.events[prompt.event]
-                self._counters.prompts_expired += 1
+                c.prompts_expired += 1
                 self._close_prompt(u, prompt, event, event.default, "timeout")
         if p.scheduled:
             due = [s for s in p.scheduled if s.day <= day]
@@ -417,15 +637,9 @@ class World:
                         self._fire(u, event, tick, item.bind)
         if day >= p.next_check:
             self._check(u, tick)
-            w = self.content.world
-            p.next_check = day + self.rng.randint(w.check_min_days, w.check_max_days)
+            p.next_check = day + r.pacing.check_gap(r.stage(day), self.rng)
         if p.alive and (p.stats.health <= 0 or self.rng.random() < r.daily_death_chance(p)):
             r.die(u, r.death_cause(p))
-        if not p.alive:
-            self._counters.deaths += 1
-            self.saying.discard(p.id)
-        self._finish(u)
-        self.changed.add(p.id)
 
     def _check(self, u: Unit, tick: int) -> None:
         p = u.p
@@ -463,7 +677,9 @@ class World:
         if not bind:
             bind = self.rules.bind(event, p)
         if not event.choices:
+            u.begin()
             self.rules.happen(u, event, bind)
+            u.outcome("event", event.id, self.rules.render(event.title, p, bind))
             return
         timeout = event.timeout_days or self.content.world.timeout_days
         prompt = Prompt(
@@ -473,3 +689,17 @@ class World:
         p.prompts.append(prompt)
         self._counters.prompts_opened += 1
         u.ops.append(self._prompt_op(p, prompt, tick))
+
+
+def _action_info(action: Action) -> dict[str, Any]:
+    """What a client shows on an action's button (``welcome.snapshot.action_info``)."""
+    info: dict[str, Any] = {
+        "label": action.label,
+        "group": action.group,
+        "cost": action.cost,
+        "cooldown_days": action.cooldown_days,
+        "target": action.target or None,
+    }
+    if action.target:
+        info["roles"] = list(action.roles)
+    return info

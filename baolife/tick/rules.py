@@ -18,21 +18,88 @@ from typing import Any
 from .. import protocol as wire
 from ..content.schema import Conditions, Content, Effects, Event, NpcAdd, Outcome
 from ..model import LIMITS, STAT_MAX, STAT_MIN, STAT_NAMES, Npc, Player, Scheduled, Stats
+from . import lives, story
+from .family import FAMILY_ROLES, life_surname, npc_name
+from .pacing import Pacing
 
-__all__ = ["Rules", "Unit", "ONCE"]
+__all__ = ["Ledger", "Rules", "Unit", "ONCE", "PAID_BY_PARENTS"]
 
 # Cooldown value of once-per-life events: a day no life reaches.
 ONCE = 1 << 40
+
+# ``paid_by`` of an outcome whose cost a minor's payers (parents) paid.
+PAID_BY_PARENTS = "parents"
+
+_UNSET: Any = object()
+
+
+class Ledger:
+    """What one action, prompt or event changed: the ``changes`` of its
+    ``outcome`` op. Every change path of :class:`Rules` records into the
+    unit's open ledger, so an outcome shows what really happened (a stat
+    already at 100 gains nothing; a flag gained and lost again is neither)."""
+
+    __slots__ = ("stats", "money", "paid_by", "npcs", "gained", "lost", "job", "education")
+
+    def __init__(self) -> None:
+        self.stats: dict[str, int] = {}
+        self.money = 0
+        self.paid_by = ""
+        self.npcs: dict[int, list[Any]] = {}  # id -> [name, closeness delta]
+        self.gained: list[str] = []
+        self.lost: list[str] = []
+        self.job: Any = _UNSET
+        self.education = ""
+
+    def stat(self, stat: str, delta: int) -> None:
+        self.stats[stat] = self.stats.get(stat, 0) + delta
+
+    def npc(self, npc: Npc, delta: int) -> None:
+        entry = self.npcs.setdefault(npc.id, [npc.name, 0])
+        entry[1] += delta
+
+    def flag(self, flag: str, on: bool) -> None:
+        undo, do = (self.lost, self.gained) if on else (self.gained, self.lost)
+        if flag in undo:
+            undo.remove(flag)
+        else:
+            do.append(flag)
+
+    def wire(self) -> dict[str, Any]:
+        """Only what changed (see ``outcome`` in PROTOCOL.md)."""
+        out: dict[str, Any] = {}
+        stats = {k: v for k, v in self.stats.items() if v}
+        if stats:
+            out["stats"] = stats
+        if self.money:
+            out["money"] = self.money
+        if self.paid_by:
+            out["paid_by"] = self.paid_by
+        npcs = [{"id": i, "name": name, "closeness": d} for i, (name, d) in self.npcs.items() if d]
+        if npcs:
+            out["npcs"] = npcs
+        if self.gained:
+            out["gained"] = list(self.gained)
+        if self.lost:
+            out["lost"] = list(self.lost)
+        if self.job is not _UNSET:
+            out["job"] = self.job
+        if self.education:
+            out["education"] = self.education
+        return out
 
 
 class Unit:
     """The changes one piece of work (a command, a day) makes to one player.
 
     ``ops`` is the player's outbox list for this tick; :meth:`close` appends
-    the ``state`` op of the changed view fields.
+    the ``state`` op of the changed view fields. ``start`` holds the stats
+    and money as the unit began, so warnings fire once per crossing of a
+    threshold without remembering anything between units. ``ledger`` is
+    open (not None) while one action, prompt or event happens.
     """
 
-    __slots__ = ("p", "ops", "changes", "stats", "refresh_actions")
+    __slots__ = ("p", "ops", "changes", "stats", "refresh_actions", "start", "ledger", "flags_changed")
 
     def __init__(self, player: Player, ops: list[wire.Op]) -> None:
         self.p = player
@@ -40,9 +107,31 @@ class Unit:
         self.changes: dict[str, Any] = {}
         self.stats: dict[str, int] = {}
         self.refresh_actions = False
+        s = player.stats
+        self.start = (s.health, s.happiness, s.smarts, s.looks, player.money)
+        self.ledger: Ledger | None = None
+        self.flags_changed = False
 
     def set(self, field: str, value: Any) -> None:
         self.changes[field] = value
+        ledger = self.ledger
+        if ledger is not None:
+            # Job and schooling change through several rules; all of them set the view field.
+            if field == "job":
+                ledger.job = value["title"] if value else None
+            elif field == "education":
+                ledger.education = value
+
+    def begin(self) -> Ledger:
+        """Open the ledger of one action, prompt or event."""
+        self.ledger = Ledger()
+        return self.ledger
+
+    def outcome(self, source: str, ident: Any, title: str, ref: Any = None) -> None:
+        """Close the ledger into an ``outcome`` op, after the ops of its effects."""
+        ledger, self.ledger = self.ledger, None
+        changes = ledger.wire() if ledger is not None else {}
+        self.ops.append(wire.Outcome(source=source, id=ident, title=title, changes=changes, ref=ref))
 
     def close(self) -> bool:
         """Emit the state op; True if anything changed."""
@@ -67,6 +156,16 @@ class Rules:
         self._expenses = {s: content.world.expenses.get(s, 0) for s in order}
         self._drift = {d.stage: d for d in content.world.drift}
         self.hazard = content.world.hazard
+        # Days per step and between random-event checks, by stage (content's pace table).
+        self.pacing = Pacing(content, year_days=year_days)
+        money = content.world.money
+        self._adult_days = round(money.adult_age * year_days)
+        self._payers = frozenset(money.payers)
+        self._debt_flag = money.debt_flag
+        self._debt_text = money.debt_text
+        # (index in Unit.start, stat, threshold) of the stats content warns about.
+        warn = content.world.warnings
+        self._warnings = [(i, stat, warn[stat]) for i, stat in enumerate(STAT_NAMES) if stat in warn]
         # Auto-enrolled education levels by the age (in days) they start.
         self._auto_levels = {
             round(lv.auto_age * year_days): lv for lv in content.levels.values() if lv.auto_age is not None
@@ -119,7 +218,7 @@ class Rules:
         job = self.content.jobs.get(p.job or "")
         out: dict[str, Any] = {
             "name": p.name,
-            "first": p.name.split()[0] if p.name.split() else p.name,
+            "first": p.first_name,
             "surname": p.surname,
             "age": self.years(p.age_days),
             "job": job.title if job else "no job",
@@ -294,8 +393,9 @@ class Rules:
         if event.outcomes:
             self.apply(u, self.pick(event.outcomes), bind)
 
-    def apply(self, u: Unit, eff: Effects, bind: dict[str, str] | None = None) -> None:
-        """Apply ``eff`` to the unit's player, recording every change."""
+    def apply(self, u: Unit, eff: Effects, bind: dict[str, str] | None = None, target: Npc | None = None) -> None:
+        """Apply ``eff`` to the unit's player, recording every change;
+        ``target``: the NPC of an NPC-targeted action."""
         p = u.p
         if not p.alive:
             return
@@ -306,12 +406,19 @@ class Rules:
         money = eff.money
         if eff.salary_share and p.job:
             money += round(self.content.jobs[p.job].salary * eff.salary_share)
-        if money:
+        if money > 0 or money < 0 and not self.minor(p):
             self.change_money(u, money)
-        if eff.flags_add or eff.flags_remove:
-            p.flags.update(eff.flags_add)
-            p.flags.difference_update(eff.flags_remove)
-            u.refresh_actions = True
+        elif money < 0:
+            self.charge(u, -money)
+        for flag in eff.flags_add:
+            self.set_flag(u, flag, True)
+        for flag in eff.flags_remove:
+            self.set_flag(u, flag, False)
+        if target is not None and target.alive:
+            if eff.npc_money:
+                self.gift(u, target, eff.npc_money)
+            if eff.closeness:
+                self.change_closeness(u, target, eff.closeness)
         if eff.education:
             p.education = eff.education
             p.edu_since = p.age_days
@@ -329,18 +436,32 @@ class Rules:
             for npc in self.npcs_of(p, change.role):
                 if bind and "npc_id" in bind and change.role == bind.get("npc_role") and str(npc.id) != bind["npc_id"]:
                     continue
-                npc.closeness = _clamp(npc.closeness + change.closeness)
+                new = _clamp(npc.closeness + change.closeness)
+                if u.ledger is not None and new != npc.closeness:
+                    u.ledger.npc(npc, new - npc.closeness)
+                npc.closeness = new
                 if change.dies or change.leaves:
                     npc.alive = False
                     u.refresh_actions = True
-                u.ops.append(wire.NpcOp(npc.view()))
+                u.ops.append(wire.NpcOp(self.npc_view(p, npc)))
         for ref in eff.schedule:
             if len(p.scheduled) < LIMITS.scheduled:
                 p.scheduled.append(Scheduled(day=p.age_days + ref.in_days, event=ref.event, bind=dict(bind or {})))
         if eff.feed:
-            self.feed(u, self.render(eff.feed, p, bind))
+            self.feed(u, self.render(eff.feed, p, bind), key=self._is_key(eff))
         if eff.die:
             self.die(u, self.render(eff.die, p, bind))
+
+    def _is_key(self, eff: Effects) -> bool:
+        """Whether an effect's feed line is a key moment of the life: it
+        changes job, schooling or family, or adds an asset, an illness or a
+        life event (marriage, a baby)."""
+        if eff.job or eff.education or (eff.major and eff.major != "none"):
+            return True
+        if any(add.role in _KEY_ROLES for add in eff.npc_add) or any(ch.dies for ch in eff.npc):
+            return True
+        flags = self.content.flags
+        return any(flags[f].kind in _KEY_FLAG_KINDS for f in eff.flags_add if f in flags)
 
     def enrol(self, u: Unit, major_id: str) -> None:
         """Start the level of a major with that major, or (``"none"``) drop the major."""
@@ -367,17 +488,137 @@ class Rules:
         if new != old:
             setattr(stats, stat, new)
             u.stats[stat] = new
+            if u.ledger is not None:
+                u.ledger.stat(stat, new - old)
 
     def change_money(self, u: Unit, delta: int) -> None:
+        """Add ``delta`` to the player's money; crossing zero sets or clears the debt flag."""
+        old = u.p.money
         u.p.money += delta
+        if u.p.money < u.p.low_money:
+            u.p.low_money = u.p.money
         u.set("money", u.p.money)
+        if u.ledger is not None:
+            u.ledger.money += delta
+        if self._debt_flag and (old < 0) != (u.p.money < 0):
+            self.set_flag(u, self._debt_flag, u.p.money < 0)
 
-    def feed(self, u: Unit, text: str) -> None:
-        feed = u.p.feed
-        feed.append(text)
-        if len(feed) > LIMITS.feed:
-            del feed[: len(feed) - LIMITS.feed]
-        u.ops.append(wire.Feed(text))
+    # ----------------------------------------------------------------- who pays
+
+    def minor(self, p: Player) -> bool:
+        """Whether ``p`` is under the age of majority: never in debt, parents pay."""
+        return p.age_days < self._adult_days
+
+    def who_pays(self, p: Player, amount: int) -> str:
+        """Who pays a cost of ``amount``: ``"self"`` for an adult (who may not
+        have it), for a minor ``PAID_BY_PARENTS`` while a payer lives, else
+        ``"self"`` if they have enough, else ``""``: nobody."""
+        if not self.minor(p):
+            return "self"
+        payers = self._payers
+        if any(n.alive and n.role in payers for n in p.npcs):
+            return PAID_BY_PARENTS
+        return "self" if p.money >= amount else ""
+
+    def pay(self, u: Unit, amount: int, payer: str) -> None:
+        """Pay a cost of ``amount`` by ``payer`` (from :meth:`who_pays`)."""
+        if payer == PAID_BY_PARENTS:
+            roles = sorted({n.role for n in u.p.npcs if n.alive and n.role in self._payers})
+            who = f"Your {roles[0]}" if len(roles) == 1 else "Your parents"
+            self.feed(u, f"{who} paid {amount:,} for you.")
+            if u.ledger is not None:
+                u.ledger.paid_by = PAID_BY_PARENTS
+        elif payer:
+            self.change_money(u, -amount)
+
+    def charge(self, u: Unit, amount: int) -> None:
+        """An event's (or any effect's) cost of ``amount``: an adult pays, into
+        debt if need be; a minor's payers pay, else the minor if they can, else
+        it is waived."""
+        payer = self.who_pays(u.p, amount)
+        if payer:
+            self.pay(u, amount, payer)
+        else:
+            self.feed(u, f"It would have cost {amount:,}, but nobody could pay, so it was let go.")
+
+    def set_flag(self, u: Unit, flag: str, on: bool) -> None:
+        """Give (``on``) or take away one flag, recording the change."""
+        flags = u.p.flags
+        if (flag in flags) == on:
+            return
+        if on:
+            flags.add(flag)
+        else:
+            flags.discard(flag)
+        u.flags_changed = True
+        u.refresh_actions = True
+        if u.ledger is not None:
+            u.ledger.flag(flag, on)
+
+    def flag_view(self, p: Player) -> list[dict[str, str]]:
+        """What the player owns and is: ``{id, label, kind}`` in content order."""
+        known = self.content.flags
+        out = [{"id": f.id, "label": f.label, "kind": f.kind} for f in known.values() if f.id in p.flags]
+        # A flag a newer content pack no longer declares still shows, by its id.
+        out += [{"id": f, "label": f.replace("_", " "), "kind": "life"} for f in sorted(p.flags - known.keys())]
+        return out
+
+    def finish(self, u: Unit) -> None:
+        """End-of-unit views: warnings for thresholds crossed since the unit
+        began (once per crossing: compared with ``u.start``), and the flags."""
+        p = u.p
+        if u.flags_changed:
+            u.set("flags", self.flag_view(p))
+        if not p.alive:
+            return
+        stats, start = p.stats, u.start
+        for i, stat, limit in self._warnings:
+            old, new = start[i], getattr(stats, stat)
+            if new >= old:
+                continue
+            if new < limit.critical <= old:
+                u.ops.append(wire.Warning(kind=stat, level="critical", text=self.render(limit.critical_text, p)))
+            elif new < limit.low <= old:
+                u.ops.append(wire.Warning(kind=stat, level="low", text=self.render(limit.low_text, p)))
+        if p.money < 0 <= start[4]:
+            u.ops.append(wire.Warning(kind="money", level="low", text=self.render(self._debt_text, p)))
+
+    # ----------------------------------------------------------------- people
+
+    def change_closeness(self, u: Unit, npc: Npc, delta: int) -> None:
+        """Move one NPC's closeness by ``delta`` (clamped), recording it."""
+        new = _clamp(npc.closeness + delta)
+        if new != npc.closeness:
+            if u.ledger is not None:
+                u.ledger.npc(npc, new - npc.closeness)
+            npc.closeness = new
+            u.ops.append(wire.NpcOp(self.npc_view(u.p, npc)))
+
+    def gift(self, u: Unit, npc: Npc, by_role: dict[str, int]) -> None:
+        """What ``npc`` gives when asked: their role's amount, scaled by closeness."""
+        amount = by_role.get(npc.role, 0) * npc.closeness // 100
+        if amount > 0:
+            self.change_money(u, amount)
+            self.feed(u, f"{npc.name} gave you {amount:,}.")
+        else:
+            self.feed(u, f"{npc.name} had nothing to give you.")
+
+    def feed(self, u: Unit, text: str, *, key: bool = False) -> None:
+        """Tell the player ``text``: a line of their story at their age (a key
+        moment of the life too when ``key``), sent as a ``feed`` op."""
+        age, text = story.record(u.p, text, key=key)
+        u.ops.append(wire.Feed(text, age_days=age))
+
+    def npc_view(self, p: Player, npc: Npc) -> dict[str, Any]:
+        """The ``npc`` op (and snapshot entry) of ``npc``; a living NPC's with
+        its ``age`` in whole years as of the player's last birthday, so it
+        changes only then (:meth:`yearly` sends every living NPC anew) and the
+        client's copy never goes stale."""
+        view = npc.view()
+        if npc.alive:
+            birthday = p.age_days - p.age_days % self.year_days
+            view["age"] = max(0, birthday + npc.age_offset) // self.year_days
+        return view
 
     def job_view(self, job_id: str | None) -> dict[str, Any] | None:
         job = self.content.jobs.get(job_id or "")
@@ -405,9 +646,10 @@ class Rules:
             job = self.content.jobs[which]
         p.job = job.id
         p.job_since = p.age_days
+        self._best_job(p)
         u.set("job", self.job_view(job.id))
         u.refresh_actions = True
-        self.feed(u, f"You got a job: {job.title}.")
+        self.feed(u, f"You got a job: {job.title}.", key=True)
 
     def promote(self, u: Unit) -> None:
         p = u.p
@@ -421,8 +663,16 @@ class Rules:
             return
         p.job = nxt.id
         p.job_since = p.age_days
+        self._best_job(p)
         u.set("job", self.job_view(nxt.id))
-        self.feed(u, f"You were promoted to {nxt.title}.")
+        self.feed(u, f"You were promoted to {nxt.title}.", key=True)
+
+    def _best_job(self, p: Player) -> None:
+        """Remember the current job if it pays better than any before in this life."""
+        jobs = self.content.jobs
+        best = jobs.get(p.best_job or "")
+        if p.job in jobs and (best is None or jobs[p.job].salary > best.salary):
+            p.best_job = p.job
 
     def add_npc(self, u: Unit, add: NpcAdd) -> Npc | None:
         p = u.p
@@ -434,12 +684,8 @@ class Rules:
             p.npcs.remove(next(n for n in p.npcs if not n.alive))
         personas = [ps.id for ps in self.content.personas.values() if add.role in ps.roles]
         persona = add.persona or self.rng.choice(personas)
-        surname = (
-            p.surname
-            if add.role in _FAMILY_ROLES
-            else self.rng.choice(self.content.names.last)
-        )
-        name = self.render(add.name, p) if add.name else f"{self.rng.choice(self.content.names.first)} {surname}"
+        names = self.content.names
+        name = self.render(add.name, p) if add.name else npc_name(self.rng, p, add.role, names.first, names.last)
         npc = Npc(
             id=p.next_npc_id,
             name=name,
@@ -450,14 +696,20 @@ class Rules:
         )
         p.next_npc_id += 1
         p.npcs.append(npc)
-        u.ops.append(wire.NpcOp(npc.view()))
+        u.ops.append(wire.NpcOp(self.npc_view(p, npc)))
         u.refresh_actions = True
         return npc
 
     # ----------------------------------------------------------------- life and death
 
-    def new_life(self, player_id: int, name: str, life: int) -> Player:
-        """A newborn player with their family, ready for day 0."""
+    def new_life(
+        self, player_id: int, name: str, life: int, *, avoid_surname: str = "", first_only: bool = False
+    ) -> Player:
+        """A newborn player with their family, ready for day 0. A ``name`` of
+        two or more words keeps its last word as the family's surname; a
+        single word (or any ``name`` when ``first_only``) gets one drawn from
+        the content, not ``avoid_surname`` (the last life's), and the player
+        is called "Name Surname"."""
         rng = self.rng
         w = self.content.world
         p = Player(
@@ -471,9 +723,10 @@ class Rules:
                 looks=rng.randint(25, 85),
             ),
             money=w.start_money,
-            surname=rng.choice(self.content.names.last),
+            low_money=min(0, w.start_money),
         )
-        p.next_check = rng.randint(w.check_min_days, w.check_max_days)
+        p.name, p.surname = life_surname(rng, name, self.content.names.last, avoid_surname, first_only=first_only)
+        p.next_check = self.pacing.first_check(rng)
         sink: list[wire.Op] = []
         u = Unit(p, sink)
         for member in w.family:
@@ -484,7 +737,7 @@ class Rules:
                         role=member.role, closeness=member.closeness, age=rng.uniform(member.min_age, member.max_age)
                     ),
                 )
-        self.feed(u, f"You were born. Welcome to the world, {name}.")
+        self.feed(u, f"You were born. Welcome to the world, {p.name}.")
         return p
 
     def daily_death_chance(self, p: Player) -> float:
@@ -515,7 +768,9 @@ class Rules:
         u.set("alive", False)
         u.refresh_actions = True
         self.feed(u, f"You died at {self.years(p.age_days)}: {cause}.")
-        u.ops.append(wire.Died(cause=cause, age_days=p.age_days))
+        past = lives.summarize(self.content, p, self.year_days)
+        lives.keep(p, past)
+        u.ops.append(wire.Died(cause=cause, age_days=p.age_days, summary=lives.life_view(self.content, past)))
 
     def death_cause(self, p: Player) -> str:
         years = self.years(p.age_days)
@@ -542,9 +797,10 @@ class Rules:
             gap = settle.toward - getattr(p.stats, settle.stat)
             if gap:
                 self.change_stat(u, settle.stat, round(gap * settle.share))
-        for flag, effects in self._yearly_flags:
-            if flag in p.flags:
-                self.apply(u, effects)
+        # The flags held as the birthday begins: debt that one of them causes
+        # starts its interest next year.
+        for _flag, effects in [(f, e) for f, e in self._yearly_flags if f in p.flags]:
+            self.apply(u, effects)
         if not p.alive:
             return
         job = self.content.jobs.get(p.job or "")
@@ -553,7 +809,7 @@ class Rules:
                 self.feed(u, f"You outgrew your job as {job.title}.")
                 self.take_job(u, "none")
             elif rng.random() < job.fire_rate * (2.0 if p.stats.happiness < 25 else 1.0):
-                self.feed(u, f"You were fired from your job as {job.title}.")
+                self.feed(u, f"You were fired from your job as {job.title}.", key=True)
                 self.take_job(u, "none")
                 self.change_stat(u, "happiness", -8)
             elif (
@@ -563,11 +819,14 @@ class Rules:
             ):
                 self.promote(u)
         for npc in p.npcs:
-            if npc.alive and npc.role != "partner" and rng.random() < self.npc_yearly_death_chance(npc, p):
+            if not npc.alive:
+                continue
+            if npc.role != "partner" and rng.random() < self.npc_yearly_death_chance(npc, p):
                 npc.alive = False
-                self.feed(u, f"Your {npc.role.replace('_', ' ')} {npc.name} died.")
+                self.feed(u, f"Your {npc.role.replace('_', ' ')} {npc.name} died.", key=npc.role in FAMILY_ROLES)
                 self.change_stat(u, "happiness", -max(2, npc.closeness // 8))
-                u.ops.append(wire.NpcOp(npc.view()))
+            # Everyone is a year older (or gone): the client's copy follows.
+            u.ops.append(wire.NpcOp(self.npc_view(p, npc)))
         years = self.years(p.age_days)
         if years in (1, 5, 10, 18, 30, 40, 50, 60, 70, 80, 90, 100):
             self.feed(u, f"You turned {years}.")
@@ -581,7 +840,7 @@ class Rules:
             p.education = current.then
             u.set("education", p.education)
             u.refresh_actions = True
-            self.feed(u, f"You finished {current.label.lower()}.")
+            self.feed(u, f"You finished {current.label.lower()}.", key=True)
         level = self._auto_levels.get(p.age_days)
         if level is not None and p.education != level.id and self.allows(level.when, p):
             p.education = level.id
@@ -627,8 +886,10 @@ def _knows(role: str, low: int, high: int, want: bool) -> Callable[[Player], boo
     return check
 
 
-# Roles that carry the player's family name.
-_FAMILY_ROLES = frozenset({"mother", "father", "sibling", "child", "grandparent", "grandchild"})
+# What makes a content feed line a key moment: a new person of these roles
+# (see Rules._is_key), or a flag of these kinds.
+_KEY_ROLES = frozenset({"partner", "child", "grandchild"})
+_KEY_FLAG_KINDS = frozenset({"asset", "illness", "life"})
 
 
 def _clamp(value: int) -> int:

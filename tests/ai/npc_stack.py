@@ -32,6 +32,9 @@ def say_job(
     ref: Any = None,
     player_name: str = "Ana Tran",
     npc_name: str = "Lan Tran",
+    player_years: int = 30,
+    player_stage: str = "adult",
+    npc_years: int = 58,
 ) -> SayJob:
     return SayJob(
         player=player,
@@ -46,6 +49,9 @@ def say_job(
         closeness=closeness,
         summary=summary,
         turns=turns,
+        player_years=player_years,
+        player_stage=player_stage,
+        npc_years=npc_years,
     )
 
 

@@ -75,3 +75,28 @@ def test_the_token_bound_is_never_below_what_the_upstream_bills(texts: list[str]
     # A byte-level BPE token is at least one byte: bytes plus overhead bounds any tokenizer of that kind.
     assert bound >= sum(len(t.encode()) for t in texts) + 3
     assert bound <= 3 + sum(8 + 4 + math.ceil(len(t.encode())) for t in texts)
+
+
+def test_the_prompt_tells_the_model_both_ages_and_the_relation(content: Content) -> None:
+    baby = say_job(1, "Look at me", player_years=0, player_stage="baby", npc_years=27)
+    persona = prompt.persona_of(content, baby)
+    system = prompt.messages_for(baby, persona, context_turns=6)[0]["content"]
+    assert "Lan Tran, 27 years old" in system
+    assert "the mother of Ana Tran, who is under a year old (stage of life: baby)" in system
+    teen = say_job(1, "Look at me", player_years=15, player_stage="teen")
+    assert (
+        "who is 15 years old (stage of life: teen)" in prompt.messages_for(teen, persona, context_turns=6)[0]["content"]
+    )
+    # The generic (shared) prompt tells the stage, never the exact age or a name.
+    generic = prompt.messages_for(baby, persona, context_turns=6, intent="greeting")[0]["content"]
+    assert "the player's mother" in generic and "baby stage of life" in generic
+    assert "27" not in generic and "Ana" not in generic
+
+
+def test_a_generic_reply_is_shared_only_within_a_life_stage(content: Content) -> None:
+    baby = say_job(1, "hi", player_years=0, player_stage="baby")
+    toddler = say_job(2, "hi", player_years=2, player_stage="baby")
+    adult = say_job(3, "hi", player_years=40, player_stage="adult")
+    persona = prompt.persona_of(content, baby)
+    assert prompt.cache_key(baby, persona, "greeting") == prompt.cache_key(toddler, persona, "greeting")
+    assert prompt.cache_key(baby, persona, "greeting") != prompt.cache_key(adult, persona, "greeting")

@@ -65,8 +65,8 @@ def test_the_copy_itself_loads(pack: Path) -> None:
         ('{ npc_roles = ["butler"] }', "", "no persona speaks for role 'butler'"),
         ('{ stages = ["baby"], min_age = 40 }', "", "can never happen"),
         ("{}", 'schedule = [{ event = "nowhere" }]', "schedule event 'nowhere' is unknown"),
-        ('{ min = { charisma = 3 } }', "", "unknown stat 'charisma'"),
-        ("{}", "feed = \"Hello $nickname\"", "unknown template name(s) ['nickname']"),
+        ("{ min = { charisma = 3 } }", "", "unknown stat 'charisma'"),
+        ("{}", 'feed = "Hello $nickname"', "unknown template name(s) ['nickname']"),
     ],
 )
 def test_a_bad_event_names_its_file_and_id(pack: Path, when: str, effects: str, expected: str) -> None:
@@ -158,8 +158,11 @@ def test_content_stats_exits_non_zero_on_broken_content(pack: Path, capsys: pyte
 
 BAD_EVENTS = [
     # (the event's TOML after [[event]] and its id, what the error must say)
-    ('title = "T"\ntext = "x"\ndefault = "nope"\nchoices = [{ key = "a", label = "A" }, { key = "b", label = "B" }]\n',
-     "default 'nope' is not one of its choices"),
+    (
+        'title = "T"\ntext = "x"\ndefault = "nope"\n'
+        'choices = [{ key = "a", label = "A" }, { key = "b", label = "B" }]\n',
+        "default 'nope' is not one of its choices",
+    ),
     ('title = "T"\ntext = "x"\nweigth = 2\n', "weigth"),  # a typo is an unknown field, not ignored
     ('title = "T"\ntext = "x"\nwhen = { stages = ["teenager"] }\n', "unknown stage 'teenager'"),
     ('title = "T"\ntext = "x"\ncooldown_days = "5"\n', "cooldown_days"),  # no silent "5" -> 5
@@ -174,7 +177,8 @@ def test_bad_event_fields_are_named(pack: Path, body: str, expected: str) -> Non
 
 
 def test_a_job_effect_and_a_promotion_must_name_jobs(pack: Path) -> None:
-    _append(pack / "actions.toml", '\n[[action]]\nid = "astronaut"\nlabel = "Fly"\neffects = { job = "astronaut" }\n')
+    action = '\n[[action]]\nid = "astronaut"\nlabel = "Fly"\ngroup = "career"\neffects = { job = "astronaut" }\n'
+    _append(pack / "actions.toml", action)
     assert "actions.toml: action 'astronaut': effects job 'astronaut' is not a job" in _error(pack)
 
 
@@ -186,3 +190,42 @@ def test_a_toml_syntax_error_names_the_file(pack: Path) -> None:
 def test_world_check_days_must_be_ordered(pack: Path) -> None:
     _replace(pack / "world.toml", "check_min_days", "check_min_days = 500\n#")
     assert "check_min_days must be >= 1 and <= check_max_days" in _error(pack)
+
+
+_BABY_LINES = 'stages = ["baby"]\ngreetings = ["Hello, my little sweetheart!"'
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (_BABY_LINES, _BABY_LINES.replace("baby", "infant"), "persona 'warm_parent': lines #1: unknown stage 'infant'"),
+        (_BABY_LINES, _BABY_LINES.replace('["baby"]', "[]"), "persona 'warm_parent': lines #1: stages is empty"),
+        (_BABY_LINES, 'roles = ["teacher"]\n' + _BABY_LINES, "lines #1: role 'teacher' is not one of"),
+        (_BABY_LINES, 'npc_stages = ["toddler"]\n' + _BABY_LINES, "lines #1: unknown stage 'toddler'"),
+        (_BABY_LINES, 'mood = "happy"\n' + _BABY_LINES, "persona 'warm_parent'"),
+        (
+            'replies = ["*sings you a soft lullaby*"',
+            'greetings_too = ["*sings you a soft lullaby*"',
+            "persona 'warm_parent'",
+        ),
+        (
+            '# Anyone to a baby.\n[[default_lines]]\nstages = ["baby"]',
+            '# Anyone to a baby.\n[[default_lines]]\nstages = ["child"]',
+            "personas.toml: no default_lines for role 'boss' at stage 'baby'",
+        ),
+        (
+            '# Anyone to a baby.\n[[default_lines]]\nstages = ["baby"]',
+            '# Anyone to a baby.\n[[default_lines]]\nstages = ["baby", "elder"]',
+            "personas.toml: default_lines #5: unknown stage 'elder'",
+        ),
+    ],
+)
+def test_scripted_lines_are_checked(pack: Path, old: str, new: str, expected: str) -> None:
+    _replace(pack / "personas.toml", old, new)
+    assert expected in _error(pack)
+
+
+def test_scripted_lines_need_a_reply(pack: Path) -> None:
+    personas = pack / "personas.toml"
+    _replace(personas, 'replies = ["Who\'s a tiny person? You are!"', 'questions = ["Who\'s a tiny person? You are!"')
+    assert "personas.toml: default_lines #5: needs at least one reply" in _error(pack)

@@ -120,8 +120,12 @@ def test_relationships_family_friends_love_children_and_deaths(content: Content)
 def test_illnesses_are_flags_that_doctors_treat(content: Content) -> None:
     illnesses = {f.id for f in content.flags.values() if f.kind == "illness"}
     assert len(illnesses) >= 5
-    treated = {f for a in content.actions.values() for e in (a.effects, *(o.effects for o in a.outcomes))
-               for f in e.flags_remove}
+    treated = {
+        f
+        for a in content.actions.values()
+        for e in (a.effects, *(o.effects for o in a.outcomes))
+        for f in e.flags_remove
+    }
     assert len(illnesses & treated) >= 3
     # Some run a course (a follow-up that keeps coming while the flag is held),
     # some act each year.
@@ -142,7 +146,7 @@ def test_every_role_has_a_persona_with_traits_and_manner(content: Content) -> No
     for role in roles:
         personas = [p for p in content.personas.values() if role in p.roles]
         assert personas, role
-        assert all(p.traits and p.manner and p.replies for p in personas)
+        assert all(p.traits and p.manner and p.lines for p in personas)
 
 
 def test_content_stats_prints_the_counts_as_one_json_object(

@@ -225,6 +225,8 @@ def test_say_goes_out_as_a_job_and_comes_back_as_npc_say(mini: Content) -> None:
     assert len(h.jobs) == 1
     job = h.jobs[0]
     assert (job.player, job.npc, job.ref, job.text, job.persona) == (1, mother.id, "s", "Hi mom", "plain")
+    # Ages the reply must fit: a newborn (mini's mother is 30 years older).
+    assert (job.player_years, job.player_stage, job.npc_years) == (0, "baby", 30)
     # One say in flight per player.
     ops = h.step((1, wire.Say(npc=mother.id, text="Again", ref="t")))[1]
     assert ops[0]["code"] == "busy" and ops[0]["ref"] == "t"
@@ -232,7 +234,7 @@ def test_say_goes_out_as_a_job_and_comes_back_as_npc_say(mini: Content) -> None:
     h.world.npc_reply(1, player.life, mother.id, "s", "Hello Ana.")
     ops = h.step()[1]
     assert {"op": "npc_say", "npc": mother.id, "text": "Hello Ana.", "ref": "s"} in ops
-    assert {"op": "npc", **mother.view()} in ops and mother.closeness == closeness + 1
+    assert {"op": "npc", **h.world.rules.npc_view(player, mother)} in ops and mother.closeness == closeness + 1
     assert [(t.who, t.text) for t in mother.memory] == [("player", "Hi mom"), ("npc", "Hello Ana.")]
     # A full job channel answers busy and remembers nothing.
     h.accept_jobs = False
@@ -259,7 +261,8 @@ def test_death_stops_the_clock_and_only_new_life_goes_on(mini: Content) -> None:
     ops = h.step((1, wire.Act(action="die_now", ref=1)))[1]
     assert "died" in kinds(ops)
     died = next(op for op in ops if op["op"] == "died")
-    assert died == {"op": "died", "cause": "a test", "age_days": player.age_days}
+    assert died == {"op": "died", "cause": "a test", "age_days": player.age_days, "summary": died["summary"]}
+    assert died["summary"]["life"] == 1 and died["summary"]["cause"] == "a test"
     # The open prompt was closed, by timeout, in the same frame before death.
     assert any(op["op"] == "prompt_closed" and op["by"] == "timeout" for op in ops)
     age = player.age_days
