@@ -49,6 +49,21 @@ STOP_TIMEOUT = 5.0
 
 Scenario = Callable[[Page], None]
 
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# Screenshots for a person to look at: BAOLIFE_SHOTS=/tmp/shots pytest ...
+SHOTS = os.environ.get("BAOLIFE_SHOTS", "")
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot of the viewport to $BAOLIFE_SHOTS/<name>-<width>.png,
+    when that variable names a folder (nothing otherwise)."""
+    if not SHOTS:
+        return
+    Path(SHOTS).mkdir(parents=True, exist_ok=True)
+    width = (page.viewport_size or DESKTOP)["width"]
+    page.screenshot(path=str(Path(SHOTS) / f"{name}-{width}.png"))
+
 
 class Chromium:
     """A running Chromium: its process and its DevTools endpoint."""
@@ -122,24 +137,26 @@ async def chromium_process(executable: str, profile: Path) -> AsyncIterator[Chro
             await _stop(process)
 
 
-def _run_page(cdp_url: str, shots: Path, name: str, scenario: Scenario) -> None:
+def _run_page(cdp_url: str, shots: Path, name: str, scenario: Scenario, viewport: dict[str, int]) -> None:
     # Once imported (by the MySQL store and its tests), trio-asyncio makes every
     # new asyncio loop in the process its own SyncTrioEventLoop, on which
     # playwright's loop in this worker thread cannot run. A policy set in this
     # thread gives it a plain asyncio loop again.
     asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
     try:
-        _drive_page(cdp_url, shots, name, scenario)
+        _drive_page(cdp_url, shots, name, scenario, viewport)
     finally:
         asyncio.set_event_loop_policy(None)
 
 
-def _drive_page(cdp_url: str, shots: Path, name: str, scenario: Scenario) -> None:
+def _drive_page(cdp_url: str, shots: Path, name: str, scenario: Scenario, viewport: dict[str, int]) -> None:
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.connect_over_cdp(cdp_url, timeout=STEP_MS)
         try:
-            page = browser.new_context().new_page()
+            phone = viewport["width"] < DESKTOP["width"]
+            context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)  # type: ignore[arg-type]
+            page = context.new_page()
             page.set_default_timeout(STEP_MS)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             expect.set_options(timeout=STEP_MS)
@@ -154,8 +171,11 @@ def _drive_page(cdp_url: str, shots: Path, name: str, scenario: Scenario) -> Non
             browser.close()  # disconnects; the process is stopped by chromium_process
 
 
-async def in_browser(executable: str, workdir: Path, budget: float, name: str, scenario: Scenario) -> None:
-    """Run ``scenario(page)`` on a fresh page of a Chromium started and
+async def in_browser(
+    executable: str, workdir: Path, budget: float, name: str, scenario: Scenario, viewport: dict[str, int] | None = None
+) -> None:
+    """Run ``scenario(page)`` on a fresh page (of ``viewport`` size, a phone's
+    when narrower than :data:`DESKTOP`) of a Chromium started and
     stopped here. Uncaught errors of the page's scripts fail it; on failure
     a screenshot goes to ``workdir/<name>.png``.
 
@@ -176,7 +196,7 @@ async def in_browser(executable: str, workdir: Path, budget: float, name: str, s
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watchdog)
             try:
-                await trio.to_thread.run_sync(_run_page, browser.cdp_url, workdir, name, scenario)
+                await trio.to_thread.run_sync(_run_page, browser.cdp_url, workdir, name, scenario, viewport or DESKTOP)
             except Exception as exc:
                 failure = exc
             nursery.cancel_scope.cancel()

@@ -71,3 +71,19 @@ def browser_settings(settings: Settings) -> Settings:
     """Fast, but slow enough to watch: 10 game days a second and 10 days a
     year, so a two-year-old can act about two seconds after birth."""
     return settings.replace(day_ticks=5, year_days=10)
+
+
+@pytest.fixture
+def lasting_content(content: Content) -> Content:
+    """The game's content as it is, except that the player does not die of
+    chance: a life lasts as long as a scenario needs to watch it."""
+    world = content.world
+    hazard = attrs.evolve(world.hazard, base=0.0, infant=0.0)
+    return attrs.evolve(content, world=attrs.evolve(world, hazard=hazard))
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    """A fast clock (BAOLIFE_TICK_HZ=100, BAOLIFE_DAY_TICKS=1,
+    BAOLIFE_YEAR_DAYS=20): a childhood of 18 years in seconds."""
+    return settings.replace(tick_hz=100, day_ticks=1, year_days=20)
