@@ -59,9 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser(
         "simulate",
         help="run bot players through whole lives and print a balance report",
-        description="Run bot players through whole lives on the real game rules, one game day per tick on "
-        "virtual time, and print a balance report (Markdown, or JSON with --json). The same seed and content "
-        "give the same figures.",
+        description="Run bot players through whole lives on the real game rules on virtual time (one tick is "
+        "one real second of play), in worker processes, and print a balance report (Markdown, or JSON with "
+        "--json) with pacing in real time, repeats and debt. The same seed and content give the same figures "
+        "whatever the number of workers. Progress goes to stderr (a bar on a terminal).",
     )
     simulate.add_argument("--players", type=_positive, default=1000, metavar="N", help="lives to run (default 1000)")
     simulate.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
@@ -74,7 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--plots", metavar="DIR", help="also write PNG charts into DIR (needs baolife[sim])")
     simulate.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
-    simulate.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    simulate.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    simulate.add_argument(
+        "--workers", type=_positive, metavar="N", help="processes to run lives in (default: one per core)"
+    )
     simulate.add_argument("--content", metavar="DIR", help="a content folder to use instead of the built-in one")
 
     sub.add_parser("settings", help="list every setting, its environment variable and default")
@@ -157,6 +161,8 @@ def _content(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from .sim import simulate
     from .sim.plots import PlotsUnavailable, require_matplotlib, write_plots
+    from .sim.progress import Progress
+    from .sim.run import default_workers
 
     if args.plots:
         try:
@@ -171,17 +177,20 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.content:
         command += f" --content {args.content}"
 
-    def progress(done: int, total: int) -> None:
-        print(f"{done:,}/{total:,} lives", file=sys.stderr, flush=True)
-
-    report = simulate(
-        content,
-        players=args.players,
-        seed=args.seed,
-        year_days=args.year_days,
-        command=command,
-        progress=None if args.quiet else progress,
-    )
+    progress = None if args.quiet else Progress(sys.stderr)
+    try:
+        report = simulate(
+            content,
+            players=args.players,
+            seed=args.seed,
+            year_days=args.year_days,
+            workers=args.workers or default_workers(),
+            command=command,
+            progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

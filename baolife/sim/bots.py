@@ -1,10 +1,14 @@
 """Bot players: how a simulated player answers prompts and takes actions.
 
 A bot sees what a player sees (its pending prompts, the actions it could
-take now and their labels) and acts through the same commands a client
+take now and their prices) and acts through the same commands a client
 sends, so the simulation exercises the server's own rules. It never weighs
 the effects of choices: the neutral policy is a casual player, not an
 optimiser.
+
+A bot lives in real time: in the simulation one tick is one step of the
+player's clock, one real second at the server's defaults, whatever number
+of game days the step runs (the stage's pace). Its delays are in seconds.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections import Counter
 import attrs
 
 from .. import protocol as wire
-from ..content.schema import Content
+from ..content.schema import Action, Content
 from ..model import Player
 from ..tick.engine import World
 
@@ -24,39 +28,42 @@ __all__ = ["NEUTRAL", "ActionGuide", "Bot", "Policy"]
 
 @attrs.frozen
 class Policy:
-    """How bots play.
+    """How bots play, in real seconds (ticks of the simulation).
 
     Each new prompt is left to run out (its default choice) with
     ``ignore_share``; otherwise a uniformly random choice is sent after
-    0..``answer_within_days`` days. Every ``act_every_days`` (a random
-    number of days in that range) the bot takes one action: with
+    0..``answer_within_seconds`` seconds. Every ``act_every_seconds`` (a
+    random number of seconds in that range) the bot takes one action: with
     ``needs_share`` it attends to an obvious need first (no job at working
     age: look for one; ill: get treated), otherwise it picks at random among
-    the actions it can take and afford right now, a big decision (see
+    the actions it can take and pay for right now, a big decision (see
     :class:`ActionGuide`) ``big_decision_weight`` times as likely as an
-    everyday one.
+    everyday one. An action aimed at a person goes to a random person of
+    its roles.
     """
 
     name: str = "neutral"
     ignore_share: float = 0.15
-    answer_within_days: int = 10
-    act_every_days: tuple[int, int] = (10, 40)
+    answer_within_seconds: int = 10
+    act_every_seconds: tuple[int, int] = (10, 40)
     needs_share: float = 0.5
     big_decision_weight: float = 0.03
 
     def describe(self) -> str:
         """One line for the report."""
-        low, high = self.act_every_days
+        low, high = self.act_every_seconds
         return (
-            f"{self.name}: a uniformly random choice for each prompt within {self.answer_within_days} days, "
-            f"{self.ignore_share:.0%} of prompts left to their default; one action every {low}-{high} days, "
+            f"{self.name}: a uniformly random choice for each prompt within {self.answer_within_seconds} s, "
+            f"{self.ignore_share:.0%} of prompts left to their default; one action every {low}-{high} s, "
             f"{self.needs_share:.0%} of the time for a need (a job at working age, treatment when ill), "
-            f"otherwise a random affordable action, big decisions {self.big_decision_weight:g} times as "
+            f"otherwise a random action it can pay for, big decisions {self.big_decision_weight:g} times as "
             "likely as everyday ones"
         )
 
 
 NEUTRAL = Policy()
+# A player who never answers and never acts: every prompt runs out to its default.
+IDLE = Policy(name="idle", ignore_share=1.0, act_every_seconds=(10**9, 10**9))
 
 
 class ActionGuide:
@@ -97,68 +104,123 @@ class ActionGuide:
         return None
 
 
+def _roles(action: Action) -> tuple[str, ...]:
+    """The roles of the people an action is aimed at ((): not aimed at anyone)."""
+    return action.roles if action.target else ()
+
+
 class Bot:
     """One simulated player: plans answers to its prompts and its next action."""
 
-    __slots__ = ("pid", "policy", "guide", "rng", "next_act", "plans", "seen", "taken")
+    __slots__ = ("pid", "policy", "guide", "rng", "next_act", "plans", "seen", "taken", "acted")
 
     def __init__(
-        self, pid: int, policy: Policy, guide: ActionGuide, rng: random.Random, today: int, taken: Counter[str]
+        self, pid: int, policy: Policy, guide: ActionGuide, rng: random.Random, tick: int, taken: Counter[str]
     ) -> None:
         self.pid = pid
-        # Actions taken, by id (shared by all bots of a run).
+        # Actions taken, by id (shared by all bots of a world).
         self.taken = taken
         self.policy = policy
         self.guide = guide
         self.rng = rng
-        self.next_act = today + rng.randint(*policy.act_every_days)
-        # Prompt id -> (day to answer, choice key); seen: prompts already planned or ignored.
+        self.next_act = tick + rng.randint(*policy.act_every_seconds)
+        # Prompt id -> (tick to answer, choice key); seen: prompts already planned or ignored.
         self.plans: dict[int, tuple[int, str]] = {}
         self.seen: set[int] = set()
+        # Actions this bot took (the caller reads and resets it to count per stage).
+        self.acted = 0
 
-    def on_day(self, world: World, p: Player, tick: int) -> None:
-        """Plan new prompts, send the answers due today, and act when due."""
-        day = p.age_days
+    def wants_turn(self, p: Player, tick: int) -> bool:
+        """Whether :meth:`on_tick` has anything to do this tick (cheap)."""
+        return bool(p.prompts or self.plans or tick >= self.next_act)
+
+    def on_tick(self, world: World, p: Player, tick: int) -> None:
+        """Plan new prompts, send the answers due now, and act when due."""
+        rng = self.rng
         if p.prompts:
             for prompt in p.prompts:
                 if prompt.id in self.seen:
                     continue
                 self.seen.add(prompt.id)
-                if self.rng.random() >= self.policy.ignore_share:
+                if rng.random() >= self.policy.ignore_share:
                     event = world.content.events[prompt.event]
-                    key = self.rng.choice(event.choices).key
-                    self.plans[prompt.id] = (day + self.rng.randint(0, self.policy.answer_within_days), key)
+                    key = rng.choice(event.choices).key
+                    self.plans[prompt.id] = (tick + rng.randint(0, self.policy.answer_within_seconds), key)
         if self.plans:
             for prompt_id, (when, key) in list(self.plans.items()):
-                if when <= day:
+                if when <= tick:
                     del self.plans[prompt_id]
                     if p.prompt(prompt_id) is not None:
                         world.apply(self.pid, wire.Answer(prompt=prompt_id, choice=key), tick)
         if len(self.seen) > 32:
             # Forget closed prompts, to keep the set small.
             self.seen &= {pr.id for pr in p.prompts}
-        if day >= self.next_act and p.alive:
-            self.next_act = day + self.rng.randint(*self.policy.act_every_days)
+        if tick >= self.next_act and p.alive:
+            self.next_act = tick + rng.randint(*self.policy.act_every_seconds)
             action = self.choose_action(world, p)
             if action:
-                self.taken[action] += 1
-                world.apply(self.pid, wire.Act(action=action), tick)
+                self.act(world, p, action, tick)
+
+    def act(self, world: World, p: Player, action: str, tick: int) -> None:
+        """Send ``act``; an action aimed at a person names one of its roles."""
+        roles = _roles(world.content.actions[action])
+        if roles:
+            people = [n.id for n in p.npcs if n.alive and n.role in roles]
+            if not people:
+                return
+            cmd = wire.Act(action=action, npc=self.rng.choice(people))
+        else:
+            cmd = wire.Act(action=action)
+        self.taken[action] += 1
+        self.acted += 1
+        world.apply(self.pid, cmd, tick)
 
     def choose_action(self, world: World, p: Player) -> str | None:
         """The action this bot takes now, or None when it can take none."""
-        actions = world.content.actions
-        day = p.age_days
-        cooldowns = p.cooldowns
-        possible = [
-            a
-            for a in world.actions_of(self.pid)
-            if actions[a].cost <= p.money and cooldowns.get(a, 0) <= day
-        ]
+        possible = possible_actions(world, p)
         if not possible:
             return None
         if self.rng.random() < self.policy.needs_share:
-            need = self.guide.need(p, possible, day // world.year_days)
+            need = self.guide.need(p, possible, p.age_days // world.year_days)
             if need:
                 return need
         big, weight = self.guide.big, self.policy.big_decision_weight
         return self.rng.choices(possible, weights=[weight if a in big else 1.0 for a in possible])[0]
+
+
+def can_pay(world: World, p: Player, cost: int) -> bool:
+    """Whether an action costing ``cost`` would be paid: free ones always;
+    otherwise by whoever the rules say pays (a child's parents) or from the
+    player's own money. Engines without a payer rule: own money only."""
+    if cost <= 0:
+        return True
+    who_pays = getattr(world.rules, "who_pays", None)
+    if who_pays is None:
+        return cost <= p.money
+    payer = who_pays(p, cost)
+    return bool(payer) and (payer != "self" or cost <= p.money)
+
+
+def possible_actions(world: World, p: Player) -> list[str]:
+    """The actions ``p`` could take now: allowed at this moment of life,
+    not cooling down, and paid for."""
+    actions = world.content.actions
+    day = p.age_days
+    cooldowns = p.cooldowns
+    return [a for a in world.actions_of(p.id) if cooldowns.get(a, 0) <= day and can_pay(world, p, actions[a].cost)]
+
+
+def can_act_now(world: World, p: Player, hint: str | None) -> str | None:
+    """An action ``p`` could take now (``hint`` first, the one found last
+    time, which usually still is), or None: for the pacing figures."""
+    actions = world.content.actions
+    day = p.age_days
+    cooldowns = p.cooldowns
+    available = world.actions_of(p.id)
+    if hint is not None and cooldowns.get(hint, 0) <= day and hint in available:
+        if can_pay(world, p, actions[hint].cost):
+            return hint
+    for a in available:
+        if cooldowns.get(a, 0) <= day and can_pay(world, p, actions[a].cost):
+            return a
+    return None
