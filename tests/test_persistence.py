@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from baolife.config import Settings
+from tests.faults import record
 from tests.helpers import Client, running_app, same_life
 from tests.serverproc import serve_process, server_env
 
@@ -82,6 +84,7 @@ async def test_sigterm_drains_saves_everyone_and_exits_0(tmp_path: Path) -> None
             assert await server.exited() == 0
 
 
+@pytest.mark.faults
 async def test_a_new_player_killed_at_once_comes_back_as_the_same_life(tmp_path: Path) -> None:
     # No periodic save within the test: all that survives the kill is what
     # registration itself made durable before answering.
@@ -100,6 +103,8 @@ async def test_a_new_player_killed_at_once_comes_back_as_the_same_life(tmp_path:
             for token, birth in seen:
                 async with Client.connect(server.ws_port) as c:
                     snapshot = (await c.request("login", token=token))["snapshot"]
+                    rolled_again = snapshot["npcs"] != birth["npcs"] or snapshot["stats"] != birth["stats"]
+                    record("kill -9 right after registration", players=1, lives_rolled_again=int(rolled_again))
                     assert snapshot["name"] == birth["name"] and snapshot["life"] == birth["life"]
                     assert snapshot["stats"] == birth["stats"] and snapshot["money"] == birth["money"]
                     # The same family: a re-rolled life gets new people (and, most likely, a new surname).

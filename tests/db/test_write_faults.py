@@ -24,8 +24,11 @@ from baolife.model import load_player
 from tests.db.mysql_admin import MysqlAdmin
 from tests.db.tcp_proxy import proxied
 from tests.db.test_outage import FAST, eventually, readyz
+from tests.faults import record
 from tests.helpers import Client, running_app
 from tests.serverproc import serve_process, server_env
+
+pytestmark = pytest.mark.faults
 
 # Readiness must clear this soon after the store takes writes again.
 RECOVERY_SECONDS = 2.0
@@ -121,12 +124,21 @@ async def test_a_full_disk_is_reported_and_saving_resumes_at_once_when_space_ret
                     server.proc.kill()
                 readers.cancel_scope.cancel()
             assert any(line.get("event") == "save_failed" for line in server.lines)
+            restored = {}
             async with serve_process(env, tmp_path) as server:
                 for token, _ in players:
                     async with Client.connect(server.ws_port) as c:
-                        age = (await c.request("login", token=token))["snapshot"]["age_days"]
-                        assert before[token] <= age <= seen[token], (before[token], age, seen[token])
+                        restored[token] = (await c.request("login", token=token))["snapshot"]["age_days"]
                 server.terminate()
+            record(
+                "full disk (SQLite on a 16 MB tmpfs), kill -9 once ready again",
+                players=len(players),
+                ready_after_space_returned_s=round(took, 2),
+                days_played_before_recovery_lost=sum(max(0, before[t] - restored[t]) for t in restored),
+                days_lost_at_the_kill_max=max(seen[t] - restored[t] for t in restored),
+            )
+            for token, age in restored.items():
+                assert before[token] <= age <= seen[token], (before[token], age, seen[token])
                 assert await server.exited() == 0
 
 
@@ -159,6 +171,7 @@ async def test_a_locked_table_is_reported_and_saving_resumes_when_it_is_unlocked
                 finally:
                     await admin.execute("UNLOCK TABLES")
                 took = await eventually(ready, 10, "readiness after the unlock")
+                record("locked tables (MariaDB LOCK TABLES ... WRITE)", ready_after_unlock_s=round(took, 2))
                 assert took <= RECOVERY_SECONDS, f"ready {took:.2f} s after the unlock"
             readers.cancel_scope.cancel()
             # What was played under the lock reached the database once it was lifted.
@@ -187,6 +200,7 @@ async def test_shutdown_during_an_outage_keeps_trying_until_its_timeout(mysql_ur
                     proxy.restore()
             took = trio.current_time() - started
     done = next(e for e in logs if e["event"] == "shutdown_complete")
+    record("SIGTERM during a 7 s database outage (timeout 15 s)", seconds=round(took, 2), unsaved=done["unsaved"])
     assert done["unsaved"] == 0 and 7 <= took < 15, (done, took)
     assert not [e for e in logs if e["event"] == "shutdown_unsaved"]
 
@@ -205,5 +219,6 @@ async def test_shutdown_names_the_players_it_could_not_save(mysql_url: str, sett
                     app.request_shutdown()
                 took = trio.current_time() - started
     unsaved = next(e for e in logs if e["event"] == "shutdown_unsaved")
+    record("SIGTERM during an endless outage (timeout 4 s)", seconds=round(took, 2), unsaved=unsaved["players"])
     assert unsaved["players"] == 1 and unsaved["ids"] == [welcome["player"]]
     assert 3.5 <= took < 6  # kept trying for the whole timeout, not five quick retries

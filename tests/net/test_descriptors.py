@@ -9,11 +9,15 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 import trio
 
 from baolife.net.accept import FD_RESERVE, HANDSHAKE_ROOM, MAX_REFUSING
+from tests.faults import record
 from tests.helpers import Client, RawClient
 from tests.serverproc import serve_process, server_env
+
+pytestmark = pytest.mark.faults
 
 NOFILE = 400
 HTTP_MAX = 16
@@ -48,6 +52,13 @@ async def test_out_of_descriptors_new_clients_get_503_at_once_and_probes_still_a
                 async with trio.open_nursery() as knocking:
                     for _ in range(400):
                         knocking.start_soon(knock)
+                record(
+                    f"out of descriptors (nofile {NOFILE}, 100 players, 400 new clients at once)",
+                    max_connections_fitted=limit["max_connections"],
+                    admitted=statuses.count(101),
+                    refused_503=statuses.count(503),
+                    unanswered=400 - len(statuses),
+                )
                 assert len(statuses) == 400
                 assert statuses.count(101) == fits - 100
                 assert statuses.count(503) == 400 - (fits - 100)
