@@ -130,6 +130,7 @@ async def test_a_full_disk_is_reported_and_saving_resumes_at_once_when_space_ret
                     async with Client.connect(server.ws_port) as c:
                         restored[token] = (await c.request("login", token=token))["snapshot"]["age_days"]
                 server.terminate()
+                assert await server.exited() == 0
             record(
                 "full disk (SQLite on a 16 MB tmpfs), kill -9 once ready again",
                 players=len(players),
@@ -139,7 +140,6 @@ async def test_a_full_disk_is_reported_and_saving_resumes_at_once_when_space_ret
             )
             for token, age in restored.items():
                 assert before[token] <= age <= seen[token], (before[token], age, seen[token])
-                assert await server.exited() == 0
 
 
 @pytest.mark.mysql
