@@ -13,6 +13,7 @@ of game days the step runs (the stage's pace). Its delays are in seconds.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 
@@ -22,6 +23,7 @@ from .. import protocol as wire
 from ..content.schema import Action, Content
 from ..model import Player
 from ..tick.engine import World
+from ..tick.rules import PAID_BY_PARENTS
 
 __all__ = ["NEUTRAL", "ActionGuide", "Bot", "Policy"]
 
@@ -188,17 +190,21 @@ class Bot:
         return self.rng.choices(possible, weights=[weight if a in big else 1.0 for a in possible])[0]
 
 
+def spending_limit(world: World, p: Player) -> float:
+    """The most an action may cost and still be paid now: anything while a
+    child's parents pay (the rules' ``who_pays``), else the player's own
+    money. Engines without a payer rule: own money only."""
+    who_pays = getattr(world.rules, "who_pays", None)
+    if who_pays is not None and who_pays(p, 1) == PAID_BY_PARENTS:
+        return math.inf
+    return p.money
+
+
 def can_pay(world: World, p: Player, cost: int) -> bool:
     """Whether an action costing ``cost`` would be paid: free ones always;
     otherwise by whoever the rules say pays (a child's parents) or from the
-    player's own money. Engines without a payer rule: own money only."""
-    if cost <= 0:
-        return True
-    who_pays = getattr(world.rules, "who_pays", None)
-    if who_pays is None:
-        return cost <= p.money
-    payer = who_pays(p, cost)
-    return bool(payer) and (payer != "self" or cost <= p.money)
+    player's own money."""
+    return cost <= 0 or cost <= spending_limit(world, p)
 
 
 def possible_actions(world: World, p: Player) -> list[str]:
@@ -207,7 +213,12 @@ def possible_actions(world: World, p: Player) -> list[str]:
     actions = world.content.actions
     day = p.age_days
     cooldowns = p.cooldowns
-    return [a for a in world.actions_of(p.id) if cooldowns.get(a, 0) <= day and can_pay(world, p, actions[a].cost)]
+    limit = spending_limit(world, p)
+    return [
+        a
+        for a in world.actions_of(p.id)
+        if cooldowns.get(a, 0) <= day and (actions[a].cost <= 0 or actions[a].cost <= limit)
+    ]
 
 
 def can_act_now(world: World, p: Player, hint: str | None) -> str | None:
@@ -217,10 +228,21 @@ def can_act_now(world: World, p: Player, hint: str | None) -> str | None:
     day = p.age_days
     cooldowns = p.cooldowns
     available = world.actions_of(p.id)
+    limit: float | None = None
     if hint is not None and cooldowns.get(hint, 0) <= day and hint in available:
-        if can_pay(world, p, actions[hint].cost):
+        cost = actions[hint].cost
+        if cost <= 0:
+            return hint
+        limit = spending_limit(world, p)
+        if cost <= limit:
             return hint
     for a in available:
-        if cooldowns.get(a, 0) <= day and can_pay(world, p, actions[a].cost):
-            return a
+        if cooldowns.get(a, 0) <= day:
+            cost = actions[a].cost
+            if cost <= 0:
+                return a
+            if limit is None:
+                limit = spending_limit(world, p)
+            if cost <= limit:
+                return a
     return None

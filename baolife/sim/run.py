@@ -46,7 +46,7 @@ class _Life:
     lists indexed by the stage's position in the content's stage order)."""
 
     __slots__ = (
-        "bot", "player", "job_years", "money_at_65", "year", "stage", "next_stage", "prompt_id",
+        "bot", "player", "job_years", "money_at_65", "year", "next_year", "stage", "next_stage", "prompt_id",
         "first_prompt", "first_action", "seconds", "prompts", "actions", "gaps", "idle", "hint",
         "adult_years", "debt_years", "debt_seconds", "minor_debt", "events", "ticks",
     )  # fmt: skip
@@ -57,6 +57,8 @@ class _Life:
         self.job_years: Counter[str] = Counter()
         self.money_at_65: int | None = None
         self.year = 0
+        # The age in days of the next birthday (0: found at the first look).
+        self.next_year = 0
         self.stage = 0
         self.next_stage = 0.0
         self.prompt_id = player.next_prompt_id
@@ -177,7 +179,10 @@ def _run_world(job: _Job, index: int) -> _WorldResult:
 def _count_events(out: dict[int, list[wire.Op]], lives: dict[int, _Life]) -> None:
     """Count, per life, the events that happened: prompts that opened and
     events without choices (their ``outcome`` op)."""
+    state = wire.State
     for pid, ops in out.items():
+        if len(ops) == 1 and type(ops[0]) is state:
+            continue  # a step and nothing else: the common case
         life = lives.get(pid)
         if life is None:
             continue
@@ -210,10 +215,11 @@ def _observe(world: World, life: _Life, p: Player, tick: int, starts: list[float
         life.prompt_id = p.next_prompt_id
         if life.first_prompt is None:
             life.first_prompt = tick
-    year = day // yd
-    if year != life.year:
+    if day >= life.next_year:
+        year = day // yd
         _birthdays(life, p, life.year + 1, year)
         life.year = year
+        life.next_year = (year + 1) * yd
     if p.money < 0:
         life.debt_seconds += 1
         if day < ADULT_AGE * yd:
@@ -233,7 +239,7 @@ def _observe(world: World, life: _Life, p: Player, tick: int, starts: list[float
     else:
         life.idle += 1
     bot = life.bot
-    if bot.wants_turn(p, tick):
+    if p.prompts or bot.plans or tick >= bot.next_act:  # Bot.wants_turn, inlined
         bot.on_tick(world, p, tick)
         if bot.acted:
             life.actions[stage] += bot.acted

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import attrs
@@ -27,12 +27,16 @@ from .. import protocol as wire
 from ..content.schema import Action, Content, Event
 from ..model import LIMITS, Npc, Player, Prompt, Turn
 from . import lives, story
+from .available import ActionList
 from .memory import remember
-from .pacing import death_day, share_between
+from .pacing import death_day
 from .registry import EventRegistry
 from .rules import ONCE, Rules, Unit
 
 __all__ = ["SayJob", "World", "WorldStatistics"]
+
+# No action list sent yet (an action key is never this object).
+_NO_KEY: Any = object()
 
 
 @attrs.frozen
@@ -135,7 +139,8 @@ class World:
         every day in full, the reference the bulk path is tested against)."""
         self.content = content
         self.rules = Rules(content, year_days=year_days, rng=rng)
-        self.registry = EventRegistry(content)
+        # Each random event with what a check needs of it: (event, id, weight, compiled conditions).
+        self.registry = EventRegistry(content, item=lambda e: (e, e.id, e.weight, self.rules.checks(e.when)))
         self.rng = rng
         self.day_ticks = day_ticks
         self.year_days = year_days
@@ -157,6 +162,14 @@ class World:
         self.error_counts: Counter[str] = Counter()
         # How often each event happened (random or scheduled), for balance reports.
         self.event_counts: Counter[str] = Counter()
+        self.available = ActionList(content, self.rules)
+        # Days per step at x1 by stage (the common case of _step_days).
+        self._pace1 = {s: self.rules.pacing.days(s, 1) for s in content.stage_order}
+        # Transient, per online player (never saved; dropped on leave): the
+        # key of the action list last sent, and the next day a step must run
+        # in full (Pacing.next_busy_day), kept while only quiet steps run.
+        self._action_keys: dict[int, Hashable] = {}
+        self._busy: dict[int, int] = {}
         self._action_labels = {a.id: a.label for a in content.actions.values()}
         self._action_info = {a.id: _action_info(a) for a in content.actions.values()}
 
@@ -178,7 +191,8 @@ class World:
         ops = self.ops_for(pid)
         if token is not None:
             ops.append(wire.Registered(player=pid, token=token, ref=ref))
-        self._actions[pid] = self._available(player)
+        self._busy.pop(pid, None)
+        self._set_actions(player)
         if welcome:
             ops.append(wire.Welcome(player=pid, snapshot=self.snapshot(player, tick), ref=ref))
 
@@ -188,6 +202,8 @@ class World:
             return
         self._buckets[self._offset.pop(pid)].discard(pid)
         self._actions.pop(pid, None)
+        self._action_keys.pop(pid, None)
+        self._busy.pop(pid, None)
         self._pace_sent.pop(pid, None)
         self.outbox.pop(pid, None)
 
@@ -269,16 +285,12 @@ class World:
         return self._actions.get(pid, [])
 
     def _available(self, p: Player) -> list[str]:
-        if not p.alive:
-            return []
-        allows = self.rules.allows
-        # An action aimed at a person needs someone of its roles in your life.
-        roles = {n.role for n in p.npcs if n.alive}
-        return [
-            a.id
-            for a in self.content.actions.values()
-            if allows(a.when, p) and (not a.roles or not roles.isdisjoint(a.roles))
-        ]
+        return self.available.of(p)
+
+    def _set_actions(self, p: Player) -> None:
+        """Remember the action list (and its key) the client gets in a snapshot."""
+        key = self._action_keys[p.id] = self.available.key(p)
+        self._actions[p.id] = self.available.of(p, key)
 
     def _tick_of_day(self, pid: int, day: int, age_days: int, tick: int) -> int:
         dt = self.day_ticks
@@ -311,6 +323,7 @@ class World:
         """Apply one game command of an online player."""
         p = self.players[pid]
         u = Unit(p, self.ops_for(pid))
+        self._busy.pop(pid, None)  # a command may schedule, enrol, change health...
         if isinstance(cmd, (wire.Story, wire.Talks, wire.Lives)):
             # Reading the past changes nothing (also after death): no state op, no save.
             return self._read(u, cmd)
@@ -352,10 +365,16 @@ class World:
 
     def _finish(self, u: Unit) -> None:
         if u.refresh_actions:
-            actions = self._available(u.p)
-            if actions != self._actions.get(u.p.id):
-                self._actions[u.p.id] = actions
-                u.set("actions", actions)
+            # Only when what the actions' conditions read changed (see ActionList).
+            p = u.p
+            available = self.available
+            key = available.key(p)
+            if not available.keyed or key != self._action_keys.get(p.id, _NO_KEY):
+                self._action_keys[p.id] = key
+                actions = available.of(p, key)
+                if actions != self._actions.get(p.id):
+                    self._actions[p.id] = actions
+                    u.set("actions", actions)
         self.rules.finish(u)
         u.close()
 
@@ -479,6 +498,7 @@ class World:
         p = self.players.get(pid)
         if p is None:
             return
+        self._busy.pop(pid, None)
         u = Unit(p, self.ops_for(pid))
         # The reply answers the player's message even if their life ended
         # meanwhile, but a life that ended (or was replaced) no longer changes.
@@ -504,21 +524,95 @@ class World:
         for field in attrs.fields(Player):
             setattr(p, field.name, getattr(fresh, field.name))
         self.saying.discard(p.id)
-        self._actions[p.id] = self._available(p)
+        self._busy.pop(p.id, None)
+        self._set_actions(p)
         u.ops.append(wire.Welcome(player=p.id, snapshot=self.snapshot(p, tick), ref=cmd.ref))
         self.changed.add(p.id)
 
     # ----------------------------------------------------------------- days
 
     def advance(self, tick: int) -> None:
-        """Run one step for every online player whose boundary is ``tick``."""
+        """Run one step for every online player whose boundary is ``tick``:
+        :meth:`_step_days` game days, quiet ones in bulk, busy ones in full
+        (:meth:`_step`).
+
+        A wholly quiet step (its last day before the player's next busy day,
+        kept in ``_busy`` while only quiet steps run) is the common case, run
+        here inline: only money, age and the death roll move. Without a death
+        or money crossing zero (a flag and a warning) its one ``state`` op is
+        built here without a Unit, the same op a Unit would close with: the
+        stage cannot change (a stage start is a busy day) and no stat moves
+        (so no warning)."""
         self._advanced_through = tick
         self._fast_forward_left = self.fast_forward_budget
         players = self.players
-        for pid in self._buckets[tick % self.day_ticks]:
+        bucket = self._buckets[tick % self.day_ticks]
+        if not self.skip_quiet:
+            for pid in bucket:
+                p = players[pid]
+                if p.alive:
+                    self._step(p, tick, self.rules.stage(p.age_days))
+            return
+        rules = self.rules
+        stage_of = rules.stage
+        chance_of = rules.daily_death_chance
+        pay_delta = rules.pay_delta
+        next_busy_day = rules.pacing.next_busy_day
+        pace1 = self._pace1
+        busy_days = self._busy
+        pace_sent = self._pace_sent
+        outbox = self.outbox
+        changed = self.changed
+        rng = self.rng
+        state = wire.State
+        quiet_days = 0
+        for pid in bucket:
             p = players[pid]
-            if p.alive:
-                self._step(p, tick)
+            if not p.alive:
+                continue
+            first = p.age_days
+            stage = stage_of(first)
+            if p.prompts:
+                days = pace = 1  # a prompt's timeout runs in real seconds
+            elif p.speed == 1:
+                days = pace = pace1[stage]
+            else:
+                days = self._step_days(p, stage)
+                pace = rules.pacing.days(stage, p.speed)
+            end = first + days
+            busy = busy_days.get(pid)
+            if busy is None or busy <= first:
+                busy = busy_days[pid] = next_busy_day(p)
+            if end >= busy:
+                self._step(p, tick, stage, end)
+                continue
+            dies_on = death_day(chance_of(p), days, rng)
+            if dies_on is None:
+                delta = pay_delta(p, first, end)
+                money = p.money + delta
+                if (p.money < 0) == (money < 0):
+                    p.age_days = end
+                    quiet_days += days
+                    if delta:
+                        p.money = money
+                        if money < p.low_money:
+                            p.low_money = money
+                        changes: dict[str, Any] = {"money": money, "age_days": end}
+                    else:
+                        changes = {"age_days": end}
+                    if pace_sent.get(pid) != pace:
+                        pace_sent[pid] = pace
+                        changes["pace"] = pace
+                    ops = outbox.get(pid)
+                    if ops is None:
+                        ops = outbox[pid] = []
+                    ops.append(state(changes))
+                    changed.add(pid)
+                    continue
+            u = Unit(p, self.ops_for(pid))
+            self._quiet_span(u, days, dies_on)
+            self._end_step(u, stage)
+        self._counters.player_days += quiet_days
 
     def _step_days(self, p: Player, stage: str) -> int:
         """Days this step runs: :meth:`pace_of`, at x1 when the tick's
@@ -539,15 +633,15 @@ class World:
         c.fast_forward_days += extra
         return pace
 
-    def _step(self, p: Player, tick: int) -> None:
-        """One step of ``p``: :meth:`_step_days` game days, quiet ones in
-        bulk, busy ones in full, stopping early when a prompt opens or the
-        life ends. One unit, so one ``state`` op for the whole step."""
-        rules = self.rules
+    def _step(self, p: Player, tick: int, stage: str, end: int | None = None) -> None:
+        """One step of ``p`` begun at ``stage``, to age ``end`` (default:
+        :meth:`_step_days` on), run day by day where busy, stopping early when
+        a prompt opens or the life ends. One unit, so one ``state`` op for the
+        whole step."""
+        if end is None:
+            end = p.age_days + self._step_days(p, stage)
         u = Unit(p, self.ops_for(p.id))
-        stage = rules.stage(p.age_days)
-        end = p.age_days + self._step_days(p, stage)
-        busy_day = rules.pacing.next_busy_day if self.skip_quiet else None
+        busy_day = self.rules.pacing.next_busy_day if self.skip_quiet else None
         while p.alive and p.age_days < end:
             if busy_day is not None:
                 quiet = min(end, busy_day(p) - 1) - p.age_days
@@ -558,6 +652,12 @@ class World:
             self._day(u, tick)
             if p.prompts:
                 break  # the rest of the step waits for the player
+        self._end_step(u, stage)
+
+    def _end_step(self, u: Unit, stage: str) -> None:
+        """The end of a step begun at ``stage``: age, stage and pace in the state op."""
+        p = u.p
+        rules = self.rules
         u.set("age_days", p.age_days)
         now = rules.stage(p.age_days)
         if now != stage:
@@ -572,33 +672,21 @@ class World:
 
     def _pay(self, u: Unit, first: int, last: int) -> None:
         """Salary and living costs of the days ``first + 1 .. last`` (the
-        player's age is ``last``): exactly the sum of the daily amounts."""
-        p = u.p
-        r = self.rules
-        yd = self.year_days
-        delta = 0
-        if p.job is not None:
-            delta += share_between(self.content.jobs[p.job].salary, p.job_since, first, last, yd)
-        yearly_cost = r.expenses(p)
-        # Living costs are paid from income or savings; the broke live frugally.
-        if yearly_cost:
-            if p.job is not None:
-                delta -= share_between(yearly_cost, 0, first, last, yd)
-            elif p.money > 0:
-                # Without income, costs are paid day by day while money lasts:
-                # up to the first day whose cost takes it to zero or below.
-                due = p.money + (yearly_cost * first) // yd
-                broke = -(-due * yd // yearly_cost)
-                delta -= share_between(yearly_cost, 0, first, min(last, broke), yd)
+        player's age is ``last``)."""
+        delta = self.rules.pay_delta(u.p, first, last)
         if delta:
-            r.change_money(u, delta)
+            self.rules.change_money(u, delta)
 
     def _quiet(self, u: Unit, days: int) -> None:
         """Run ``days`` quiet days (see Pacing.next_busy_day) in one go: the
         money of the span and one death roll with the span's chance."""
+        dies_on = death_day(self.rules.daily_death_chance(u.p), days, self.rng)
+        self._quiet_span(u, days, dies_on)
+
+    def _quiet_span(self, u: Unit, days: int, dies_on: int | None) -> None:
+        """Quiet days whose death roll was made: death (if any) on day ``dies_on`` of them."""
         p = u.p
         first = p.age_days
-        dies_on = death_day(self.rules.daily_death_chance(p), days, self.rng)
         last = first + (dies_on or days)
         p.age_days = last
         self._counters.player_days += last - first
@@ -648,16 +736,22 @@ class World:
         if len(p.prompts) >= LIMITS.prompts:
             return
         day = p.age_days
-        allows = self.rules.allows
         cooldowns = p.cooldowns
         pool: list[Event] = []
         weights: list[float] = []
-        for event in self.registry.candidates(p, day // self.year_days):
-            c.evaluations += 1
-            if cooldowns.get(event.id, 0) > day or not allows(event.when, p):
+        evaluations = 0
+        for event, ident, weight, checks in self.registry.items(p, day // self.year_days):
+            evaluations += 1
+            if cooldowns.get(ident, 0) > day:
                 continue
-            pool.append(event)
-            weights.append(event.weight)
+            # Rules.allows, inlined: this is the hottest loop of a busy day.
+            for check in checks:
+                if not check(p):
+                    break
+            else:
+                pool.append(event)
+                weights.append(weight)
+        c.evaluations += evaluations
         if pool:
             self._fire(u, self.rng.choices(pool, weights=weights)[0], tick)
 

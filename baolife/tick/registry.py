@@ -19,7 +19,8 @@ generator replays the same lives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 
@@ -41,50 +42,55 @@ class RegistryStatistics:
 
 
 class _Bucket:
-    """The indexed events of one year of age, by key."""
+    """The indexed events of one year of age, by key (each event as an
+    item: the event itself, or what EventRegistry's ``item`` makes of it)."""
 
     __slots__ = ("always", "with_job", "without_job", "by_job", "by_education", "by_flag", "by_role")
 
     def __init__(self) -> None:
-        self.always: list[Event] = []
-        self.with_job: list[Event] = []
-        self.without_job: list[Event] = []
-        self.by_job: dict[str, list[Event]] = {}
-        self.by_education: dict[str, list[Event]] = {}
-        self.by_flag: dict[str, list[Event]] = {}
-        self.by_role: dict[str, list[Event]] = {}
+        self.always: list[Any] = []
+        self.with_job: list[Any] = []
+        self.without_job: list[Any] = []
+        self.by_job: dict[str, list[Any]] = {}
+        self.by_education: dict[str, list[Any]] = {}
+        self.by_flag: dict[str, list[Any]] = {}
+        self.by_role: dict[str, list[Any]] = {}
 
-    def add(self, event: Event) -> None:
+    def add(self, event: Event, item: Any = None) -> None:
         cond = event.when
+        if item is None:
+            item = event
         if cond.jobs:
             for job in cond.jobs:
-                self.by_job.setdefault(job, []).append(event)
+                self.by_job.setdefault(job, []).append(item)
         elif cond.flags:
-            self.by_flag.setdefault(cond.flags[0], []).append(event)
+            self.by_flag.setdefault(cond.flags[0], []).append(item)
         elif cond.education:
             for level in cond.education:
-                self.by_education.setdefault(level, []).append(event)
+                self.by_education.setdefault(level, []).append(item)
         elif cond.npc_roles:
-            self.by_role.setdefault(cond.npc_roles[0], []).append(event)
+            self.by_role.setdefault(cond.npc_roles[0], []).append(item)
         elif cond.has_job is True:
-            self.with_job.append(event)
+            self.with_job.append(item)
         elif cond.has_job is False:
-            self.without_job.append(event)
+            self.without_job.append(item)
         else:
-            self.always.append(event)
+            self.always.append(item)
 
     def size(self) -> int:
         """Distinct events in the bucket (an upper bound on its candidates)."""
         lists = [self.always, self.with_job, self.without_job]
         for by in (self.by_job, self.by_education, self.by_flag, self.by_role):
             lists.extend(by.values())
-        return len({e.id for events in lists for e in events})
+        return len({id(e) for events in lists for e in events})
 
 
 class EventRegistry:
     """Indexed access to the events of a content pack."""
 
-    def __init__(self, content: Content) -> None:
+    def __init__(self, content: Content, item: Callable[[Event], Any] | None = None) -> None:
+        """``item``: what :meth:`items` yields for an event (the engine
+        keeps each event with its compiled conditions); without it, the event."""
         self.events = content.events
         order = content.stage_order
         starts = [content.world.stages[s] for s in order]
@@ -93,13 +99,17 @@ class EventRegistry:
             for i, (stage, start) in enumerate(zip(order, starts, strict=True))
         ]
         self._years = [_Bucket() for _ in range(INDEXED_YEARS + 1)]
+        self._items = [_Bucket() for _ in range(INDEXED_YEARS + 1)] if item is not None else self._years
         self._indexed = 0
         for event in sorted(content.events.values(), key=lambda e: e.id):
             if event.followup:
                 continue
             self._indexed += 1
+            made = item(event) if item is not None else None
             for year in self.years_of(event):
                 self._years[year].add(event)
+                if made is not None:
+                    self._items[year].add(event, made)
 
     def stages_of(self, event: Event) -> list[str]:
         """The stages in which ``event``'s age bounds and stage list can hold."""
@@ -138,26 +148,11 @@ class EventRegistry:
     def candidates(self, p: Player, years: int) -> Iterator[Event]:
         """Events whose static requirements (age, stage, the index key) hold
         for ``p``, aged ``years`` whole game years."""
-        b = self._years[years if years < INDEXED_YEARS else INDEXED_YEARS]
-        yield from b.always
-        if p.job is None:
-            yield from b.without_job
-        else:
-            yield from b.with_job
-            if b.by_job:
-                yield from b.by_job.get(p.job, ())
-        if b.by_education:
-            yield from b.by_education.get(p.education, ())
-        if b.by_flag and p.flags:
-            flags = p.flags
-            for flag, keyed in b.by_flag.items():
-                if flag in flags:
-                    yield from keyed
-        if b.by_role:
-            roles = {n.role for n in p.npcs if n.alive}
-            for role, keyed in b.by_role.items():
-                if role in roles:
-                    yield from keyed
+        return _walk(self._years[years if years < INDEXED_YEARS else INDEXED_YEARS], p)
+
+    def items(self, p: Player, years: int) -> Iterator[Any]:
+        """The items (see ``item``) of :meth:`candidates`, in the same order."""
+        return _walk(self._items[years if years < INDEXED_YEARS else INDEXED_YEARS], p)
 
     def statistics(self) -> RegistryStatistics:
         sizes: dict[str, int] = {}
@@ -165,3 +160,26 @@ class EventRegistry:
             years = range(int(low), min(int(high) if high != float("inf") else INDEXED_YEARS + 1, INDEXED_YEARS + 1))
             sizes[stage] = max((self._years[y].size() for y in years), default=0)
         return RegistryStatistics(events=len(self.events), indexed=self._indexed, max_candidates=sizes)
+
+
+def _walk(b: _Bucket, p: Player) -> Iterator[Any]:
+    """The items of bucket ``b`` whose index key ``p`` meets, in a fixed order."""
+    yield from b.always
+    if p.job is None:
+        yield from b.without_job
+    else:
+        yield from b.with_job
+        if b.by_job:
+            yield from b.by_job.get(p.job, ())
+    if b.by_education:
+        yield from b.by_education.get(p.education, ())
+    if b.by_flag and p.flags:
+        flags = p.flags
+        for flag, keyed in b.by_flag.items():
+            if flag in flags:
+                yield from keyed
+    if b.by_role:
+        roles = {n.role for n in p.npcs if n.alive}
+        for role, keyed in b.by_role.items():
+            if role in roles:
+                yield from keyed

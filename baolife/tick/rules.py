@@ -20,7 +20,7 @@ from ..content.schema import Conditions, Content, Effects, Event, NpcAdd, Outcom
 from ..model import LIMITS, STAT_MAX, STAT_MIN, STAT_NAMES, Npc, Player, Scheduled, Stats
 from . import lives, story
 from .family import FAMILY_ROLES, life_surname, npc_name
-from .pacing import Pacing
+from .pacing import Pacing, share_between
 
 __all__ = ["Ledger", "Rules", "Unit", "ONCE", "PAID_BY_PARENTS"]
 
@@ -243,22 +243,28 @@ class Rules:
         why_not(cond, p)``, faster. Each Conditions is compiled once into
         checks of only the fields it sets; this runs for every candidate event
         of every check, and for every action when the action list changes."""
-        entry = self._compiled.get(id(cond))
-        checks = entry[1] if entry is not None and entry[0] is cond else self._compile(cond)
-        for check in checks:
+        for check in self.checks(cond):
             if not check(p):
                 return False
         return True
+
+    def checks(self, cond: Conditions) -> tuple[Callable[[Player], bool], ...]:
+        """The compiled predicates of ``cond``: it holds when all of them do."""
+        entry = self._compiled.get(id(cond))
+        return entry[1] if entry is not None and entry[0] is cond else self._compile(cond)
 
     def _compile(self, cond: Conditions) -> tuple[Callable[[Player], bool], ...]:
         """Predicates for the fields ``cond`` sets, mirroring :meth:`why_not`."""
         yd = self.year_days
         checks: list[Callable[[Player], bool]] = []
-        min_age, max_age = cond.min_age, cond.max_age
-        if min_age > 0:
-            checks.append(lambda p: p.age_days / yd >= min_age)
-        if max_age < 1000:
-            checks.append(lambda p: p.age_days / yd < max_age)
+        # Age bounds as whole days: ``age_days / yd >= years`` from the first
+        # such day on (found exactly), compared as integers, one check for both.
+        low_day = first_day(cond.min_age, yd) if cond.min_age > 0 else 0
+        if cond.max_age < 1000:
+            high_day = first_day(cond.max_age, yd)
+            checks.append(lambda p: low_day <= p.age_days < high_day)
+        elif low_day:
+            checks.append(lambda p: p.age_days >= low_day)
         if cond.stages:
             stages, stage = frozenset(cond.stages), self.stage
             checks.append(lambda p: stage(p.age_days) in stages)
@@ -572,7 +578,8 @@ class Rules:
         if not p.alive:
             return
         stats, start = p.stats, u.start
-        for i, stat, limit in self._warnings:
+        # Every stat change goes through change_stat, which records it in u.stats.
+        for i, stat, limit in self._warnings if u.stats else ():
             old, new = start[i], getattr(stats, stat)
             if new >= old:
                 continue
@@ -849,9 +856,35 @@ class Rules:
             u.refresh_actions = True
             self.feed(u, f"You started {level.label.lower()}.")
 
-    def expenses(self, p: Player) -> int:
-        """Yearly living costs at the player's age, plus the tax on their salary."""
-        day = p.age_days
+    def pay_delta(self, p: Player, first: int, last: int) -> int:
+        """The money salary and living costs move over the days ``first + 1
+        .. last`` (the player's age is ``last``): exactly the sum of the daily
+        amounts (their shares telescope, see pacing.share_between)."""
+        yd = self.year_days
+        job = p.job
+        expense = self._expense_at[last] if last < self._table_days else self._expenses[self._stage_search(last)]
+        if job is not None:
+            salary = self.content.jobs[job].salary
+            since = p.job_since
+            delta = (salary * (last - since)) // yd - (salary * (first - since)) // yd
+            # Living costs and tax are paid from income.
+            yearly_cost = expense + self._tax.get(job, 0)
+            if yearly_cost:
+                delta -= (yearly_cost * last) // yd - (yearly_cost * first) // yd
+            return delta
+        if expense and p.money > 0:
+            # Without income, costs are paid day by day while money lasts (the
+            # broke live frugally): up to the first day whose cost takes it to
+            # zero or below.
+            due = p.money + (expense * first) // yd
+            broke = -(-due * yd // expense)
+            return -share_between(expense, 0, first, min(last, broke), yd)
+        return 0
+
+    def expenses(self, p: Player, day: int | None = None) -> int:
+        """Yearly living costs at the player's age (or at age ``day``), plus the tax on their salary."""
+        if day is None:
+            day = p.age_days
         tax = self._tax.get(p.job, 0)
         if day < self._table_days:
             return self._expense_at[day] + tax
@@ -867,6 +900,15 @@ def content_conditions(content: Content) -> list[Conditions]:
         + [lv.when for lv in content.levels.values()]
         + [m.when for m in content.majors.values()]
     )
+
+
+def first_day(years: float, year_days: int) -> int:
+    """The first whole day ``d`` with ``d / year_days >= years`` (how
+    :meth:`Rules.why_not` compares ages), exact whatever the float rounding."""
+    day = max(0, math.floor(years * year_days) - 2)
+    while day / year_days < years:
+        day += 1
+    return day
 
 
 def _stat_in(stat: str, low: int, high: int) -> Callable[[Player], bool]:
