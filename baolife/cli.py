@@ -98,7 +98,7 @@ def _settings(args: argparse.Namespace) -> config.Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import App
-    from .obs import configure_logging
+    from .logs import configure_logging
     from .systemd import Notifier
 
     settings = _settings(args)
@@ -121,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from .db.store import open_store
+    from .db import open_store
 
     settings = _settings(args)
 
@@ -227,8 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"baolife: content: {exc}", file=sys.stderr)
         return 1
     except StoreError as exc:
-        # e.g. the database is unreachable, or the schema is behind and
-        # serve was told not to migrate: one line, not a traceback.
+        # From `migrate` (the database is unreachable, a migration failed):
+        # one line, not a traceback. `serve` never gets here: _serve logs
+        # any failure, a behind schema included, as one `crashed` line.
         print(f"baolife: store: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

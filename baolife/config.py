@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from .db.mysql_dialect import MysqlOptions
+from .dburl import check_db_url
 
 __all__ = ["ConfigError", "Settings", "load", "SETTINGS_DOC"]
 
@@ -38,18 +38,6 @@ def _parse_bind(text: str) -> tuple[str, int]:
     if not 0 <= value <= 65535:
         raise ValueError("port must be between 0 and 65535")
     return host, value
-
-
-def _parse_db_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme == "sqlite":
-        if not (parts.path or parts.netloc):
-            raise ValueError("sqlite URL needs a path, e.g. sqlite:///var/baolife.db")
-        return text
-    if parts.scheme in ("mysql", "mariadb"):
-        MysqlOptions.from_url(text)  # raises ValueError naming what is wrong
-        return text
-    raise ValueError("scheme must be sqlite:// or mysql://")
 
 
 def _number(kind: type, low: float, high: float) -> Callable[[Any], Any]:
@@ -117,6 +105,11 @@ class _Spec:
     doc: str
 
 
+# Floors of two bounds that must grow with other settings (see
+# Settings.effective_inbox_limit and Settings.effective_health_window).
+INBOX_PER_CONNECTION = 4
+HEALTH_WINDOW_TICKS = 20
+
 # The single table of settings: name -> how to parse it, its default, what it means.
 _SPECS: dict[str, _Spec] = {
     "ws_bind": _Spec(_parse_bind, "127.0.0.1:8765", "WebSocket listener HOST:PORT (path /ws)"),
@@ -124,7 +117,7 @@ _SPECS: dict[str, _Spec] = {
         _parse_bind, "127.0.0.1:8080", "HTTP listener for /healthz, /readyz, /metrics and the web client"
     ),
     "db_url": _Spec(
-        _parse_db_url,
+        check_db_url,
         "sqlite:///var/baolife.db",
         "store: sqlite:///PATH or mysql://user:password@host:port/database[?option=seconds] (docs/MYSQL.md)",
     ),
@@ -156,6 +149,27 @@ _SPECS: dict[str, _Spec] = {
         _networks, "", "comma-separated IPs or networks of front proxies whose X-Forwarded-For names the client"
     ),
     "login_timeout": _Spec(_number(float, 0.1, 3600), 10.0, "seconds to log in before close 1008"),
+    "auth_timeout": _Spec(
+        _number(float, 0.1, 600),
+        3.0,
+        "seconds a register, login or resume may take (store reads, loading the player) before it is answered busy",
+    ),
+    "inbox_limit": _Spec(
+        _number(int, 1, 100_000_000),
+        10000,
+        "player messages waiting for the next tick before more are answered busy; "
+        f"at least {INBOX_PER_CONNECTION} per allowed WebSocket connection",
+    ),
+    "store_probe_timeout": _Spec(
+        _number(float, 0.1, 600),
+        3.0,
+        "seconds the store has to take the readiness probe write before it counts as not writable",
+    ),
+    "health_window": _Spec(
+        _number(float, 0.1, 3600),
+        2.0,
+        f"seconds without a tick before /healthz reports the tick loop stalled; at least {HEALTH_WINDOW_TICKS} ticks",
+    ),
     "idle_timeout": _Spec(
         _number(float, 1, 86400), 300.0, "seconds without a client message before bye idle and close 4001"
     ),
@@ -243,6 +257,10 @@ class Settings:
     rate_strikes: int
     max_message_bytes: int
     login_timeout: float
+    auth_timeout: float
+    inbox_limit: int
+    store_probe_timeout: float
+    health_window: float
     idle_timeout: float
     ping_interval: float
     outbound_frames: int
@@ -278,6 +296,18 @@ class Settings:
         """Settings with every default, then ``overrides`` (raw values, checked
         like environment values). Used by tests and tools."""
         return _build({name: spec.default for name, spec in _SPECS.items()} | overrides, {})
+
+    @property
+    def effective_inbox_limit(self) -> int:
+        """The tick loop's inbox bound: ``inbox_limit``, raised to
+        :data:`INBOX_PER_CONNECTION` per allowed connection."""
+        return max(self.inbox_limit, INBOX_PER_CONNECTION * self.max_connections)
+
+    @property
+    def effective_health_window(self) -> float:
+        """Seconds without a tick before the loop counts as stalled:
+        ``health_window``, raised to :data:`HEALTH_WINDOW_TICKS` ticks."""
+        return max(self.health_window, HEALTH_WINDOW_TICKS / self.tick_hz)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes``. A string value is parsed and checked like

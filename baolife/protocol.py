@@ -13,6 +13,7 @@ encoded once with :func:`encode_frame`.
 
 from __future__ import annotations
 
+import enum
 from typing import Any, ClassVar
 
 import attrs
@@ -24,6 +25,7 @@ __all__ = [
     "ERROR_CODES",
     "Act",
     "Answer",
+    "CloseCode",
     "Command",
     "Login",
     "Logout",
@@ -55,6 +57,26 @@ ERROR_CODES = frozenset(
         "internal",
     }
 )
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes (PROTOCOL.md, "Close codes"; RFC 6455 7.4).
+
+    ``PROTOCOL_ERROR`` is what a peer breaking the WebSocket framing gets;
+    ``LOST`` is never sent: it is what a connection that ended without a
+    close frame is recorded with (RFC 6455 reserves it for that)."""
+
+    LOGOUT = 1000  # also a client's own normal close
+    SHUTDOWN = 1001
+    PROTOCOL_ERROR = 1002
+    LOST = 1006
+    BAD_UTF8 = 1007
+    POLICY = 1008  # not logged in in time; sustained rate limit abuse
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    REPLACED = 4000
+    IDLE = 4001
+
 
 MAX_REF_CHARS = 64
 NAME_CHARS = 32
@@ -100,7 +122,14 @@ def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> No
 
 @attrs.frozen
 class Command:
-    """Base of inbound commands. ``ref`` is the client's ``id``, echoed as ``ref``."""
+    """Base of inbound commands. ``ref`` is the client's ``id``, echoed as ``ref``.
+
+    ``needs_login``: PROTOCOL.md's rule, the one place it is written. Only
+    the commands that log a connection in (``register``, ``login``,
+    ``resume``) are allowed before one of them succeeds; every other type,
+    ``ping`` and ``logout`` included, is answered ``unauthenticated`` then
+    (the tick loop checks it as it delivers). The connection's reader
+    runs the commands that do not need login (they wait on the store)."""
 
     type: ClassVar[str] = ""
     needs_login: ClassVar[bool] = True
@@ -154,7 +183,6 @@ class Say(Command):
 @attrs.frozen
 class Ping(Command):
     type: ClassVar[str] = "ping"
-    needs_login: ClassVar[bool] = False
 
 
 @attrs.frozen
@@ -201,7 +229,6 @@ class Lives(Command):
 @attrs.frozen
 class Logout(Command):
     type: ClassVar[str] = "logout"
-    needs_login: ClassVar[bool] = False
 
 
 COMMANDS: dict[str, type[Command]] = {

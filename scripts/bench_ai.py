@@ -49,7 +49,7 @@ from baolife.ai import prompt
 from baolife.ai.client import ChatClient, UpstreamError
 from baolife.ai.llm import LlmProvider
 from baolife.ai.offline import ScriptedProvider
-from baolife.ai.reply import Fallback, Reply
+from baolife.ai.reply import Fallback, FallbackReason, Reply, ReplySource
 from baolife.ai.service import NpcService
 from baolife.config import Settings
 from baolife.content.schema import Content
@@ -110,6 +110,9 @@ class PlayerSim:
     id: int
     name: str
     npcs: list[Npc]
+    # What SayJob.of reads of a player besides the above: an adult's first life.
+    life: int = 1
+    age_days: int = 30 * 365
 
 
 def make_players(content: Content, count: int, rng: random.Random) -> list[PlayerSim]:
@@ -179,16 +182,16 @@ class NaiveProvider:
             with trio.CancelScope(shield=True):
                 await self.client.aclose()
 
-    async def reply(self, job: SayJob) -> Reply:
+    async def reply(self, job: SayJob) -> Reply | Fallback:
         s = self.settings
         messages = prompt.messages_for(job, prompt.persona_of(self.content, job), context_turns=s.ai_context_turns)
         body = prompt.request_body(s.ai_model, messages, max_tokens=s.ai_max_tokens, user=f"player-{job.player}")
         for attempt in range(self.retries + 1):
             try:
-                return Reply((await self.client.complete(body)).text, "llm")
+                return Reply((await self.client.complete(body)).text, ReplySource.LLM)
             except UpstreamError:
                 if attempt == self.retries:
-                    raise Fallback("upstream_error") from None
+                    return Fallback(FallbackReason.UPSTREAM_ERROR)
                 await trio.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
@@ -294,7 +297,7 @@ async def run_once(
         sim_now[0] = max(sim_now[0], say.at)
         player = by_id[say.player]
         npc = player.npcs[say.npc - 1]
-        job = SayJob.of(player, npc, say.text, None)
+        job = SayJob.of(player, npc, say.text, None, year_days=365, stage="adult")
         if not service.submit(job):
             raise SystemExit("the job channel refused a job: the driver's bound is wrong")
         remember(npc, Turn(who="player", text=say.text))

@@ -82,8 +82,9 @@ class Player {
         if (!status.startsWith("HTTP/1.1 101")) { this.fail(status); return; }
         handshook = true; this.open = true; stats.connected++;
         this.buffer = this.buffer.subarray(end + 4);
+        // Play (ping, act, say) once welcomed: before login every message but
+        // register, login and resume is refused (unauthenticated).
         this.send("register", { name: `Load ${this.index}` });
-        this.schedule();
       }
       this.parse();
     });
@@ -142,7 +143,7 @@ class Player {
       switch (op.op) {
         case "error": stats.errors[op.code] = (stats.errors[op.code] || 0) + 1; break;
         case "welcome":
-          if (!this.welcomed) { this.welcomed = true; stats.welcomed++; }
+          if (!this.welcomed) { this.welcomed = true; stats.welcomed++; this.schedule(); }
           this.npcs = op.snapshot.npcs.filter((x) => x.alive !== false).map((x) => x.id);
           this.actions = op.snapshot.actions || [];
           break;

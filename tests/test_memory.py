@@ -12,9 +12,8 @@ import trio
 
 from baolife import protocol as wire
 from baolife.content.schema import Content
-from baolife.db.saver import Saver
 from baolife.model import dump_player, load_player
-from baolife.players import Directory
+from baolife.players import Directory, Saver
 from baolife.tick.engine import World
 from tests.db.memory_store import MemoryStore
 

@@ -21,8 +21,10 @@ import structlog
 import trio
 from helpers import metric_samples
 
-from baolife.db.store import StoreCorrupt, open_store
-from baolife.obs import Deferred, LogWriter, Metrics, TimedStore, configure_logging
+from baolife.db import TimedStore, open_store
+from baolife.db.store import StoreCorrupt
+from baolife.logs import Deferred, LogWriter, configure_logging
+from baolife.metrics import Metrics
 
 
 @pytest.fixture
@@ -145,7 +147,7 @@ def test_gc_passes_are_timed_by_generation_while_installed() -> None:
 
 SENTRY_PROBE = """
 import sentry_sdk, structlog
-from baolife.obs import configure_logging
+from baolife.logs import configure_logging
 writer = configure_logging("json", "info", sentry_dsn=DSN)
 structlog.contextvars.bind_contextvars(session=7, player=42)
 log = structlog.get_logger("probe")

@@ -21,9 +21,11 @@ import yaml
 from helpers import running_app
 from prometheus_client.parser import text_string_to_metric_families
 
-from baolife.app import _AI_OPTIONAL, _STORE_OPTIONAL, _optional_families
 from baolife.config import SETTINGS_DOC, Settings
-from baolife.obs import LogWriter
+from baolife.logs import LogWriter
+from baolife.metrics import optional_families
+from baolife.metrics.ai import AI_OPTIONAL
+from baolife.metrics.store import STORE_OPTIONAL
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "OPERATIONS.md").read_text()
@@ -68,7 +70,7 @@ async def test_every_exported_metric_is_documented_and_back(settings: Settings) 
     missing = everything - optional - exported
     assert missing == set(), f"documented but not exported: {missing}"
     # The ¹ families are exactly the ones read from components' statistics() fields.
-    assert optional == {base(name) for _, name, _, _ in _STORE_OPTIONAL + _AI_OPTIONAL}
+    assert optional == {base(name) for _, name, _, _ in STORE_OPTIONAL + AI_OPTIONAL}
 
 
 def test_optional_families_appear_once_a_component_reports_them() -> None:
@@ -78,7 +80,7 @@ def test_optional_families_appear_once_a_component_reports_them() -> None:
         breaker_open: bool
         calls: dict[str, int]
 
-    families = {f.name: f for f in _optional_families(AiStatistics(5, True, {"ok": 3, "error": 1}), _AI_OPTIONAL)}
+    families = {f.name: f for f in optional_families(AiStatistics(5, True, {"ok": 3, "error": 1}), AI_OPTIONAL)}
     assert set(families) == {"baolife_ai_cache_hits", "baolife_ai_breaker_open", "baolife_ai_calls"}
     assert families["baolife_ai_cache_hits"].samples[0].value == 5
     breaker = families["baolife_ai_breaker_open"]

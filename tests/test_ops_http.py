@@ -17,7 +17,7 @@ from helpers import Client, closing_transport, metric_samples, running_app
 from trio_websocket import open_websocket_url
 
 from baolife.config import Settings
-from baolife.obs import configure_logging
+from baolife.logs import configure_logging
 
 
 async def get(port: int, path: str) -> httpx.Response:
@@ -49,6 +49,11 @@ async def test_metrics_count_what_players_did(settings: Settings) -> None:
     assert got[("baolife_tick_duration_seconds_count", ())] >= 1
     assert got[("baolife_store_up", ())] == 1
     assert ("baolife_ai_cache_hits_total", ()) not in got  # appears once the AI layer reports it
+    # Kept by the read hub and the engine, exported too (issue 14).
+    assert got[("baolife_read_hub_connections", ())] == 1
+    assert got[("baolife_read_hub_callbacks_total", ())] >= 6  # the register, the junk, the pings
+    assert got[("baolife_read_hub_failures_total", ())] == 0
+    assert got[("baolife_prompts_opened_total", ())] >= got[("baolife_prompts_answered_total", ())] == 0
 
 
 async def test_health_and_readiness(settings: Settings) -> None:

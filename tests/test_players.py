@@ -10,13 +10,13 @@ import pytest
 import trio
 
 from baolife.content.schema import Content
-from baolife.db.saver import Saver
 from baolife.db.sqlite import open_sqlite
-from baolife.db.store import StoreUnavailable
+from baolife.db.store import StoreCorrupt, StoreUnavailable
 from baolife.model import Player
-from baolife.players import Directory, DirectoryFull
+from baolife.players import Directory, DirectoryFull, Saver
 from baolife.tick.rules import Rules
 from tests.db.flaky import FlakyStore
+from tests.db.memory_store import MemoryStore
 from tests.helpers import add_players
 
 
@@ -121,3 +121,16 @@ async def test_when_the_store_is_down_only_cached_players_can_log_in(store: Flak
         assert (await directory.acquire(a)).player.id == a
         with pytest.raises(StoreUnavailable):
             await directory.acquire(b)
+
+
+async def test_a_saved_life_that_does_not_load_is_the_stores_corrupt_row(content: Content) -> None:
+    """One exception tree for callers: a save the model refuses (SaveError)
+    comes out of the directory as StoreCorrupt, naming the player."""
+    with trio.fail_after(5):
+        store = MemoryStore()
+        pid = await store.create_account("ana", b"t" * 32)
+        store.rows[pid][1] = b'{"v": 999}'
+        directory = Directory(store, born(content), capacity=2)
+        with pytest.raises(StoreCorrupt, match=f"player {pid}: save schema 999"):
+            await directory.acquire(pid)
+        assert pid not in directory

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -143,3 +145,20 @@ def test_frames_are_encoded_once_with_ops_in_order() -> None:
 def test_error_ops_only_carry_codes_of_the_protocol() -> None:
     with pytest.raises(ValueError, match="code"):
         wire.Error(code="oops", message="x")
+
+
+def test_only_the_commands_that_log_in_are_allowed_before_login() -> None:
+    # PROTOCOL.md: "Before register, login or resume succeeds, every other
+    # type gets error with code unauthenticated" (ping and logout included).
+    allowed = {kind for kind, cls in wire.COMMANDS.items() if not cls.needs_login}
+    assert allowed == {"register", "login", "resume"}
+
+
+def test_the_close_codes_are_those_of_protocol_md() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "PROTOCOL.md").read_text()
+    table = text.split("## Close codes", 1)[1]
+    documented = {int(code) for code in re.findall(r"^\| (\d{4}) \|", table, re.MULTILINE)}
+    assert documented == {1000, 1001, 1007, 1008, 1009, 1011, 4000, 4001}
+    # Beyond the contract's table: RFC 6455's code for a framing error, and
+    # the code a connection lost without a close frame is recorded with.
+    assert set(wire.CloseCode) - documented == {wire.CloseCode.PROTOCOL_ERROR, wire.CloseCode.LOST}

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import attrs
 
+from .reply import FallbackReason
+
 __all__ = ["BreakerStatistics", "CircuitBreaker"]
 
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
@@ -66,14 +68,14 @@ class CircuitBreaker:
             hold_until=self.hold_until,
         )
 
-    def allow(self, now: float) -> str | None:
+    def allow(self, now: float) -> FallbackReason | None:
         """None if a call may be made now, else the fallback reason
-        (``"rate_limited"`` or ``"breaker_open"``). In ``half_open`` the first
+        (``RATE_LIMITED`` or ``BREAKER_OPEN``). In ``half_open`` the first
         caller gets the probe; it must end with :meth:`success`,
         :meth:`failure` or :meth:`abandon`."""
         if now < self.hold_until:
             self.refused += 1
-            return "rate_limited"
+            return FallbackReason.RATE_LIMITED
         if self.state == CLOSED:
             return None
         if self.state == OPEN and now >= self.opened_at + self.cooldown:
@@ -83,7 +85,7 @@ class CircuitBreaker:
             self.probing = True
             return None
         self.refused += 1
-        return "breaker_open"
+        return FallbackReason.BREAKER_OPEN
 
     def success(self) -> None:
         """An attempt succeeded: the upstream works."""

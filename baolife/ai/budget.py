@@ -39,6 +39,7 @@ import structlog
 import trio
 
 from ..db.store import Store
+from .reply import FallbackReason
 
 __all__ = ["BudgetStatistics", "CostGovernor", "Grant", "utc_day"]
 
@@ -134,20 +135,20 @@ class CostGovernor:
 
     # ----------------------------------------------------------------- hot path
 
-    def admit(self, player: int, prompt_bound: int, max_tokens: int) -> Grant | str:
+    def admit(self, player: int, prompt_bound: int, max_tokens: int) -> Grant | FallbackReason:
         """A :class:`Grant` for one upstream call by ``player``, or the
         fallback reason it may not be made. Never awaits."""
         self._roll()
         if not self.loaded:
-            return "budget_unknown"
+            return FallbackReason.BUDGET_UNKNOWN
         day = self.day
         if len(self.pending) >= self.pending_limit and (day, player) not in self.pending:
-            return "usage_backlog"
+            return FallbackReason.USAGE_BACKLOG
         if self.calls.get(player, 0) >= self.player_daily_calls:
-            return "player_budget"
+            return FallbackReason.PLAYER_BUDGET
         worst = self.cost(prompt_bound, max_tokens)
         if self.spent + self.reserved + worst > self.daily_budget:
-            return "budget"
+            return FallbackReason.BUDGET
         self.calls[player] = self.calls.get(player, 0) + 1
         self.reserved += worst
         row = self.pending.setdefault((day, player), [0, 0.0])

@@ -52,6 +52,10 @@ MAX_RESPONSE_BYTES = 256 * 1024
 MAX_REPLY_CHARS = 600
 # Longest Retry-After we take literally; a day-long one is a broken header.
 MAX_RETRY_AFTER = 3600.0
+# A connect that takes longer is a dead host, whatever the attempt's timeout.
+MAX_CONNECT_SECONDS = 5.0
+# An idle pooled connection is closed after this many seconds.
+KEEPALIVE_SECONDS = 30.0
 
 
 class UpstreamError(Exception):
@@ -153,8 +157,8 @@ def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float
 class ChatClient:
     """Chat completions over one pooled ``httpx.AsyncClient``.
 
-    ``timeout`` bounds each phase of one attempt (connect is capped at 5 s);
-    the caller bounds the whole job. ``transport`` replaces the network (for
+    ``timeout`` bounds each phase of one attempt (connect is capped at
+    :data:`MAX_CONNECT_SECONDS`); the caller bounds the whole job. ``transport`` replaces the network (for
     unit tests with ``httpx.MockTransport``). Close with :meth:`aclose`.
     """
 
@@ -171,9 +175,11 @@ class ChatClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
-            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
+            timeout=httpx.Timeout(timeout, connect=min(MAX_CONNECT_SECONDS, timeout)),
             limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30.0
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=KEEPALIVE_SECONDS,
             ),
             transport=transport,
             follow_redirects=False,

@@ -8,8 +8,9 @@ last caller has gone the flight is cancelled too, so no upstream call runs
 for nobody. The number of flights is bounded by the number of callers,
 that is by the AI workers.
 
-A flight's outcome is a value or a :class:`~baolife.ai.reply.Fallback`
-reason, which every waiter re-raises as its own exception.
+A flight's outcome is the reply text or a :class:`~baolife.ai.reply.Fallback`,
+and every waiter gets the same one. A fault in ``fetch`` (an exception) is
+logged once and every waiter gets the fallback ``error``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import attrs
 import structlog
 import trio
 
-from .reply import Fallback
+from .reply import Fallback, FallbackReason
 
 __all__ = ["FlightStatistics", "SingleFlight"]
 
@@ -32,8 +33,8 @@ class _Flight:
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     done: trio.Event = attrs.Factory(trio.Event)
     waiters: int = 0
-    value: str | None = None
-    reason: str = "error"
+    # Until fetch returns: a flight cancelled by shutdown ends as a fault.
+    outcome: str | Fallback = Fallback(FallbackReason.ERROR)
 
 
 @attrs.frozen
@@ -59,9 +60,9 @@ class SingleFlight:
     def statistics(self) -> FlightStatistics:
         return FlightStatistics(in_flight=len(self._flights), started=self.started, shared=self.shared)
 
-    async def run(self, key: Hashable, fetch: Callable[[], Awaitable[str]]) -> tuple[str, bool]:
-        """The result of ``fetch`` for ``key``, and whether it was shared
-        (True: another caller's flight answered). Raises Fallback."""
+    async def run(self, key: Hashable, fetch: Callable[[], Awaitable[str | Fallback]]) -> tuple[str | Fallback, bool]:
+        """The outcome of ``fetch`` for ``key``, and whether it was shared
+        (True: another caller's flight answered)."""
         if self._nursery is None:
             raise RuntimeError("SingleFlight.run before bind()")
         flight = self._flights.get(key)
@@ -82,20 +83,15 @@ class SingleFlight:
                 flight.scope.cancel()
                 if self._flights.get(key) is flight:
                     del self._flights[key]
-        if flight.value is None:
-            raise Fallback(flight.reason)
-        return flight.value, shared
+        return flight.outcome, shared
 
-    async def _fly(self, key: Hashable, flight: _Flight, fetch: Callable[[], Awaitable[str]]) -> None:
+    async def _fly(self, key: Hashable, flight: _Flight, fetch: Callable[[], Awaitable[str | Fallback]]) -> None:
         try:
             with flight.scope:
                 try:
-                    flight.value = await fetch()
-                except Fallback as exc:
-                    flight.reason = exc.reason
+                    flight.outcome = await fetch()
                 except Exception:  # a fault in our code: every waiter still gets a reply
                     log.exception("npc_flight_failed")
-                    flight.reason = "error"
         finally:
             if self._flights.get(key) is flight:
                 del self._flights[key]

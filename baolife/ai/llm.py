@@ -16,9 +16,13 @@ One job goes through, in order:
    falls back at once instead of waiting for nothing). Each attempt may use
    half of the job's time, so a hung call leaves room for one retry.
 
-Whatever happens, :meth:`LlmProvider.reply` returns a :class:`Reply` or
-raises :class:`Fallback` with the reason; the service then answers with a
-scripted line. Counters for metrics are in :meth:`LlmProvider.statistics`.
+Errors keep one form per layer (see :mod:`baolife.ai`): the client raises
+:class:`~baolife.ai.client.UpstreamError`; :meth:`LlmProvider._attempts`
+catches it, the one place that turns it into a retry or the job's
+:class:`Fallback`; from there up a job's outcome is a value,
+``str | Fallback`` through the flight and :class:`Reply` or
+:class:`Fallback` to the service, which answers a fallback with a scripted
+line. Counters for metrics are in :meth:`LlmProvider.statistics`.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from .breaker import BreakerStatistics, CircuitBreaker
 from .budget import BudgetStatistics, CostGovernor, Grant
 from .client import ChatClient, Completion, UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
 from .flight import FlightStatistics, SingleFlight
-from .reply import Fallback, Reply
+from .reply import Fallback, FallbackReason, Reply, ReplySource
 
 __all__ = ["LlmProvider", "LlmStatistics"]
 
@@ -53,6 +57,17 @@ log = structlog.get_logger("baolife.ai")
 
 BACKOFF_BASE = 0.5
 BACKOFF_MAX = 4.0
+# Outcomes of an upstream call besides UpstreamError.kind (the ``outcome``
+# label of baolife_ai_calls_total).
+CALL_OK = "ok"
+CALL_CANCELLED = "cancelled"
+# Seconds between usage writes when none is given (serve passes save_interval).
+FLUSH_INTERVAL = 5.0
+# Usage rows that may wait for the store: at least this many, and at least
+# one per player the server may hold (each row is one (day, player)).
+USAGE_PENDING_FLOOR = 10_000
+# Closing the HTTP client on shutdown may take this long (shielded).
+CLOSE_SECONDS = 2.0
 # 4xx statuses that say our configuration is wrong (every call will fail
 # alike): they count toward the breaker; other 4xx are about one request.
 _CONFIG_STATUSES = frozenset({401, 402, 403, 404})
@@ -60,6 +75,10 @@ _CONFIG_STATUSES = frozenset({401, 402, 403, 404})
 
 @attrs.frozen
 class LlmStatistics:
+    """The provider's counts: calls by outcome (``ok``, ``cancelled`` or an
+    :attr:`UpstreamError.kind`), retries, the cache, and the flights',
+    breaker's and cost governor's own statistics."""
+
     upstream: dict[str, int]
     retries: int
     cache_hits: int
@@ -94,7 +113,7 @@ class LlmProvider:
         timeout: float,
         cache_size: int,
         cache_ttl: float,
-        flush_interval: float = 5.0,
+        flush_interval: float = FLUSH_INTERVAL,
         backoff_base: float = BACKOFF_BASE,
         backoff_max: float = BACKOFF_MAX,
         rng: random.Random | None = None,
@@ -134,7 +153,7 @@ class LlmProvider:
             daily_budget=s.ai_daily_budget,
             price_in=s.ai_price_in,
             price_out=s.ai_price_out,
-            pending_limit=max(10_000, s.max_loaded_players),
+            pending_limit=max(USAGE_PENDING_FLOOR, s.max_loaded_players),
         )
         breaker = CircuitBreaker(failures=s.ai_breaker_failures, cooldown=s.ai_breaker_cooldown)
         return cls(
@@ -154,6 +173,7 @@ class LlmProvider:
         )
 
     def statistics(self) -> LlmStatistics:
+        """The counts now (see :class:`LlmStatistics`)."""
         return LlmStatistics(
             upstream=dict(self.upstream),
             retries=self.retried,
@@ -182,13 +202,14 @@ class LlmProvider:
         finally:
             if self.store is not None:
                 await self.governor.close(self.store)
-            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_SECONDS):
                 await self.client.aclose()
 
     # ----------------------------------------------------------------- one job
 
-    async def reply(self, job: SayJob) -> Reply:
-        """The NPC's reply to ``job``; raises Fallback (see the module docstring)."""
+    async def reply(self, job: SayJob) -> Reply | Fallback:
+        """The NPC's reply to ``job``, or why the model was not asked (see
+        the module docstring)."""
         persona = prompt.persona_of(self.content, job)
         intent = prompt.small_talk(job.text, job.npc_name)
         key: Any
@@ -197,7 +218,7 @@ class LlmProvider:
             cached = self.cache.get(key) if self.cache_capacity else None
             if cached is not None:
                 self.cache_hits += 1
-                return Reply(cached, "cache")
+                return Reply(cached, ReplySource.CACHE)
             self.cache_misses += 1
         messages = prompt.messages_for(job, persona, context_turns=self.context_turns, intent=intent)
         body = prompt.request_body(self.model, messages, max_tokens=self.max_tokens, user=f"player-{job.player}")
@@ -208,21 +229,18 @@ class LlmProvider:
         # The flight runs in another task: hand it this job's deadline.
         deadline = min(trio.current_effective_deadline(), trio.current_time() + self.timeout)
         text, shared = await self.flights.run(key, lambda: self._flight(job.player, body, bound, deadline))
+        if isinstance(text, Fallback):
+            return text
         if intent is not None and self.cache_capacity:
             self.cache[key] = text
-        return Reply(text, "shared" if shared else "llm")
+        return Reply(text, ReplySource.SHARED if shared else ReplySource.LLM)
 
-    async def _flight(self, player: int, body: dict[str, Any], bound: int, deadline: float) -> str:
+    async def _flight(self, player: int, body: dict[str, Any], bound: int, deadline: float) -> str | Fallback:
         tries = _Tries()
         try:
             with trio.move_on_at(deadline):
-                try:
-                    return await self._attempts(player, body, bound, tries)
-                except _Failed as exc:
-                    tries.failed = True
-                    self.breaker.failure(trio.current_time())
-                    raise Fallback(exc.reason) from None
-            raise Fallback("timeout")
+                return await self._attempts(player, body, bound, tries)
+            return Fallback(FallbackReason.TIMEOUT)
         finally:
             # The deadline passed inside a call or a backoff wait: seen above,
             # or as a cancel when the waiters' equal deadline fired first. A
@@ -230,70 +248,82 @@ class LlmProvider:
             if tries.made and not (tries.failed or tries.succeeded) and trio.current_time() >= deadline:
                 self.breaker.failure(trio.current_time())
 
-    async def _attempts(self, player: int, body: dict[str, Any], bound: int, tries: _Tries) -> str:
+    async def _attempts(self, player: int, body: dict[str, Any], bound: int, tries: _Tries) -> str | Fallback:
+        """The reply text, or the fallback once no attempt is left. Catches
+        the client's :class:`UpstreamError`: here each one becomes a retry
+        or the job's verdict."""
         deadline = trio.current_effective_deadline()
         for attempt in range(self.retries + 1):
             now = trio.current_time()
-            grant: Grant | str | None = self.breaker.allow(now)
+            grant: Grant | FallbackReason | None = self.breaker.allow(now)
             if grant is None:
                 grant = self.governor.admit(player, bound, self.max_tokens)
-                if isinstance(grant, str):
+                if isinstance(grant, FallbackReason):
                     self.breaker.abandon()  # a probe that will not be made
-            if isinstance(grant, str):
+            if isinstance(grant, FallbackReason):
                 # Refused before any call: nothing was tried. After a failed
                 # attempt: the job failed upstream.
-                raise _Failed(grant) if tries.made else Fallback(grant)
+                return self._failed(grant, tries) if tries.made else Fallback(grant)
             tries.made += 1
-            outcome = await self._attempt(grant, body, min(deadline, now + self.attempt_timeout))
-            if isinstance(outcome, Completion):
+            try:
+                completion = await self._attempt(grant, body, min(deadline, now + self.attempt_timeout))
+            except UpstreamError as exc:
+                log.debug("npc_upstream_failed", kind=exc.kind, error=str(exc), attempt=attempt)
+                if isinstance(exc, UpstreamRejected) and exc.status not in _CONFIG_STATUSES:
+                    # About this one request, not the upstream's health.
+                    self.breaker.abandon()
+                    return Fallback(FallbackReason.UPSTREAM_ERROR)
+                if not exc.retryable:
+                    return self._failed(FallbackReason.UPSTREAM_ERROR, tries)
+                reason = FallbackReason.UPSTREAM_ERROR
+                delay = self._backoff(attempt)
+                if isinstance(exc, UpstreamRateLimited):
+                    reason = FallbackReason.RATE_LIMITED
+                    if exc.retry_after is not None:
+                        self.breaker.hold(trio.current_time() + exc.retry_after)
+                        delay = max(delay, exc.retry_after)
+                if attempt == self.retries or trio.current_time() + delay >= deadline:
+                    # No retry left, or waiting would outlast the job: answer now.
+                    return self._failed(reason, tries)
+                self.retried += 1
+                await trio.sleep(delay)
+            else:
                 tries.succeeded = True
-                return outcome.text
-            log.debug("npc_upstream_failed", kind=outcome.kind, error=str(outcome), attempt=attempt)
-            if isinstance(outcome, UpstreamRejected) and outcome.status not in _CONFIG_STATUSES:
-                # About this one request, not the upstream's health.
-                self.breaker.abandon()
-                raise Fallback("upstream_error")
-            if not outcome.retryable:
-                raise _Failed("upstream_error")
-            reason = "rate_limited" if isinstance(outcome, UpstreamRateLimited) else "upstream_error"
-            delay = self._backoff(attempt)
-            if isinstance(outcome, UpstreamRateLimited) and outcome.retry_after is not None:
-                self.breaker.hold(trio.current_time() + outcome.retry_after)
-                delay = max(delay, outcome.retry_after)
-            if attempt == self.retries or trio.current_time() + delay >= deadline:
-                raise _Failed(reason)  # no retry left, or waiting would outlast the job: answer now
-            self.retried += 1
-            await trio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+                return completion.text
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
-    async def _attempt(self, grant: Grant, body: dict[str, Any], until: float) -> Completion | UpstreamError:
-        """One upstream call, settled with the governor however it ends."""
-        outcome: Completion | UpstreamError | None = None
+    def _failed(self, reason: FallbackReason, tries: _Tries) -> Fallback:
+        """The job's upstream attempts all failed: it counts toward the breaker."""
+        tries.failed = True
+        self.breaker.failure(trio.current_time())
+        return Fallback(reason)
+
+    async def _attempt(self, grant: Grant, body: dict[str, Any], until: float) -> Completion:
+        """One upstream call, settled with the governor however it ends.
+        Raises :class:`UpstreamError` (a call past ``until`` is an
+        :class:`UpstreamTimeout`)."""
         try:
             with trio.move_on_at(until):
-                outcome = await self.client.complete(body)
-            if outcome is None:
-                outcome = UpstreamTimeout("attempt timed out", maybe_billed=True)
-        except UpstreamError as exc:
-            outcome = exc
-        finally:
-            if isinstance(outcome, Completion):
-                self.governor.settle(grant, outcome.prompt_tokens, outcome.completion_tokens)
-                self.upstream["ok"] += 1
+                completion = await self.client.complete(body)
+                self.governor.settle(grant, completion.prompt_tokens, completion.completion_tokens)
+                self.upstream[CALL_OK] += 1
                 self.breaker.success()
-            elif isinstance(outcome, UpstreamError):
-                if outcome.maybe_billed:
-                    self.governor.settle_worst(grant)
-                else:
-                    self.governor.settle_unbilled(grant)
-                self.upstream[outcome.kind] += 1
-            else:
-                # Cancelled from outside (deadline, player gone, shutdown)
-                # after the request may have been sent: charge the worst case.
+                return completion
+            raise UpstreamTimeout("attempt timed out", maybe_billed=True)
+        except UpstreamError as exc:
+            if exc.maybe_billed:
                 self.governor.settle_worst(grant)
-                self.upstream["cancelled"] += 1
-                self.breaker.abandon()
-        return outcome
+            else:
+                self.governor.settle_unbilled(grant)
+            self.upstream[exc.kind] += 1
+            raise
+        except BaseException:
+            # Cancelled from outside (deadline, player gone, shutdown) after
+            # the request may have been sent: charge the worst case.
+            self.governor.settle_worst(grant)
+            self.upstream[CALL_CANCELLED] += 1
+            self.breaker.abandon()
+            raise
 
     def _backoff(self, attempt: int) -> float:
         """Exponential with "equal jitter": half fixed, half random, so
@@ -307,11 +337,3 @@ class _Tries:
     made: int = 0
     succeeded: bool = False
     failed: bool = False
-
-
-class _Failed(Exception):  # noqa: N818 - internal signal, becomes a Fallback
-    """A job's upstream attempts all failed: counts toward the breaker."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason

@@ -23,7 +23,7 @@ import trio
 from ..content.schema import Content, Lines, Persona
 from ..tick.engine import SayJob
 from .prompt import small_talk
-from .reply import Reply
+from .reply import Reply, ReplySource
 
 __all__ = ["ScriptedProvider"]
 
@@ -95,7 +95,7 @@ class ScriptedProvider:
 
     async def reply(self, job: SayJob) -> Reply:
         """The provider's answer when no API key is configured."""
-        return Reply(self.line(job), "offline")
+        return Reply(self.line(job), ReplySource.OFFLINE)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Nothing to own: ready at once."""

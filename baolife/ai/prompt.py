@@ -46,6 +46,19 @@ TURN_CHARS = LIMITS.turn_chars
 
 CacheKey = tuple[str, str, str, str, str]
 
+# A message of more words than this is never small talk (the longest phrase
+# below has five, leaving room for words of address and the NPC's name).
+SMALL_TALK_WORDS = 8
+# Closeness (0-100) below each bound reads as the word: the generic prompt's
+# relationship and one part of the cache key.
+CLOSENESS_BANDS = ((34, "distant"), (67, "friendly"))
+CLOSEST_BAND = "close"
+# Prompt tokens the chat format adds: to prime the answer, and per message.
+PRIMING_TOKENS = 3
+MESSAGE_TOKENS = 8
+# Sampling temperature of every NPC reply: varied, still in character.
+TEMPERATURE = 0.8
+
 # The canonical phrase sent for each small-talk intent, and the ways players
 # say it (after normalise: lower case, no accents or punctuation).
 _CANONICAL = {
@@ -128,7 +141,7 @@ def small_talk(text: str, npc_name: str = "") -> str | None:
     ("heyyy", "goood morning").
     """
     words = _normalise(text).split()
-    if not words or len(words) > 8:
+    if not words or len(words) > SMALL_TALK_WORDS:
         return None
     names = set(_normalise(npc_name).split())
     while words and (words[-1] in _ADDRESS or words[-1] in names):
@@ -145,11 +158,10 @@ def small_talk(text: str, npc_name: str = "") -> str | None:
 
 def closeness_band(closeness: int) -> str:
     """Closeness 0-100 in three words; the generic prompt's relationship."""
-    if closeness < 34:
-        return "distant"
-    if closeness < 67:
-        return "friendly"
-    return "close"
+    for bound, word in CLOSENESS_BANDS:
+        if closeness < bound:
+            return word
+    return CLOSEST_BAND
 
 
 def persona_of(content: Content, job: SayJob) -> Persona:
@@ -215,10 +227,10 @@ def prompt_token_bound(messages: list[dict[str, str]]) -> int:
     English: it only holds budget during the call (the real usage is
     charged after), whereas a low estimate could overspend.
     """
-    return 3 + sum(8 + len(m["role"]) + len(m["content"].encode("utf-8")) for m in messages)
+    return PRIMING_TOKENS + sum(MESSAGE_TOKENS + len(m["role"]) + len(m["content"].encode("utf-8")) for m in messages)
 
 
 def request_body(model: str, messages: list[dict[str, str]], *, max_tokens: int, user: str) -> dict[str, Any]:
     """The ``chat/completions`` request. ``user`` is a pseudonymous id the
     API uses for abuse monitoring (and the fake server to count per player)."""
-    return {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.8, "user": user}
+    return {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": TEMPERATURE, "user": user}

@@ -1,61 +1,82 @@
-"""What an NPC reply provider promises: :class:`Provider`, :class:`Reply`, :class:`Fallback`.
+"""What an NPC reply provider promises: :class:`Provider` and its result,
+a :class:`Reply` or a :class:`Fallback`.
 
-A provider either returns a :class:`Reply` or raises :class:`Fallback` with
-the reason it would not (or could not) ask the model; the
+A provider returns a :class:`Reply`, or a :class:`Fallback` naming the
+:class:`FallbackReason` it would not (or could not) ask the model; the
 :class:`~baolife.ai.service.NpcService` then answers with a scripted line and
-counts the reason. Any other exception is a fault, also answered in
-character and logged.
-
-Reply sources::
-
-    llm       the model answered this job (an upstream call was made for it)
-    shared    an identical request already in flight answered it (no extra call)
-    cache     a cached reply to the same greeting or small talk (no call)
-    offline   the scripted provider, when no API key is configured
-    scripted  the fallback: budget spent, breaker open, deadline passed, ...
+counts the reason. A fallback is a value, not an exception: it is the
+expected answer when a budget is spent or the upstream is down. An exception
+out of a provider is a fault in our code, also answered in character and
+logged (reason ``error``).
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Protocol
 
 import attrs
 
 from ..tick.engine import SayJob
 
-__all__ = ["FALLBACK_REASONS", "Fallback", "Provider", "Reply"]
+__all__ = ["Fallback", "FallbackReason", "Provider", "Reply", "ReplySource"]
 
-# Every reason a job may be answered by the scripted fallback; metrics list
-# them all (at zero) so dashboards and alerts see the series from the start.
-FALLBACK_REASONS = (
-    "budget",  # the global daily spending budget would be exceeded
-    "player_budget",  # the player's daily call budget is spent
-    "budget_unknown",  # today's usage is not loaded yet (store unreachable at start)
-    "usage_backlog",  # too much usage waits to be written to the store
-    "breaker_open",  # the circuit breaker is open (or its one probe is out)
-    "rate_limited",  # the upstream said 429 and its Retry-After has not passed
-    "upstream_error",  # retries spent, or an error not worth retrying
-    "timeout",  # the job's deadline passed
-    "disconnected",  # the player left before the reply was ready
-    "error",  # a fault in our own code (logged with its traceback)
-)
+
+class ReplySource(enum.StrEnum):
+    """Where a reply came from; the value is the ``source`` metric label."""
+
+    LLM = "llm"  # the model answered this job (an upstream call was made for it)
+    SHARED = "shared"  # an identical request already in flight answered it (no extra call)
+    CACHE = "cache"  # a cached reply to the same greeting or small talk (no call)
+    OFFLINE = "offline"  # the scripted provider, when no API key is configured
+    SCRIPTED = "scripted"  # the fallback: budget spent, breaker open, deadline passed, ...
+
+
+class FallbackReason(enum.StrEnum):
+    """Why a job was answered by the scripted fallback. The value is the
+    ``reason`` label of ``baolife_npc_fallback_reasons_total``; metrics list
+    every member (at zero) so dashboards and alerts see the series from the
+    start. :attr:`budget_label` names the budget a refusal spent."""
+
+    BUDGET = "budget"  # the global daily spending budget would be exceeded
+    PLAYER_BUDGET = "player_budget"  # the player's daily call budget is spent
+    BUDGET_UNKNOWN = "budget_unknown"  # today's usage is not loaded yet (store unreachable at start)
+    USAGE_BACKLOG = "usage_backlog"  # too much usage waits to be written to the store
+    BREAKER_OPEN = "breaker_open"  # the circuit breaker is open (or its one probe is out)
+    RATE_LIMITED = "rate_limited"  # the upstream said 429 and its Retry-After has not passed
+    UPSTREAM_ERROR = "upstream_error"  # retries spent, or an error not worth retrying
+    TIMEOUT = "timeout"  # the job's deadline passed
+    DISCONNECTED = "disconnected"  # the player left before the reply was ready
+    ERROR = "error"  # a fault in our own code (logged with its traceback)
+
+    @property
+    def budget_label(self) -> str | None:
+        """The ``budget`` label of ``baolife_ai_budget_refusals_total`` for a
+        refusal by the cost governor; None for every other reason."""
+        return _BUDGET_LABELS.get(self)
+
+
+_BUDGET_LABELS = {
+    FallbackReason.PLAYER_BUDGET: "player",
+    FallbackReason.BUDGET: "global",
+    FallbackReason.BUDGET_UNKNOWN: "unknown",
+    FallbackReason.USAGE_BACKLOG: "backlog",
+}
 
 
 @attrs.frozen
 class Reply:
-    """An NPC's line and where it came from (see the module docstring)."""
+    """An NPC's line and where it came from."""
 
     text: str
-    source: str
+    source: ReplySource
 
 
-class Fallback(Exception):  # noqa: N818 - a decision, not an error of the caller
-    """The provider will not ask the model for this job; ``reason`` is one of
-    :data:`FALLBACK_REASONS`."""
+@attrs.frozen
+class Fallback:
+    """The provider did not get a reply from the model for this job."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    reason: FallbackReason
 
 
 class Provider(Protocol):
@@ -68,7 +89,7 @@ class Provider(Protocol):
 
     name: str
 
-    async def reply(self, job: SayJob) -> Reply | str:
-        """The NPC's reply (a plain ``str`` counts as source ``name``).
-        Raises :class:`Fallback` to have the scripted line sent instead; may
-        raise anything else, which the service contains."""
+    async def reply(self, job: SayJob) -> Reply | Fallback:
+        """The NPC's reply, or the :class:`Fallback` that has the scripted
+        line sent instead. Any exception is a fault, which the service
+        contains."""

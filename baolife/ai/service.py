@@ -26,19 +26,45 @@ import trio
 
 from ..tick.engine import SayJob
 from ..tick.loop import NpcReply
+from .breaker import CLOSED
 from .llm import LlmProvider
 from .offline import ScriptedProvider
-from .reply import FALLBACK_REASONS, Fallback, Provider, Reply
+from .reply import Fallback, FallbackReason, Provider, Reply, ReplySource
 
-__all__ = ["NpcService", "NpcStatistics"]
+__all__ = ["NpcService", "NpcStatistics", "UpstreamStatistics"]
 
 log = structlog.get_logger("baolife.ai")
 
 
 @attrs.frozen
+class UpstreamStatistics:
+    """The LLM path's counts, present when the provider calls an upstream.
+    Each field is one ``baolife_ai_*`` metric family of the same name
+    (docs/OPERATIONS.md, docs/AI.md)."""
+
+    calls: dict[str, int]  # by outcome: ok, cancelled or an UpstreamError.kind
+    retries: int
+    cache_hits: int
+    cache_misses: int
+    cache_entries: int
+    cache_capacity: int
+    coalesced: int  # jobs that joined an identical call in flight
+    flights: int  # upstream requests in flight now
+    budget_refusals: dict[str, int]  # by FallbackReason.budget_label
+    breaker_open: bool
+    breaker_opens: int
+    spend_today: float
+    spend_reserved: float
+    daily_budget: float
+    tokens: dict[str, int]  # by direction: in, out
+    usage_pending: int
+    usage_pending_limit: int
+
+
+@attrs.frozen
 class NpcStatistics:
-    """The service's counts; the fields after ``reasons`` are None unless the
-    provider calls an upstream (they become the ``baolife_ai_*`` metrics)."""
+    """The service's counts. ``upstream`` is None unless the provider calls
+    an upstream (an :class:`~baolife.ai.llm.LlmProvider`)."""
 
     queued: int
     capacity: int
@@ -46,25 +72,9 @@ class NpcStatistics:
     busy_workers: int
     replies: int
     fallbacks: int
-    sources: dict[str, int]
-    reasons: dict[str, int]
-    calls: dict[str, int] | None = None
-    retries: int | None = None
-    cache_hits: int | None = None
-    cache_misses: int | None = None
-    cache_entries: int | None = None
-    cache_capacity: int | None = None
-    coalesced: int | None = None
-    flights: int | None = None
-    budget_refusals: dict[str, int] | None = None
-    breaker_open: bool | None = None
-    breaker_opens: int | None = None
-    spend_today: float | None = None
-    spend_reserved: float | None = None
-    daily_budget: float | None = None
-    tokens: dict[str, int] | None = None
-    usage_pending: int | None = None
-    usage_pending_limit: int | None = None
+    sources: dict[ReplySource, int]
+    reasons: dict[FallbackReason, int]
+    upstream: UpstreamStatistics | None
 
 
 @attrs.define(eq=False)
@@ -93,7 +103,7 @@ class NpcService:
         queue: int,
         timeout: float,
         deliver: Callable[[NpcReply], object],
-        observe: Callable[[str, float], None] = lambda source, seconds: None,
+        observe: Callable[[ReplySource, float], None] = lambda source, seconds: None,
     ) -> None:
         self.provider = provider
         self.fallback = fallback
@@ -107,26 +117,29 @@ class NpcService:
         self._tickets: dict[int, list[_Ticket]] = {}
         self.busy_workers = 0
         self.replies = 0
-        self.sources: Counter[str] = Counter()
-        self.reasons: Counter[str] = Counter()
+        self.sources: Counter[ReplySource] = Counter()
+        self.reasons: Counter[FallbackReason] = Counter()
 
     def statistics(self) -> NpcStatistics:
-        base = NpcStatistics(
+        """The counts now (see :class:`NpcStatistics`)."""
+        return NpcStatistics(
             queued=self._send.statistics().current_buffer_used,
             capacity=self.capacity,
             workers=self.workers,
             busy_workers=self.busy_workers,
             replies=self.replies,
-            fallbacks=self.sources["scripted"],
+            fallbacks=self.sources[ReplySource.SCRIPTED],
             sources=dict(self.sources),
             reasons=dict(self.reasons),
+            upstream=self._upstream_statistics(),
         )
+
+    def _upstream_statistics(self) -> UpstreamStatistics | None:
         if not isinstance(self.provider, LlmProvider):
-            return base
+            return None
         st = self.provider.statistics()
-        g, r = st.budget, self.reasons
-        return attrs.evolve(
-            base,
+        g = st.budget
+        return UpstreamStatistics(
             calls=st.upstream,
             retries=st.retries,
             cache_hits=st.cache_hits,
@@ -136,12 +149,11 @@ class NpcService:
             coalesced=st.flights.shared,
             flights=st.flights.in_flight,
             budget_refusals={
-                "player": r["player_budget"],
-                "global": r["budget"],
-                "unknown": r["budget_unknown"],
-                "backlog": r["usage_backlog"],
+                reason.budget_label: self.reasons[reason]
+                for reason in FallbackReason
+                if reason.budget_label is not None
             },
-            breaker_open=st.breaker.state != "closed",
+            breaker_open=st.breaker.state != CLOSED,
             breaker_opens=st.breaker.opens,
             spend_today=g.spent,
             spend_reserved=g.reserved,
@@ -152,8 +164,9 @@ class NpcService:
         )
 
     def fallback_reasons(self) -> dict[str, int]:
-        """Scripted fallbacks by reason, every known reason present (at 0)."""
-        return dict.fromkeys(FALLBACK_REASONS, 0) | dict(self.reasons)
+        """Scripted fallbacks by reason (the metric label), every reason
+        present (at 0)."""
+        return {reason.value: self.reasons[reason] for reason in FallbackReason}
 
     def submit(self, job: SayJob) -> bool:
         """Queue a job without blocking; False when the channel is full."""
@@ -203,32 +216,32 @@ class NpcService:
     async def _answer(self, ticket: _Ticket) -> str:
         job = ticket.job
         started = trio.current_time()
-        reply = None
-        reason = "disconnected"
+        outcome: Reply | Fallback = Fallback(FallbackReason.DISCONNECTED)
         if not ticket.cancelled:
+            outcome = Fallback(FallbackReason.TIMEOUT)  # unless the provider answers in time
             with trio.CancelScope() as ticket.scope, trio.move_on_at(ticket.deadline):
-                reason = "timeout"
                 try:
-                    reply = await self.provider.reply(job)
-                except Fallback as exc:
-                    reason = exc.reason
+                    outcome = await self.provider.reply(job)
                 except Exception:  # a provider fault must not cost the player a reply
-                    reason = "error"
+                    outcome = Fallback(FallbackReason.ERROR)
                     log.exception("npc_provider_failed", provider=self.provider.name, player=job.player)
-            if ticket.cancelled and reply is None:
-                reason = "disconnected"
+            if ticket.cancelled and isinstance(outcome, Fallback):
+                outcome = Fallback(FallbackReason.DISCONNECTED)
         seconds = trio.current_time() - started
-        if isinstance(reply, str):
-            reply = Reply(reply, self.provider.name)
-        if reply is not None:
-            self.sources[reply.source] += 1
-            self.observe(reply.source, seconds)
-            log.debug("npc_reply", player=job.player, npc=job.npc, source=reply.source, ms=round(seconds * 1000))
-            return reply.text
-        self.sources["scripted"] += 1
-        self.reasons[reason] += 1
-        self.observe("scripted", seconds)
+        if isinstance(outcome, Reply):
+            self.sources[outcome.source] += 1
+            self.observe(outcome.source, seconds)
+            log.debug("npc_reply", player=job.player, npc=job.npc, source=outcome.source, ms=round(seconds * 1000))
+            return outcome.text
+        self.sources[ReplySource.SCRIPTED] += 1
+        self.reasons[outcome.reason] += 1
+        self.observe(ReplySource.SCRIPTED, seconds)
         log.info(
-            "npc_reply", player=job.player, npc=job.npc, source="scripted", fallback=reason, ms=round(seconds * 1000)
+            "npc_reply",
+            player=job.player,
+            npc=job.npc,
+            source=ReplySource.SCRIPTED,
+            fallback=outcome.reason,
+            ms=round(seconds * 1000),
         )
         return self.fallback.line(job)

@@ -112,7 +112,7 @@ async def _open(options: MysqlOptions) -> Conn:
     )
     try:
         cur = await conn.cursor()
-        for statement, args in options.session_setup(_is_mariadb(conn)):
+        for statement, args in sql.session_setup(options, _is_mariadb(conn)):
             await cur.execute(statement, args)
     except BaseException:
         conn.close()

@@ -1,28 +1,11 @@
-"""What the MySQL store says to the server: connection options and SQL text.
+"""What the MySQL store says to the server: session setup and SQL text.
 
 Plain code with no I/O, so it can be checked without a database. Every
 statement is a constant or is assembled from constant fragments (a list of
 ``%s`` placeholders sized to a batch); values always travel as parameters.
 
-The URL: ``mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTION=VALUE&...]``
-(``mariadb://`` is the same). User and password may be percent-encoded.
-Options, all in seconds:
-
-``connect_timeout`` (3)
-    opening a connection, TCP and handshake.
-``timeout`` (5)
-    one login-path operation (find an account, claim, create, ping, AI usage),
-    pool wait included.
-``save_timeout`` (15)
-    one save batch, pool wait included.
-``migrate_timeout`` (300)
-    applying the pending migrations.
-``lock_timeout`` (5)
-    ``innodb_lock_wait_timeout``: how long a statement waits for a row lock;
-    on MariaDB also ``idle_transaction_timeout``: a transaction left idle
-    that long (its client vanished) is ended by the server.
-``max_idle`` (300)
-    an idle pooled connection older than this is closed rather than reused.
+The URL and its options (timeouts, in seconds) are read by
+:class:`baolife.dburl.MysqlOptions`.
 
 On MariaDB each statement is also bounded on the server (``SET STATEMENT
 max_statement_time=N FOR ...``, N a little under its client deadline), so
@@ -35,9 +18,8 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
-from urllib.parse import parse_qsl, unquote, urlsplit
 
-import attrs
+from ..dburl import MysqlOptions  # re-exported: the options this dialect serves
 
 __all__ = [
     "CODEC_COMPRESSED",
@@ -48,86 +30,9 @@ __all__ = [
     "bounded",
     "lock_epochs_statement",
     "save_statement",
+    "session_setup",
     "split_by_size",
 ]
-
-_DEFAULTS = {
-    "connect_timeout": 3.0,
-    "timeout": 5.0,
-    "save_timeout": 15.0,
-    "migrate_timeout": 300.0,
-    "lock_timeout": 5.0,
-    "max_idle": 300.0,
-}
-_LIMITS = (0.1, 86400.0)
-
-
-@attrs.frozen
-class MysqlOptions:
-    """Where and how to connect; see the module docstring for the options."""
-
-    host: str
-    port: int
-    user: str
-    password: str
-    database: str
-    connect_timeout: float
-    timeout: float
-    save_timeout: float
-    migrate_timeout: float
-    lock_timeout: float
-    max_idle: float
-
-    @classmethod
-    def from_url(cls, url: str) -> MysqlOptions:
-        """Parse a ``mysql://`` URL. Raises ValueError with a one-line reason."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mysql", "mariadb"):
-            raise ValueError("scheme must be mysql:// or mariadb://")
-        if not parts.hostname:
-            raise ValueError("must be mysql://user:password@host:port/database (no host)")
-        database = unquote(parts.path.lstrip("/"))
-        if not database or "/" in database:
-            raise ValueError("must be mysql://user:password@host:port/database (no database)")
-        try:
-            port = parts.port or 3306
-        except ValueError:
-            raise ValueError("the port must be a number between 0 and 65535") from None
-        values = dict(_DEFAULTS)
-        for key, raw in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)):
-            if key not in values:
-                raise ValueError(f"unknown option {key!r} (known: {', '.join(sorted(_DEFAULTS))})")
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"option {key} must be a number of seconds") from None
-            if not _LIMITS[0] <= value <= _LIMITS[1]:
-                raise ValueError(f"option {key} must be between {_LIMITS[0]:g} and {_LIMITS[1]:g} seconds")
-            values[key] = value
-        return cls(
-            host=parts.hostname,
-            port=port,
-            user=unquote(parts.username or "root"),
-            password=unquote(parts.password or ""),
-            database=database,
-            **values,
-        )
-
-    def server_bound(self, client_deadline: float) -> float:
-        """Server-side statement limit for a client deadline: a little
-        shorter, so the server has given up by the time the client does."""
-        return round(max(0.1, client_deadline * 0.9), 3)
-
-    def session_setup(self, mariadb: bool) -> list[tuple[str, tuple[object, ...]]]:
-        """Statements (with parameters) run on every new connection."""
-        lock = max(1, round(self.lock_timeout))
-        if mariadb:
-            return [(ISOLATION, ()), (_SESSION_MARIADB, (lock, lock))]
-        return [(ISOLATION, ()), (_SESSION_MYSQL, (lock,))]
-
-    def __repr__(self) -> str:  # never print the password
-        return f"MysqlOptions({self.user}@{self.host}:{self.port}/{self.database})"
-
 
 # --------------------------------------------------------------------- statements
 
@@ -256,3 +161,11 @@ def decode_state(stored: bytes, codec: int) -> bytes:
     if len(state) != length:
         raise ValueError(f"compressed state is {len(state)} bytes, its header says {length}")
     return state
+
+
+def session_setup(options: MysqlOptions, mariadb: bool) -> list[tuple[str, tuple[object, ...]]]:
+    """Statements (with parameters) run on every new connection."""
+    lock = max(1, round(options.lock_timeout))
+    if mariadb:
+        return [(ISOLATION, ()), (_SESSION_MARIADB, (lock, lock))]
+    return [(ISOLATION, ()), (_SESSION_MYSQL, (lock,))]

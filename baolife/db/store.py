@@ -1,7 +1,9 @@
 """The store interface: what the server asks of its database.
 
 Two implementations stand behind it: :mod:`baolife.db.sqlite` (the embedded
-default) and :mod:`baolife.db.mysql` (production). Both pass one test suite.
+default) and :mod:`baolife.db.mysql` (production). Both pass one test suite;
+:func:`baolife.db.open_store` picks one by URL. This module defines the
+interface only and imports neither.
 
 Exceptions (foreign ones are translated where they enter)::
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import attrs
@@ -35,7 +36,6 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "hash_token",
-    "open_store",
 ]
 
 
@@ -99,7 +99,7 @@ class StoreStatistics:
     :data:`LATENCY_BUCKETS`, ``failures`` those that did not return (an
     error, a timeout or a cancel), ``timeouts`` those that ran out of the
     store's own time limit. The ``pool_*`` fields and ``timeouts`` are
-    exported as metrics (``_STORE_OPTIONAL`` in baolife/app.py).
+    exported as metrics (``STORE_OPTIONAL`` in :mod:`baolife.metrics.store`).
     """
 
     kind: str
@@ -215,15 +215,3 @@ class Store(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; idempotent."""
-
-
-def open_store(url: str, *, pool_size: int = 8, root: str = ".") -> AbstractAsyncContextManager[Store]:
-    """An async context manager yielding the store for ``url``
-    (``sqlite:///PATH`` or ``mysql://user:pw@host:port/db``)."""
-    if url.startswith("sqlite:"):
-        from .sqlite import open_sqlite
-
-        return open_sqlite(url, root=root)
-    from .mysql import open_mysql
-
-    return open_mysql(url, pool_size=pool_size)

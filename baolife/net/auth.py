@@ -70,7 +70,8 @@ class Auth:
         self.inbox.put(Deliver(session, wire.Error(code=code, message=message, ref=ref)), force=True)
 
     async def handle(self, session: Recipient, remote: str, cmd: wire.Command) -> None:
-        """Answer a register, login or resume message of ``session``."""
+        """Answer a register, login or resume message of ``session`` (a
+        command that does not need login, see ``Command.needs_login``)."""
         try:
             with trio.fail_after(self.timeout):
                 if isinstance(cmd, wire.Register):
@@ -95,8 +96,9 @@ class Auth:
         entry = await self.directory.register(cmd.name, hash_token(token))
         pid = entry.player.id
         log.info("registered", player=pid)
-        if not self.inbox.put(Attach(session, entry.player, ref=cmd.ref, token=token)):
-            self.directory.release(pid)
+        # An Attach always goes into the inbox (it is bookkeeping, bounded by
+        # the connections): the tick loop takes the directory hold over.
+        self.inbox.put(Attach(session, entry.player, ref=cmd.ref, token=token))
 
     async def _login(self, session: Recipient, cmd: wire.Login | wire.Resume) -> None:
         pid = await self.store.find_account(hash_token(cmd.token))
@@ -105,5 +107,4 @@ class Auth:
             return
         entry = await self.directory.acquire(pid)
         resume = cmd.last_seq if isinstance(cmd, wire.Resume) else None
-        if not self.inbox.put(Attach(session, entry.player, ref=cmd.ref, resume=resume)):
-            self.directory.release(pid)
+        self.inbox.put(Attach(session, entry.player, ref=cmd.ref, resume=resume))

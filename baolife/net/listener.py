@@ -1,30 +1,24 @@
-"""The WebSocket listener: handshakes, connection limits, reading, one writer
-per connection, and a sweeper for deadlines and dead peers.
+"""The WebSocket listener: accepting, admitting and ending connections.
 
-Reading parses each message into a command (or the error to answer with) and
-puts it into the tick loop's inbox. On plain TCP one task reads every
-connection (:class:`~baolife.net.readhub.ReadHub`, see there why); a
-connection's own task wakes only to run its login messages (they wait on the
-store) and to end. Over TLS each connection has its own reader task. The
-writer drains the session's outbound queue. An exception in one connection
-is logged and ends that connection only. The sweeper, one task for all connections,
-closes those that did not log in within ``login_timeout`` (1008), says
-``bye`` idle to those silent for ``idle_timeout`` (4001), and pings quiet
-peers, dropping those that do not answer.
-
-Behind a front proxy every peer is the proxy: when the peer is within
-``trusted_proxies``, the client's address is the right-most entry of the
-handshake's ``X-Forwarded-For`` that is not itself a trusted proxy (see
-:func:`client_address`), so per-IP limits and logs see players, not the proxy.
+It accepts on ``settings.ws_bind`` (:func:`~baolife.net.accept.accept_loop`
+bounds the streams held open), runs the handshake under a deadline, and
+admits a connection or refuses it with an HTTP status: 404 for a path other
+than ``/ws``, 503 while full or draining, 429 over the per-address limit
+(the address a front proxy forwarded, :mod:`baolife.net.proxy`). An admitted
+connection gets a :class:`~baolife.net.session.Session`, a writer task that
+drains its outbound queue, and a reader (:mod:`baolife.net.reading`) that
+hands its messages to the :class:`~baolife.net.intake.Intake`; one sweeper
+task watches the deadlines of all (:mod:`baolife.net.sweeper`). When a
+connection ends, the listener counts why, tells the tick loop (``Detach``)
+and closes the stream gracefully. An exception in one connection is logged
+and ends that connection only.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import select
 import ssl
 from collections import Counter
-from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -32,35 +26,38 @@ import attrs
 import structlog
 import trio
 
-from .. import protocol as wire
 from ..config import Settings
-from ..obs import Deferred
-from ..tick.loop import Deliver, Detach, Inbox, Kick, TickLoop
+from ..logs import Deferred
+from ..protocol import CloseCode
+from ..tick.loop import Detach, Inbox, TickLoop
 from .accept import HANDSHAKE_ROOM, Gate, accept_loop, http_refusal
 from .auth import Auth
+from .intake import Intake
+from .proxy import client_address
 from .readhub import ReadHub
+from .reading import HubReader, read_in_task
 from .session import CLOSE_WAIT, Session
-from .ws import ConnectionDone, WsConnection
+from .sweeper import sweep_forever
+from .ws import WsConnection
 
 __all__ = ["WsListener", "ListenerStatistics"]
 
 log = structlog.get_logger("baolife.net")
 
 HANDSHAKE_TIMEOUT = 5.0
-_CLOSE_REASONS = {
-    1000: "closed",
-    1001: "shutdown",
-    1002: "protocol",
-    1006: "lost",
-    1007: "bad_utf8",
-    1008: "policy",
-    1009: "too_big",
-    1011: "internal",
-    4000: "replaced",
-    4001: "idle",
+# The ``reason`` label of closed connections, by close code.
+_CLOSE_REASONS: dict[int, str] = {
+    CloseCode.LOGOUT: "closed",
+    CloseCode.SHUTDOWN: "shutdown",
+    CloseCode.PROTOCOL_ERROR: "protocol",
+    CloseCode.LOST: "lost",
+    CloseCode.BAD_UTF8: "bad_utf8",
+    CloseCode.POLICY: "policy",
+    CloseCode.TOO_BIG: "too_big",
+    CloseCode.INTERNAL: "internal",
+    CloseCode.REPLACED: "replaced",
+    CloseCode.IDLE: "idle",
 }
-SWEEP_EVERY = 1.0
-_LOGIN_TYPES = (wire.Register, wire.Login, wire.Resume)
 
 
 # The answer at accept when the listener holds as many streams as it may.
@@ -69,6 +66,10 @@ FULL = http_refusal(503, "Service Unavailable", "server is full; try again later
 
 @attrs.frozen
 class ListenerStatistics:
+    """Counters of :meth:`WsListener.statistics`: connections open and
+    accepted, refusals and closes by reason, inbound messages by type (see
+    :class:`~baolife.net.intake.Intake`), and the outbound queues."""
+
     connections: int
     accepted: int
     refused: dict[str, int]
@@ -78,34 +79,6 @@ class ListenerStatistics:
     queued_bytes: int
     max_queued_frames: int
     accept_errors: int = 0
-
-
-def client_address(peer: str, headers: Iterable[tuple[bytes, bytes]], trusted: tuple[Any, ...]) -> str:
-    """The address per-IP limits count: the TCP peer, unless the peer is a
-    trusted front proxy; then the right-most address of X-Forwarded-For that
-    is not itself a trusted proxy. Nothing a client sends directly can
-    change its address."""
-    if not trusted or not _within(peer, trusted):
-        return peer
-    hops: list[str] = []
-    for name, value in headers:
-        if name.lower() == b"x-forwarded-for":
-            hops.extend(h.strip() for h in value.decode("latin-1").split(","))
-    for hop in reversed(hops):
-        if not _within(hop, trusted):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer
-    return peer
-
-
-def _within(address: str, networks: tuple[Any, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
 
 
 async def _linger(stream: trio.abc.Stream) -> None:
@@ -147,7 +120,7 @@ class WsListener:
         self.accepted = 0
         self.refused: Counter[str] = Counter()
         self.closed: Counter[str] = Counter()
-        self.inbound: Counter[str] = Counter()
+        self.intake = Intake(inbox, rate_strikes=settings.rate_strikes)
         self._accept_scope = trio.CancelScope()
         self._conns: trio.Nursery | None = None
         self._changed = trio.Event()
@@ -158,13 +131,14 @@ class WsListener:
         self._admitting = 0
 
     def statistics(self) -> ListenerStatistics:
+        """The listener's counters now (read by the metrics collector)."""
         frames = [s.queued_frames for s in self.sessions]
         return ListenerStatistics(
             connections=len(self.sessions),
             accepted=self.accepted,
             refused=dict(self.refused) | ({"capacity": self.gate.refused} if self.gate.refused else {}),
             closed=dict(self.closed),
-            inbound=dict(self.inbound),
+            inbound=dict(self.intake.inbound),
             queued_frames=sum(frames),
             queued_bytes=sum(s.queued_bytes for s in self.sessions),
             max_queued_frames=max(frames, default=0),
@@ -193,7 +167,7 @@ class WsListener:
                 self._conns = conns
                 with self._accept_scope:
                     async with trio.open_nursery() as accept:
-                        accept.start_soon(self._sweeper)
+                        accept.start_soon(sweep_forever, self.sessions, self.settings, self.inbox)
                         # Plain TCP gets an HTTP 503 over the bound; TLS is just closed.
                         refusal = b"" if self.settings.tls_cert else FULL
                         for listener in listeners:
@@ -303,7 +277,7 @@ class WsListener:
         elif session.abort_reason:
             reason = session.abort_reason.split(":")[0]
         else:
-            reason = _CLOSE_REASONS.get(session.close_code or 1006, f"code_{session.close_code}")
+            reason = _CLOSE_REASONS.get(session.close_code or CloseCode.LOST, f"code_{session.close_code}")
         self.closed[reason] += 1
         self.inbox.put(Detach(session))
         log.info(
@@ -327,9 +301,9 @@ class WsListener:
                 nursery.start_soon(self._write, session, nursery.cancel_scope)
                 fd = session.conn.fd
                 if self.hub is not None and self.hub.running and fd is not None:
-                    await _HubReader(self, session, self.hub, fd).serve()
+                    await HubReader(session, self.hub, fd, self.intake, self.auth).serve()
                 else:
-                    await self._read(session)
+                    await read_in_task(session, self.intake, self.auth)
                 # Let the writer send what is queued (a close reply, a bye), briefly.
                 nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline, trio.current_time() + CLOSE_WAIT)
 
@@ -340,194 +314,3 @@ class WsListener:
             session.abort("lost: connection lost")
         finally:
             scope.cancel()
-
-    async def _read(self, session: Session) -> None:
-        """The reader task of a connection the hub cannot read (TLS; no epoll)."""
-        conn = session.conn
-        while True:
-            try:
-                message = await conn.receive()
-            except ConnectionDone as done:
-                _reader_done(session, done)
-                return
-            login = self._message(session, message)
-            if login is not None:
-                await self.auth.handle(session, session.remote, login)
-
-    def _message(self, session: Session, message: str | bytes) -> wire.Command | None:
-        """Answer or queue one message read from ``session``; a login message
-        is returned for the caller to run (it waits on the store), with
-        nothing read after it handled before it is done."""
-        session.last_rx = trio.current_time()
-        if session.state != "open":
-            return None  # closing: read only to see the peer's close
-        if not session.allow_message():
-            if session.strikes >= self.settings.rate_strikes:
-                # Named here: over plain TCP this runs in the read hub's task,
-                # outside the connection's bound context.
-                log.warning(
-                    "rate_limit_abuse",
-                    remote=session.remote,
-                    strikes=session.strikes,
-                    session=session.id,
-                    player=session.player_id,
-                )
-                session.close(1008, "rate limit exceeded")
-                return None
-            self.inbound["rate_limited"] += 1
-            self.inbox.put(
-                Deliver(session, wire.Error(code="rate_limited", message="too many messages; this one was dropped")),
-                force=True,
-            )
-            return None
-        try:
-            cmd = wire.parse(message)
-        except wire.Rejected as rejected:
-            self.inbound["invalid"] += 1
-            self.inbox.put(Deliver(session, rejected.op), force=True)
-            return None
-        self.inbound[cmd.type] += 1
-        if isinstance(cmd, _LOGIN_TYPES):
-            if session.player_id is not None:
-                self.inbox.put(
-                    Deliver(
-                        session, wire.Error(code="not_allowed", message="already logged in; log out first", ref=cmd.ref)
-                    ),
-                    force=True,
-                )
-                return None
-            return cmd
-        if not self.inbox.put(Deliver(session, cmd)):
-            self.inbox.put(
-                Deliver(
-                    session,
-                    wire.Error(code="busy", message="the server is overloaded; try again in a moment", ref=cmd.ref),
-                ),
-                force=True,
-            )
-        return None
-
-    # ----------------------------------------------------------------- sweeper
-
-    async def _sweeper(self) -> None:
-        # One pass a second over every connection, with the deadlines turned
-        # into times once per pass: a few hundred ns per connection.
-        s = self.settings
-        while True:
-            await trio.sleep(SWEEP_EVERY)
-            now = trio.current_time()
-            login_before = now - s.login_timeout
-            idle_before = now - s.idle_timeout
-            quiet_before = now - s.ping_interval
-            for session in list(self.sessions):
-                if session.state != "open":
-                    continue
-                conn = session.conn
-                if conn.last_pong > session.last_rx:
-                    session.last_rx = conn.last_pong
-                if session.player_id is None:
-                    if session.connected_at < login_before:
-                        session.close(1008, "log in within the time limit")
-                        continue
-                elif session.last_message < idle_before and not session.kicked:
-                    session.kicked = True
-                    self.inbox.put(Kick(session, "idle", 4001), force=True)
-                    continue
-                ping_sent = session.ping_sent
-                if ping_sent is not None:
-                    if conn.last_pong >= ping_sent:
-                        session.ping_sent = None
-                    elif ping_sent < quiet_before:
-                        session.abort("no_pong: no answer to ping")
-                elif session.last_rx < quiet_before:
-                    session.ping_sent = now
-                    session.send_control(conn.ping_frame())
-
-
-def _reader_done(session: Session, done: ConnectionDone) -> None:
-    if session.close_code is None:
-        session.close_code = done.code
-    if done.code == 1006:
-        session.abort("lost: connection lost")
-    else:
-        session.finish()
-
-
-class _HubReader:
-    """Reads one connection from the listener's :class:`ReadHub`.
-
-    The hub calls :meth:`readable` in its own task; the connection's task
-    waits in :meth:`serve` and wakes only to run a login message (reading
-    stops meanwhile, so what follows it is handled after it, as a reader task
-    would) and to end: at the end of the stream, or with the exception a
-    message raised, which ends this connection alone, as in a reader task.
-    A line logged while reading runs in the hub's task, outside the context
-    bound in :meth:`WsListener._serve`: it names ``session`` and ``player``."""
-
-    def __init__(self, listener: WsListener, session: Session, hub: ReadHub, fd: int) -> None:
-        self.listener = listener
-        self.session = session
-        self.hub = hub
-        self.fd = fd
-        self.login: wire.Command | None = None
-        self.ended = False
-        self.error: Exception | None = None
-        self._wake = trio.Event()
-        # One bound method for add and remove: the hub removes by identity.
-        self._readable = self.readable
-
-    async def serve(self) -> None:
-        """Wait for logins to run and for the end; the descriptor is out of
-        the hub when this returns (before the listener closes the stream)."""
-        self.hub.add(self.fd, self._readable)
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                if self.error is not None:
-                    raise self.error
-                if self.login is not None:
-                    cmd, self.login = self.login, None
-                    await self.listener.auth.handle(self.session, self.session.remote, cmd)
-                    self.hub.add(self.fd, self._readable)
-                    self._drain()  # what arrived behind the login
-                    continue
-                if self.ended:
-                    return
-        finally:
-            self.hub.remove(self.fd, self._readable)
-
-    def readable(self) -> None:
-        session = self.session
-        if session.state == "dead" or self.ended:
-            self.hub.remove(self.fd, self._readable)  # its task is being cancelled
-            return
-        try:
-            if session.conn.read_nowait():
-                self._drain()
-        except Exception as exc:  # one connection's fault ends that connection
-            self.error = exc
-            self._stop()
-
-    def _drain(self) -> None:
-        session = self.session
-        conn = session.conn
-        while self.login is None and not self.ended:
-            try:
-                message = conn.next_message()
-            except ConnectionDone as done:
-                _reader_done(session, done)
-                self._stop()
-                return
-            if message is None:
-                return
-            login = self.listener._message(session, message)
-            if login is not None:
-                self.login = login
-                self.hub.remove(self.fd, self._readable)  # read on once it is done
-                self._wake.set()
-
-    def _stop(self) -> None:
-        self.ended = True
-        self.hub.remove(self.fd, self._readable)
-        self._wake.set()

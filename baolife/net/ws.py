@@ -43,6 +43,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import RemoteProtocolError
 
+from ..protocol import CloseCode
+
 __all__ = ["ConnectionDone", "WsConnection", "text_frame"]
 
 RECEIVE_SIZE = 16384
@@ -207,12 +209,12 @@ class WsConnection:
         if self._done is not None:
             return  # past the end (1006 after a close, or a failure): nothing more is parsed
         if not data:
-            self._finish(ConnectionDone(1006, "connection lost"))
+            self._finish(ConnectionDone(CloseCode.LOST, "connection lost"))
             return
         try:
             self._ws.receive_data(data)
         except RemoteProtocolError:
-            self._fail(1002, "protocol error")
+            self._fail(CloseCode.PROTOCOL_ERROR, "protocol error")
             return
         self._process()
 
@@ -249,7 +251,7 @@ class WsConnection:
         data = event.data
         self._size += len(data.encode("utf-8")) if isinstance(data, str) else len(data)
         if self._size > self.max_message_bytes:
-            self._fail(1009, f"message over {self.max_message_bytes} bytes")
+            self._fail(CloseCode.TOO_BIG, f"message over {self.max_message_bytes} bytes")
             return
         self._parts.append(cast("str | bytes", data))
         if event.message_finished:

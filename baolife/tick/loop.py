@@ -312,21 +312,31 @@ class TickLoop:
         self._closing_set.add(session)
 
     def _deliver(self, session: Recipient, cmd: wire.Command | wire.Error, tick: int) -> None:
+        # The one place that decides what a connection may send as it is
+        # (logged in or not), from Command.needs_login.
         if session not in self.sessions or session in self._closing_set:
             return
         if isinstance(cmd, wire.Error):
             self.error_counts[cmd.code] += 1
             self._ops_for(session).append(cmd)
-        elif isinstance(cmd, wire.Ping):
-            self._ops_for(session).append(wire.Pong(ref=cmd.ref))
-        elif isinstance(cmd, wire.Logout):
-            self._ops_for(session).append(wire.Bye(reason="logout"))
-            self._close_after_flush(session, 1000, "logout")
+        elif not cmd.needs_login:
+            # The reader runs a login itself (it waits on the store) while the
+            # connection is not logged in; one that comes here is a second login.
+            self.error_counts["not_allowed"] += 1
+            self._ops_for(session).append(
+                wire.Error(code="not_allowed", message="already logged in; log out first", ref=cmd.ref)
+            )
         elif session.player_id is None or self.by_player.get(session.player_id) is not session:
+            # PROTOCOL.md: before login every command that needs it is refused.
             self.error_counts["unauthenticated"] += 1
             self._ops_for(session).append(
                 wire.Error(code="unauthenticated", message="log in first (register, login or resume)", ref=cmd.ref)
             )
+        elif isinstance(cmd, wire.Ping):
+            self._ops_for(session).append(wire.Pong(ref=cmd.ref))
+        elif isinstance(cmd, wire.Logout):
+            self._ops_for(session).append(wire.Bye(reason="logout"))
+            self._close_after_flush(session, wire.CloseCode.LOGOUT, "logout")
         else:
             self.world.apply(session.player_id, cmd, tick)
 
@@ -356,7 +366,7 @@ class TickLoop:
             stale = self.world.outbox.pop(pid, [])
             stale.append(wire.Bye(reason="replaced"))
             self._session_ops.setdefault(old, []).extend(stale)
-            self._close_after_flush(old, 4000, "replaced")
+            self._close_after_flush(old, wire.CloseCode.REPLACED, "replaced")
             self.on_online(pid, False)  # the old session's hold on the player
         session.player_id = pid
         self.by_player[pid] = session
@@ -452,7 +462,7 @@ class TickLoop:
         for session in list(self.sessions):
             if session not in self._closing_set:
                 self._ops_for(session).append(wire.Bye(reason="shutdown"))
-                self._close_after_flush(session, 1001, "shutdown")
+                self._close_after_flush(session, wire.CloseCode.SHUTDOWN, "shutdown")
         self._flush(tick)
         changed = self.world.take_changed()
         if changed:

@@ -46,10 +46,9 @@ from baolife.ai.offline import ScriptedProvider
 from baolife.db import mysql as mysql_module
 from baolife.db.mysql import MysqlStore, open_mysql
 from baolife.db.mysql_dialect import CODEC_COMPRESSED, encode_state
-from baolife.db.saver import Saver
 from baolife.db.store import SaveRow
 from baolife.model import SCHEMA_VERSION, Player, dump_player, load_player
-from baolife.players import Directory
+from baolife.players import Directory, Saver
 from baolife.tick.engine import SayJob, World
 
 DROP_TABLES = (

@@ -8,17 +8,17 @@ import trio
 import trio.testing
 
 from baolife.ai.flight import SingleFlight
-from baolife.ai.reply import Fallback
+from baolife.ai.reply import Fallback, FallbackReason
 
 
 class Upstream:
-    def __init__(self, seconds: float = 1.0, fail: str | None = None) -> None:
+    def __init__(self, seconds: float = 1.0, fail: FallbackReason | None = None) -> None:
         self.calls = 0
         self.running = 0
         self.seconds = seconds
         self.fail = fail
 
-    async def fetch(self) -> str:
+    async def fetch(self) -> str | Fallback:
         self.calls += 1
         number = self.calls
         self.running += 1
@@ -27,7 +27,7 @@ class Upstream:
         finally:
             self.running -= 1
         if self.fail:
-            raise Fallback(self.fail)
+            return Fallback(self.fail)
         return f"answer {number}"
 
 
@@ -57,14 +57,13 @@ async def test_callers_of_one_key_share_one_call(autojump_clock: trio.testing.Mo
 async def test_a_fallback_reaches_every_waiter(autojump_clock: trio.testing.MockClock, nursery: trio.Nursery) -> None:
     flights = SingleFlight()
     flights.bind(nursery)
-    up = Upstream(fail="budget")
+    up = Upstream(fail=FallbackReason.BUDGET)
     reasons: list[str] = []
 
     async def ask() -> None:
-        try:
-            await flights.run("k", up.fetch)
-        except Fallback as exc:
-            reasons.append(exc.reason)
+        outcome, _ = await flights.run("k", up.fetch)
+        assert isinstance(outcome, Fallback)
+        reasons.append(outcome.reason)
 
     with trio.fail_after(5):
         async with trio.open_nursery() as callers:
@@ -73,13 +72,36 @@ async def test_a_fallback_reaches_every_waiter(autojump_clock: trio.testing.Mock
     assert reasons == ["budget"] * 3 and up.calls == 1
 
 
+async def test_a_fault_in_the_fetch_is_the_error_fallback_for_every_waiter(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    flights = SingleFlight()
+    flights.bind(nursery)
+
+    async def broken() -> str:
+        await trio.sleep(1)
+        raise KeyError("a bug")
+
+    outcomes: list[tuple[str | Fallback, bool]] = []
+
+    async def ask() -> None:
+        outcomes.append(await flights.run("k", broken))
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as callers:
+            for _ in range(3):
+                callers.start_soon(ask)
+    assert sorted(shared for _, shared in outcomes) == [False, True, True]
+    assert {outcome for outcome, _ in outcomes} == {Fallback(FallbackReason.ERROR)}
+
+
 async def test_the_flight_outlives_a_leaving_leader_but_not_its_last_waiter(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
 ) -> None:
     flights = SingleFlight()
     flights.bind(nursery)
     up = Upstream(seconds=10)
-    got: list[str] = []
+    got: list[str | Fallback] = []
 
     async def follower() -> None:
         got.append((await flights.run("k", up.fetch))[0])

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from baolife.db.store import Store, open_store
+from baolife.db import open_store
+from baolife.db.store import Store
 from tests.db.mysql_admin import reset_database
 
 BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]

@@ -10,10 +10,9 @@ import pytest
 import trio
 
 from baolife.content.schema import Content
-from baolife.db.saver import Saver
 from baolife.db.sqlite import open_sqlite
 from baolife.model import load_player
-from baolife.players import Directory
+from baolife.players import Directory, Saver
 from baolife.tick.rules import Rules
 from tests.db.flaky import FlakyStore
 from tests.helpers import add_players

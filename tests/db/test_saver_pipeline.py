@@ -8,10 +8,9 @@ from typing import Any
 import trio
 import trio.testing
 
-from baolife.db.saver import Saver
 from baolife.db.store import SaveRow, StoreUnavailable
 from baolife.model import Player
-from baolife.players import Directory
+from baolife.players import Directory, Saver
 
 
 class SlowStore:

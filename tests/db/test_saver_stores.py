@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import trio
 
-from baolife.db.saver import Saver
-from baolife.db.store import SaveRow, Store, hash_token, open_store
+from baolife.db import open_store
+from baolife.db.store import SaveRow, Store, hash_token
 from baolife.model import Player, dump_player
-from baolife.players import Directory
+from baolife.players import Directory, Saver
 from tests.helpers import add_players
 
 

@@ -7,7 +7,8 @@ import itertools
 import pytest
 import trio
 
-from baolife.db.store import SaveRow, Store, StoreError, StoreUnavailable, hash_token, open_store
+from baolife.db import open_store
+from baolife.db.store import SaveRow, Store, StoreError, StoreUnavailable, hash_token
 
 _tokens = itertools.count()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import trio
 
 from baolife import content as content_pkg
+from baolife.ai.reply import Reply, ReplySource
 from baolife.config import Settings
 from baolife.db.sqlite import sqlite_path
 from baolife.tick.engine import SayJob
@@ -25,10 +26,10 @@ class GatedProvider:
         self.release = trio.Event()
         self.taken = trio.Event()
 
-    async def reply(self, job: SayJob) -> str:
+    async def reply(self, job: SayJob) -> Reply:
         self.taken.set()
         await self.release.wait()
-        return f"at last, {job.player_name}"
+        return Reply(f"at last, {job.player_name}", ReplySource.LLM)
 
 
 async def test_say_is_busy_when_replies_are_backed_up_or_one_is_in_flight(settings: Settings) -> None:
@@ -75,6 +76,7 @@ async def test_an_unreadable_save_is_internal_and_the_connection_stays_usable(se
         async with running_app(settings) as app, Client.connect(app.ws_port) as c:
             error = await c.request("login", token=token)
             assert error["code"] == "internal" and "cannot be read" in error["message"]
-            assert (await c.request("ping"))["op"] == "pong"
+            # Still answered, and still not logged in.
+            assert (await c.request("ping"))["code"] == "unauthenticated"
             token2, _ = await c.register("Someone Else")
             assert token2 != token

@@ -9,7 +9,7 @@ import orjson
 import trio
 
 from baolife.config import Settings
-from baolife.net.listener import client_address
+from baolife.net.proxy import client_address
 from tests.helpers import Client, RawClient, handshake_status, running_app
 
 

@@ -82,16 +82,32 @@ async def test_a_life_through_every_message_type(settings: Settings, mini: Conte
                 assert resumed["op"] == "welcome" and c.frames[-1]["seq"] == 1
 
 
-async def test_before_login_only_login_messages_and_ping_work(settings: Settings, mini: Content) -> None:
+async def test_a_ping_before_login_is_unauthenticated(settings: Settings, mini: Content) -> None:
+    # PROTOCOL.md's contract; before issue 14 a ping was answered pong.
     with trio.fail_after(20):
         async with running_app(settings, content=mini) as app, Client.connect(app.ws_port) as c:
-            pong = await c.request("ping")
-            assert pong["op"] == "pong" and c.frames[-1]["seq"] == 0
+            error = await c.request("ping")
+            assert (error["op"], error["code"]) == ("error", "unauthenticated") and c.frames[-1]["seq"] == 0
+            await c.register()
+            assert (await c.request("ping"))["op"] == "pong"
+
+
+async def test_before_login_only_login_messages_work(settings: Settings, mini: Content) -> None:
+    # PROTOCOL.md: every type but register, login and resume, ping and logout
+    # included, gets unauthenticated until one of those succeeds.
+    with trio.fail_after(20):
+        async with running_app(settings, content=mini) as app, Client.connect(app.ws_port) as c:
             for kind, fields in [
+                ("ping", {}),
+                ("logout", {}),
                 ("act", {"action": "nap"}),
                 ("answer", {"prompt": 1, "choice": "a"}),
                 ("say", {"npc": 1, "text": "hi"}),
                 ("new_life", {}),
+                ("speed", {"x": 2}),
+                ("story", {}),
+                ("talks", {"npc": 1}),
+                ("lives", {}),
             ]:
                 error = await c.request(kind, **fields)
                 assert error["code"] == "unauthenticated", kind
@@ -104,9 +120,12 @@ async def test_before_login_only_login_messages_and_ping_work(settings: Settings
             assert (await c.request("jump"))["code"] == "unknown_type"
             error = await c.request("register", name=17)
             assert error["code"] == "bad_request" and "name" in error["message"]
-            # The connection is still usable after all that.
+            # The connection is still usable after all that, and logged in
+            # the same messages work.
             token, _ = await c.register()
             assert token
+            assert (await c.request("ping"))["op"] == "pong"
+            assert (await c.request("login", token=token))["code"] == "not_allowed"
 
 
 async def test_a_second_login_replaces_the_first_session(settings: Settings, mini: Content) -> None:
@@ -147,6 +166,7 @@ async def test_oversized_message_closes_with_1009(settings: Settings, mini: Cont
 async def test_a_message_of_exactly_the_limit_is_accepted(settings: Settings, mini: Content) -> None:
     with trio.fail_after(20):
         async with running_app(settings, content=mini) as app, Client.connect(app.ws_port) as c:
+            await c.register()
             head, tail = '{"type": "ping", "id": 5, "pad": "', '"}'
             await c.send_raw(head + "x" * (4096 - len(head) - len(tail)) + tail)
             assert (await c.op("pong"))["ref"] == 5
@@ -185,14 +205,16 @@ async def test_rate_limit_drops_then_closes_abusers(settings: Settings, mini: Co
     fast = settings.replace(msg_rate=2.0, msg_burst=5, rate_strikes=30)
     with trio.fail_after(20):
         async with running_app(fast, content=mini) as app, Client.connect(app.ws_port) as c:
+            # Not logged in: a ping taken is answered unauthenticated, one
+            # dropped rate_limited (the limit comes first).
             for _ in range(10):
                 await c.send("ping")
             codes = []
             while len(codes) < 10:
                 op = await c.op()
-                if op["op"] in ("pong", "error"):
-                    codes.append(op.get("code", "pong"))
-            assert codes.count("pong") == 5 and codes.count("rate_limited") == 5
+                if op["op"] == "error":
+                    codes.append(op["code"])
+            assert codes.count("unauthenticated") == 5 and codes.count("rate_limited") == 5
             with pytest.raises(ConnectionClosed) as info:
                 for _ in range(60):
                     await c.send("ping")

@@ -188,3 +188,47 @@ def test_stream_numbers_frames_without_keeping_the_numbers(start: int, appended:
     if covers:
         assert stream.after(last_seq) == missed
         assert len(missed) == stream.seq - last_seq
+
+
+# One valid message of every type that needs login.
+NEEDS_LOGIN = {
+    "act": {"action": "nap"},
+    "answer": {"prompt": 1, "choice": "a"},
+    "lives": {},
+    "logout": {},
+    "new_life": {},
+    "ping": {},
+    "say": {"npc": 1, "text": "hi"},
+    "speed": {"x": 2},
+    "story": {},
+    "talks": {"npc": 1},
+}
+
+
+def test_every_type_but_those_that_log_in_needs_login() -> None:
+    assert {kind for kind, cls in wire.COMMANDS.items() if cls.needs_login} == set(NEEDS_LOGIN)
+
+
+@pytest.mark.parametrize("kind", sorted(NEEDS_LOGIN))
+def test_before_login_every_command_that_needs_it_is_unauthenticated(mini: Content, kind: str) -> None:
+    loop, inbox, _ = make_loop(mini)
+    stranger = FakeSession()
+    loop.add_session(stranger)
+    cmd = wire.parse(orjson.dumps({"type": kind, "id": kind, **NEEDS_LOGIN[kind]}).decode())
+    inbox.put(Deliver(stranger, cmd))
+    loop.step(1)
+    assert [(op["op"], op.get("code"), op.get("ref")) for op in stranger.ops()] == [("error", "unauthenticated", kind)]
+    assert stranger.closed is None and loop.error_counts["unauthenticated"] == 1
+
+
+def test_a_login_that_reaches_the_loop_on_a_logged_in_session_is_not_allowed(mini: Content) -> None:
+    loop, inbox, _ = make_loop(mini)
+    session = FakeSession()
+    loop.add_session(session)
+    inbox.put(Attach(session, loop.world.rules.new_life(1, "P", 1)))
+    inbox.put(Deliver(session, wire.Login(token="t", ref="again")))  # noqa: S106
+    loop.step(1)
+    refused = [op for op in session.ops() if op.get("ref") == "again"]
+    assert refused == [
+        {"op": "error", "code": "not_allowed", "ref": "again", "message": "already logged in; log out first"}
+    ]

@@ -24,9 +24,9 @@ import attrs
 import structlog
 import trio
 
+from ..db.store import SaveRow, Store, StoreError
 from ..model import SCHEMA_VERSION, dump_player
-from ..players import Directory, Entry
-from .store import SaveRow, Store, StoreError
+from .directory import Directory, Entry
 
 __all__ = ["Saver", "SaverStatistics"]
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from .db.store import Store, StoreUnavailable
-from .model import SCHEMA_VERSION, Player, dump_player, load_player
+from ..db.store import Store, StoreCorrupt, StoreUnavailable
+from ..model import SCHEMA_VERSION, Player, SaveError, dump_player, load_player
 
-__all__ = ["Directory", "DirectoryFull", "Entry"]
+__all__ = ["Directory", "DirectoryFull", "DirectoryStatistics", "Entry"]
 
 
 class DirectoryFull(Exception):  # noqa: N818 - a state the caller answers with busy
@@ -148,7 +148,12 @@ class Directory:
             entry = Entry(player=player, epoch=claim.epoch, version=1)
             self._dirty.add(pid)
         else:
-            player = load_player(claim.state)
+            try:
+                player = load_player(claim.state)
+            except SaveError as exc:
+                # A saved state that does not load is the store's corrupt row,
+                # whatever layer found it: callers catch one tree.
+                raise StoreCorrupt(f"player {pid}: {exc}") from exc
             player.id = pid
             entry = Entry(player=player, epoch=claim.epoch)
         if cached is not None:

@@ -1,0 +1,120 @@
+"""The database URL's grammar: its schemes, and the MySQL options with their
+defaults and bounds.
+
+Plain parsing, no I/O and nothing of the game, so that both
+:mod:`baolife.config` (which checks ``BAOLIFE_DB_URL`` at start-up) and
+:mod:`baolife.db.mysql` (which connects with it) read one definition without
+the settings depending on the database layer.
+
+The URL: ``mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTION=VALUE&...]``
+(``mariadb://`` is the same). User and password may be percent-encoded.
+Options, all in seconds:
+
+``connect_timeout`` (3)
+    opening a connection, TCP and handshake.
+``timeout`` (5)
+    one login-path operation (find an account, claim, create, ping, AI usage),
+    pool wait included.
+``save_timeout`` (15)
+    one save batch, pool wait included.
+``migrate_timeout`` (300)
+    applying the pending migrations.
+``lock_timeout`` (5)
+    ``innodb_lock_wait_timeout``: how long a statement waits for a row lock;
+    on MariaDB also ``idle_transaction_timeout``: a transaction left idle
+    that long (its client vanished) is ended by the server.
+``max_idle`` (300)
+    an idle pooled connection older than this is closed rather than reused.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import attrs
+
+__all__ = ["MysqlOptions", "check_db_url"]
+
+_DEFAULTS = {
+    "connect_timeout": 3.0,
+    "timeout": 5.0,
+    "save_timeout": 15.0,
+    "migrate_timeout": 300.0,
+    "lock_timeout": 5.0,
+    "max_idle": 300.0,
+}
+_LIMITS = (0.1, 86400.0)
+
+
+@attrs.frozen
+class MysqlOptions:
+    """Where and how to connect; see the module docstring for the options."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    connect_timeout: float
+    timeout: float
+    save_timeout: float
+    migrate_timeout: float
+    lock_timeout: float
+    max_idle: float
+
+    @classmethod
+    def from_url(cls, url: str) -> MysqlOptions:
+        """Parse a ``mysql://`` URL. Raises ValueError with a one-line reason."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb"):
+            raise ValueError("scheme must be mysql:// or mariadb://")
+        if not parts.hostname:
+            raise ValueError("must be mysql://user:password@host:port/database (no host)")
+        database = unquote(parts.path.lstrip("/"))
+        if not database or "/" in database:
+            raise ValueError("must be mysql://user:password@host:port/database (no database)")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise ValueError("the port must be a number between 0 and 65535") from None
+        values = dict(_DEFAULTS)
+        for key, raw in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)):
+            if key not in values:
+                raise ValueError(f"unknown option {key!r} (known: {', '.join(sorted(_DEFAULTS))})")
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ValueError(f"option {key} must be a number of seconds") from None
+            if not _LIMITS[0] <= value <= _LIMITS[1]:
+                raise ValueError(f"option {key} must be between {_LIMITS[0]:g} and {_LIMITS[1]:g} seconds")
+            values[key] = value
+        return cls(
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=database,
+            **values,
+        )
+
+    def server_bound(self, client_deadline: float) -> float:
+        """Server-side statement limit for a client deadline: a little
+        shorter, so the server has given up by the time the client does."""
+        return round(max(0.1, client_deadline * 0.9), 3)
+
+    def __repr__(self) -> str:  # never print the password
+        return f"MysqlOptions({self.user}@{self.host}:{self.port}/{self.database})"
+
+
+def check_db_url(text: str) -> str:
+    """``text`` if it is a URL the server can open (``sqlite:///PATH`` or a
+    MySQL URL with valid options). Raises ValueError with a one-line reason."""
+    parts = urlsplit(text)
+    if parts.scheme == "sqlite":
+        if not (parts.path or parts.netloc):
+            raise ValueError("sqlite URL needs a path, e.g. sqlite:///var/baolife.db")
+        return text
+    if parts.scheme in ("mysql", "mariadb"):
+        MysqlOptions.from_url(text)  # raises ValueError naming what is wrong
+        return text
+    raise ValueError("scheme must be sqlite:// or mysql://")
