@@ -173,16 +173,17 @@ class Directory:
         """
         if not self.has_room:
             raise DirectoryFull("no room for a new player")
-        born: list[Player] = []
+        # Born here, in the thread that runs the game (the rules' dice are not
+        # shared with a store's worker thread); the store only numbers it.
+        player = self.born(0, name)
 
         def first_state(pid: int) -> tuple[bytes, int]:
-            # Called once per attempt inside the store's transaction; the life
-            # kept is the one whose document was written.
-            born[:] = [self.born(pid, name)]
-            return dump_player(born[0]), SCHEMA_VERSION
+            # Called inside the store's transaction (maybe in its thread): the
+            # player is nobody else's until this returns.
+            player.id = pid
+            return dump_player(player), SCHEMA_VERSION
 
         pid = await self.store.create_account(name, token_hash, first_state)
-        player = born[0]
         player.id = pid
         entry = Entry(player=player, epoch=1, version=1, saved=1, holds=1)
         self._entries[pid] = entry
