@@ -88,8 +88,8 @@ class Health:
 
     async def watch_store(self) -> None:
         """Probe the store forever (run it in the app's nursery); when it
-        takes writes again, wake the saver rather than let it sit out its
-        backoff."""
+        takes writes again, wake the saver to flush at once rather than at
+        its next probe."""
         while True:
             ok = False
             with trio.move_on_after(self.settings.store_probe_timeout) as probe:

@@ -76,7 +76,6 @@ class Saver:
         self.fenced = 0
         self.last_batch = 0
         self.last_ok: float | None = None
-        self.failing = False
         self._consecutive_failures = 0
         self._wake = trio.Event()
 
@@ -94,6 +93,11 @@ class Saver:
     def wake(self) -> None:
         """Flush now rather than at the next interval."""
         self._wake.set()
+
+    @property
+    def failing(self) -> bool:
+        """The last save attempt failed (and none has succeeded since)."""
+        return self._consecutive_failures > 0
 
     def next_delay(self) -> float:
         """Seconds until the next flush: the save interval, or the probe
@@ -129,7 +133,6 @@ class Saver:
                 self._failed([error])
                 return False
             self._consecutive_failures = 0
-            self.failing = False
             entries = self.directory.dirty_entries()
         errors: list[str] = []
         written = 0
@@ -160,13 +163,11 @@ class Saver:
             self._failed(errors)
         elif written:
             self._consecutive_failures = 0
-            self.failing = False
         self.directory.evict()
         return not errors
 
     def _failed(self, errors: list[str]) -> None:
         self._consecutive_failures += 1
-        self.failing = True
         n = self._consecutive_failures
         # One probe a second while the store is away: log the first failures
         # and then once a minute, not a line per probe.

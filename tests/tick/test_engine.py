@@ -6,7 +6,6 @@ These tests run no event loop. They use the tiny pack in tests/data/mini
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,8 @@ import pytest
 from baolife import content as content_pkg
 from baolife import protocol as wire
 from baolife.content.schema import Content
-from baolife.model import LIMITS, Player, dump_player
-from baolife.tick.engine import SayJob, World
+from baolife.model import LIMITS, dump_player
+from tests.tick.harness import Harness
 
 MINI = Path(__file__).parent.parent / "data" / "mini"
 
@@ -24,42 +23,6 @@ MINI = Path(__file__).parent.parent / "data" / "mini"
 @pytest.fixture(scope="module")
 def mini() -> Content:
     return content_pkg.load(MINI)
-
-
-class Harness:
-    """Plays the tick loop's part: commands, then days, then output."""
-
-    def __init__(self, content: Content, *, day_ticks: int = 1, year_days: int = 12) -> None:
-        self.jobs: list[SayJob] = []
-        self.accept_jobs = True
-        self.world = World(
-            content, day_ticks=day_ticks, year_days=year_days, rng=random.Random(3), submit_say=self._submit
-        )
-        self.tick = 0
-
-    def _submit(self, job: SayJob) -> bool:
-        if self.accept_jobs:
-            self.jobs.append(job)
-        return self.accept_jobs
-
-    def join(self, pid: int = 1, token: str | None = None) -> tuple[Player, list[dict[str, Any]]]:
-        player = self.world.rules.new_life(pid, "Ana Test", 1)
-        self.world.join(player, self.tick, ref="j", token=token)
-        return player, [op.wire() for op in self.world.take_output()[pid]]
-
-    def step(self, *commands: tuple[int, wire.Command]) -> dict[int, list[dict[str, Any]]]:
-        self.tick += 1
-        for pid, cmd in commands:
-            self.world.apply(pid, cmd, self.tick)
-        self.world.advance(self.tick)
-        return {pid: [op.wire() for op in ops] for pid, ops in self.world.take_output().items()}
-
-    def run_until(self, pid: int, predicate: Any, limit: int = 500) -> list[dict[str, Any]]:
-        for _ in range(limit):
-            ops = self.step().get(pid, [])
-            if any(predicate(op) for op in ops):
-                return ops
-        raise AssertionError("condition never met")
 
 
 def kinds(ops: list[dict[str, Any]]) -> list[str]:

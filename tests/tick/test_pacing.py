@@ -20,9 +20,9 @@ from baolife import content as content_pkg
 from baolife import protocol as wire
 from baolife.content import ContentError
 from baolife.content.schema import Conditions, Content, Hazard, Pace
-from baolife.model import Player
 from baolife.tick.engine import World
 from baolife.tick.pacing import death_day, share_between
+from tests.tick.harness import Harness
 
 MINI = Path(__file__).parent.parent / "data" / "mini"
 YEAR = 12
@@ -45,26 +45,6 @@ def paced(mini: Content, *, baby: int = 4, child: int = 3, adult: int = 2, gap: 
     return attrs.evolve(mini, world=attrs.evolve(mini.world, pace=pace, **world))
 
 
-class Game:
-    """Plays the tick loop's part: commands, then the step, then output."""
-
-    def __init__(self, content: Content, *, day_ticks: int = 1, seed: int = 3, **kwargs: Any) -> None:
-        self.world = World(content, day_ticks=day_ticks, year_days=YEAR, rng=random.Random(seed), **kwargs)
-        self.tick = 0
-
-    def born(self, pid: int = 1) -> tuple[Player, list[dict[str, Any]]]:
-        player = self.world.rules.new_life(pid, "Ana Test", 1)
-        self.world.join(player, self.tick)
-        return player, [op.wire() for op in self.world.take_output()[pid]]
-
-    def step(self, *commands: tuple[int, wire.Command]) -> dict[int, list[dict[str, Any]]]:
-        self.tick += 1
-        for pid, cmd in commands:
-            self.world.apply(pid, cmd, self.tick)
-        self.world.advance(self.tick)
-        return {pid: [op.wire() for op in ops] for pid, ops in self.world.take_output().items()}
-
-
 def states(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [op for op in ops if op["op"] == "state"]
 
@@ -73,8 +53,8 @@ def states(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_each_step_runs_the_stages_pace_with_one_state_op(mini: Content) -> None:
-    game = Game(paced(mini, baby=4, child=3))
-    player, ops = game.born()
+    game = Harness(paced(mini, baby=4, child=3))
+    player, ops = game.join()
     snap = ops[-1]["snapshot"]
     assert (snap["stage"], snap["speed"], snap["pace"]) == ("baby", 1, 4)
     seen = []
@@ -101,8 +81,8 @@ def test_the_action_list_changes_on_the_day_an_action_comes_of_age(mini: Content
     # "vote" from 1.5 years (day 18): the step over day 18 sends the new list.
     vote = attrs.evolve(mini.actions["vote"], when=Conditions(min_age=1.5))
     content = paced(attrs.evolve(mini, actions={**mini.actions, "vote": vote}), baby=5)
-    game = Game(content)
-    player, ops = game.born()
+    game = Harness(content)
+    player, ops = game.join()
     assert "vote" not in ops[-1]["snapshot"]["actions"]
     sent = {}
     while player.age_days < 25:
@@ -113,8 +93,8 @@ def test_the_action_list_changes_on_the_day_an_action_comes_of_age(mini: Content
 
 
 def test_without_a_pace_table_a_step_is_one_day(mini: Content) -> None:
-    game = Game(mini)
-    player, ops = game.born()
+    game = Harness(mini)
+    player, ops = game.join()
     assert ops[-1]["snapshot"]["pace"] == 1
     for day in range(1, 6):
         game.step()
@@ -123,8 +103,8 @@ def test_without_a_pace_table_a_step_is_one_day(mini: Content) -> None:
 
 def test_a_prompt_stops_the_step_and_the_clock_runs_one_day_while_it_waits(mini: Content) -> None:
     # A check on day 5 opens "choose" (timeout 3 days); the step of 10 days stops there.
-    game = Game(paced(mini, baby=10, first_check_days=5), day_ticks=3)
-    player, _ = game.born()
+    game = Harness(paced(mini, baby=10, first_check_days=5), day_ticks=3)
+    player, _ = game.join()
     out: list[dict[str, Any]] = []
     while not out:
         out = game.step().get(1, [])
@@ -148,8 +128,8 @@ def test_a_prompt_stops_the_step_and_the_clock_runs_one_day_while_it_waits(mini:
 
 
 def test_answering_restores_the_pace_at_once(mini: Content) -> None:
-    game = Game(paced(mini, baby=10, first_check_days=5))
-    player, _ = game.born()
+    game = Harness(paced(mini, baby=10, first_check_days=5))
+    player, _ = game.join()
     while not player.prompts:
         game.step()
     pid = player.prompts[0].id
@@ -164,8 +144,8 @@ def test_answering_restores_the_pace_at_once(mini: Content) -> None:
 
 
 def test_speed_multiplies_the_pace_up_to_the_cap(mini: Content) -> None:
-    game = Game(paced(mini, baby=4, max_step_days=12))
-    player, _ = game.born()
+    game = Harness(paced(mini, baby=4, max_step_days=12))
+    player, _ = game.join()
     ops = game.step((1, wire.Speed(x=2, ref="s")))[1]
     assert ops[0] == {"op": "ack", "ref": "s"}
     assert ops[1] == {"op": "state", "speed": 2, "pace": 8}
@@ -180,8 +160,8 @@ def test_speed_multiplies_the_pace_up_to_the_cap(mini: Content) -> None:
 
 
 def test_speed_does_not_hurry_a_waiting_prompt(mini: Content) -> None:
-    game = Game(paced(mini, baby=4, first_check_days=5))
-    player, _ = game.born()
+    game = Harness(paced(mini, baby=4, first_check_days=5))
+    player, _ = game.join()
     while not player.prompts:
         game.step()
     age = player.age_days
@@ -197,8 +177,8 @@ def test_speed_is_refused_after_death_and_outside_1_2_5(mini: Content) -> None:
         assert caught.value.op.code == "bad_request" and "x:" in caught.value.op.message
         assert caught.value.op.ref == 7
     assert wire.parse('{"type": "speed", "x": 5}') == wire.Speed(x=5)
-    game = Game(paced(mini))
-    player, _ = game.born()
+    game = Harness(paced(mini))
+    player, _ = game.join()
     game.step((1, wire.Speed(x=2)))
     game.step((1, wire.Act(action="die_now", ref=1)))
     assert not player.alive
@@ -214,8 +194,8 @@ def test_speed_is_refused_after_death_and_outside_1_2_5(mini: Content) -> None:
 
 def test_the_fast_forward_budget_puts_fast_players_over_it_at_x1(mini: Content) -> None:
     # Each fast player at x5 in the baby stage (4 days a step) costs 16 extra days.
-    game = Game(paced(mini, baby=4), fast_forward_budget=20)
-    players = [game.born(pid)[0] for pid in (1, 2, 3)]
+    game = Harness(paced(mini, baby=4), fast_forward_budget=20)
+    players = [game.join(pid)[0] for pid in (1, 2, 3)]
     game.step(*[(pid, wire.Speed(x=5)) for pid in (1, 2, 3)])
     assert sorted(p.age_days for p in players) == [4, 4, 20]
     game.step()
@@ -228,7 +208,7 @@ def test_the_fast_forward_budget_puts_fast_players_over_it_at_x1(mini: Content) 
 
 
 def test_share_between_is_the_sum_of_the_daily_shares(mini: Content) -> None:
-    rules = Game(mini).world.rules
+    rules = Harness(mini).world.rules
     rng = random.Random(1)
     for _ in range(300):
         yearly, since = rng.randint(0, 10**6), rng.randint(0, 500)
@@ -246,8 +226,8 @@ def test_money_over_quiet_spans_is_exactly_the_day_by_day_money(mini: Content, j
     content = attrs.evolve(paced(mini, adult=7), jobs={"tester": attrs.evolve(mini.jobs["tester"], fire_rate=0.0)})
     runs = []
     for skip in (True, False):
-        game = Game(content, skip_quiet=skip)
-        player, _ = game.born()
+        game = Harness(content, skip_quiet=skip)
+        player, _ = game.join()
         player.age_days, player.next_check, player.money = 20 * YEAR + 5, QUIET, 100
         player.job, player.job_since = job, 20 * YEAR - 3
         trail = []
@@ -283,8 +263,8 @@ def test_lives_run_in_bulk_match_lives_run_day_by_day(mini: Content) -> None:
     )
     results = {}
     for skip in (True, False):
-        game = Game(content, seed=11, skip_quiet=skip)
-        players = [game.born(pid)[0] for pid in range(1, 301)]
+        game = Harness(content, seed=11, skip_quiet=skip)
+        players = [game.join(pid)[0] for pid in range(1, 301)]
         while any(p.alive for p in players):
             game.step()
         results[skip] = (
