@@ -7,6 +7,7 @@
         └── app nursery
             ├── signals: SIGTERM/SIGINT start a graceful shutdown
             ├── saver: write-behind flushes
+            ├── bus: events from every worker (baolife.cluster)
             ├── ai workers
             ├── tick loop
             ├── store watch: readiness
@@ -32,6 +33,7 @@ import gc
 import random
 import secrets
 import signal
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -43,6 +45,7 @@ from .ai.llm import LlmProvider
 from .ai.offline import ScriptedProvider
 from .ai.reply import Provider
 from .ai.service import NpcService
+from .cluster import Bus, BusEvent, LocalBus
 from .config import ConfigError, Settings
 from .content.schema import Content
 from .db import TimedStore, open_store
@@ -132,6 +135,9 @@ class App:
         self.notifier = notifier if notifier is not None else Notifier()
         self.log_writer = log_writer
         self.metrics = Metrics()
+        # Handlers of bus events by kind (baolife.cluster): each area that
+        # acts on what another worker said registers its own.
+        self.bus_handlers: dict[str, Callable[[BusEvent], None]] = {}
         self.exit_code = 0
         self.ws_port: int | None = None
         self.http_port: int | None = None
@@ -175,6 +181,7 @@ class App:
                 if self.signals:
                     root.start_soon(self._watch_signals)
                 await root.start(self.saver.run)
+                await root.start(self.bus.run, self._on_bus_event)
                 await root.start(self.npc.run)
                 await root.start(self.loop.run)
                 root.start_soon(self.health.watch_store)
@@ -212,6 +219,7 @@ class App:
 
     def _build(self, store: Store, rng: random.Random) -> None:
         s = self.settings
+        self.bus: Bus = LocalBus()
         self.inbox = Inbox(limit=s.effective_inbox_limit)
         fallback = ScriptedProvider(self.content)
         provider = self.provider
@@ -316,6 +324,13 @@ class App:
                     self._root.cancel_scope.cancel()
 
     # ----------------------------------------------------------------- hooks
+
+    def _on_bus_event(self, event: BusEvent) -> None:
+        handler = self.bus_handlers.get(event.kind)
+        if handler is None:
+            log.warning("bus_event_unknown", kind=event.kind, origin=event.origin)
+        else:
+            handler(event)
 
     def _on_online(self, pid: int, online: bool) -> None:
         if not online:
