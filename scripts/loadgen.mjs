@@ -9,14 +9,19 @@
 // server frames, client frames masked with the all-zero key (RFC 6455 allows
 // any key; zero makes masking free).
 //
-// Usage: node scripts/loadgen.mjs PORT PLAYERS RAMP_PER_S DURATION_S SEED
+// Usage: node scripts/loadgen.mjs PORT PLAYERS RAMP_PER_S DURATION_S SEED [TOKENS_FILE]
+// With TOKENS_FILE (one login token per line, from scripts/seed_lives.py),
+// player i logs in with line i instead of registering a newborn.
 // Prints one JSON object on stdout when done.
 
 import net from "node:net";
 import crypto from "node:crypto";
+import fs from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 
-const [port, players, ramp, duration, seed] = process.argv.slice(2).map(Number);
+const [port, players, ramp, duration, seed] = process.argv.slice(2, 7).map(Number);
+const tokens = process.argv[7] ? fs.readFileSync(process.argv[7], "utf8").split("\n").filter(Boolean) : null;
+if (tokens && tokens.length < players) throw new Error(`${tokens.length} tokens for ${players} players`);
 const ACTIONS = ["study", "play", "exercise", "meditate", "see_doctor", "find_job", "go_out", "work_hard"];
 const LINES = ["Hi!", "How are you?", "I got a new job.", "Want to hang out?", "I miss you."];
 const INTERESTING = ['"ref"', '"op":"prompt"', '"op":"welcome"', '"op":"error"', '"op":"npc"', '"op":"died"', '"actions"'];
@@ -84,7 +89,8 @@ class Player {
         this.buffer = this.buffer.subarray(end + 4);
         // Play (ping, act, say) once welcomed: before login every message but
         // register, login and resume is refused (unauthenticated).
-        this.send("register", { name: `Load ${this.index}` });
+        if (tokens) this.send("login", { token: tokens[this.index] });
+        else this.send("register", { name: `Load ${this.index}` });
       }
       this.parse();
     });

@@ -4,9 +4,10 @@ Starts the server under test (``--server ours``: ``baolife serve`` with the
 SQLite store and the scripted NPC provider, or ``--server bare``: the bare
 server of scripts/bench_ceiling.py on the same WebSocket stack, with no game)
 pinned to CPU 0 with taskset, pins itself to CPU 1, and runs N players that
-each register, then ping every ~5 s, answer every prompt after 1-5 s, act
-every ~20 s and talk to an NPC every ~2 min, for ``--duration`` seconds after
-a ramp of ``--ramp`` players per second.
+each register (or, with ``--lives mixed``, log in to a life of any age that
+scripts/seed_lives.py seeded the store with), then ping every ~5 s, answer
+every prompt after 1-5 s, act every ~20 s and talk to an NPC every ~2 min,
+for ``--duration`` seconds after a ramp of ``--ramp`` players per second.
 
 Prints one JSON object: connects and failures, p50/p95/p99/max round trips of
 ping->pong and answer->ack, error ops by code, frames per second, the
@@ -107,8 +108,9 @@ class Stats:
 class Player:
     """One simulated player on one connection."""
 
-    def __init__(self, index: int, port: int, stats: Stats, rng: random.Random) -> None:
+    def __init__(self, index: int, port: int, stats: Stats, rng: random.Random, token: str | None = None) -> None:
         self.index = index
+        self.token = token
         self.port = port
         self.stats = stats
         self.rng = rng
@@ -279,7 +281,10 @@ class Player:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 nursery.start_soon(self.read)
-                await self.send("register", name=f"Load {self.index}")
+                if self.token is not None:
+                    await self.send("login", token=self.token)
+                else:
+                    await self.send("register", name=f"Load {self.index}")
                 with trio.move_on_after(30):
                     await self.welcomed.wait()
                 await self.play(stop)
@@ -299,6 +304,7 @@ async def _run_node(
     ramp: float,
     seed: int,
     scrape: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    tokens_file: str | None = None,
 ) -> dict[str, Any]:
     """Run scripts/loadgen.mjs pinned to CPU 1; the server's CPU and RSS are
     taken over the window the generator measures (it marks it on stderr), and
@@ -315,6 +321,7 @@ async def _run_node(
             str(ramp),
             str(duration),
             str(seed),
+            *([tokens_file] if tokens_file else []),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -386,8 +393,16 @@ async def run_once(
     seed: int,
     extra_env: dict[str, str],
     profile: str | None = None,
+    lives: str = "newborn",
+    templates: int = 500,
 ) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="baolife-load-")
+    tokens: list[str] | None = None
+    seeded: dict[str, Any] | None = None
+    if lives == "mixed":
+        if server != "ours":
+            raise SystemExit("--lives mixed needs --server ours (the bare server has no store)")
+        seeded, tokens = await _seed(tmp, players, templates, seed)
     # Per-IP limits raised through settings, as a load test from one address must.
     env = loopback_env(tmp, conn_per_ip=1000000, register_per_ip_hour=1000000, max_connections=1000000)
     env.update(extra_env)
@@ -406,9 +421,10 @@ async def run_once(
         if generator == "node":
             http_port = child.http_port
             scrape = partial(_scrape, http_port) if server == "ours" else None
-            result = await _run_node(proc.pid, port, players, duration, ramp, seed, scrape)
+            tokens_file = f"{tmp}/tokens" if tokens is not None else None
+            result = await _run_node(proc.pid, port, players, duration, ramp, seed, scrape, tokens_file)
             server_metrics = await _scrape(http_port) if server == "ours" else {}
-            return await _report(child, server, players, duration, ramp, result, server_metrics)
+            return await _report(child, server, players, duration, ramp, result, server_metrics, seeded)
         rng = random.Random(seed)
         stop = trio.Event()
         gen_cpu0 = time.process_time()
@@ -416,7 +432,8 @@ async def run_once(
         async with trio.open_nursery() as nursery:
             started = trio.current_time()
             for i in range(players):
-                nursery.start_soon(Player(i, port, stats, random.Random(rng.random())).run, stop)
+                token = tokens[i] if tokens is not None else None
+                nursery.start_soon(Player(i, port, stats, random.Random(rng.random()), token).run, stop)
                 await trio.sleep_until(started + (i + 1) / ramp)
             ramp_seconds = trio.current_time() - started
             await trio.sleep(5)  # let the last players settle before measuring
@@ -480,7 +497,7 @@ async def run_once(
             "generator_loop_lag_ms": stats.percentiles(meter.lags),
             "generator_cpu_percent": round(100 * gen_cpu / gen_wall, 1),
         }
-        return await _report(child, server, players, duration, ramp, measured, server_metrics)
+        return await _report(child, server, players, duration, ramp, measured, server_metrics, seeded)
 
 
 async def _report(
@@ -491,6 +508,7 @@ async def _report(
     ramp: float,
     measured: dict[str, Any],
     ticks: dict[str, Any],
+    seeded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Stop the server; the result of one run: its settings, what the
     generator measured, the server's tick figures, error log lines and exit."""
@@ -501,11 +519,36 @@ async def _report(
         "players": players,
         "duration_s": duration,
         "ramp_per_s": ramp,
+        "lives": "newborn" if seeded is None else seeded,
         **measured,
         "server_ticks": ticks,
         "server_error_log_lines": sum(1 for x in lines if x.get("level") in ("error", "critical")),
         "server_exit_code": child.proc.returncode,
     }
+
+
+async def _seed(folder: str, players: int, templates: int, seed: int) -> tuple[dict[str, Any], list[str]]:
+    """Seed the server's store with ``players`` lives of every age
+    (scripts/seed_lives.py); returns its report and the login tokens."""
+    done = await trio.run_process(
+        [
+            sys.executable,
+            str(HERE / "seed_lives.py"),
+            "--players",
+            str(players),
+            "--templates",
+            str(templates),
+            "--seed",
+            str(seed),
+            "--db",
+            f"sqlite:///{folder}/server.db",
+            "--tokens",
+            f"{folder}/tokens",
+        ],
+        capture_stdout=True,
+    )
+    tokens = (await trio.Path(folder, "tokens").read_text()).split()
+    return orjson.loads(done.stdout), tokens
 
 
 async def _scrape(port: int) -> dict[str, Any]:
@@ -550,7 +593,16 @@ async def main(args: argparse.Namespace) -> int:
     extra = dict(kv.split("=", 1) for kv in args.env)
     if not args.find_limit:
         result = await run_once(
-            args.generator, args.server, args.players, args.duration, args.ramp, args.seed, extra, args.profile
+            args.generator,
+            args.server,
+            args.players,
+            args.duration,
+            args.ramp,
+            args.seed,
+            extra,
+            args.profile,
+            args.lives,
+            args.templates,
         )
         report["result"] = result
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -561,7 +613,10 @@ async def main(args: argparse.Namespace) -> int:
         best = 0
         n = args.start
         while n <= args.max_players:
-            result = await run_once(args.generator, server, n, args.duration, args.ramp, args.seed, extra)
+            lives = args.lives if server == "ours" else "newborn"
+            result = await run_once(
+                args.generator, server, n, args.duration, args.ramp, args.seed, extra, None, lives, args.templates
+            )
             ok = verdict(result, args.p95_ms)
             steps.append(
                 {
@@ -638,6 +693,14 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=60, help="seconds measured after the ramp")
     parser.add_argument("--ramp", type=float, default=200, help="new players per second")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--lives",
+        choices=("newborn", "mixed"),
+        default="newborn",
+        help="newborn: players register; mixed: the store is seeded with lives of every age "
+        "(scripts/seed_lives.py) and players log in to them",
+    )
+    parser.add_argument("--templates", type=int, default=500, help="distinct lives seeded with --lives mixed")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting")
     parser.add_argument("--find-limit", action="store_true", help="step N up against both servers")
     parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy while measured (.svg/.json)")
