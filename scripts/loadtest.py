@@ -14,6 +14,9 @@ ping->pong and answer->ack, error ops by code, frames per second, the
 server's CPU% and peak RSS (from /proc), the generator's own CPU%, and for
 ``ours`` the tick and collector figures from /metrics, for the whole run
 (``server_ticks``) and for the measured window (``server_ticks_measured``).
+``--peer colyseus`` then runs the strongest peer (Colyseus 0.18, 50-player
+rooms, ../shared/peers/colyseus/run.sh) with the same N in the same sitting
+and prints ours over its CPU, peak RSS and p99 ping (``ours_to_peer``).
 ``--find-limit`` steps N up against both servers and prints, for each, the
 largest N whose p95 ping round trip stays within ``--p95-ms``, and the ratio:
 ``ratio_ours_to_bare`` when both failed at a step; ``_at_most`` when the
@@ -605,6 +608,9 @@ async def main(args: argparse.Namespace) -> int:
             args.templates,
         )
         report["result"] = result
+        if args.peer:
+            report["peer"] = peer = await run_peer(args.peer_dir, args.players)
+            report["ours_to_peer"] = peer_ratios(result, peer)
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
         return 0
     limits: dict[str, Any] = {}
@@ -650,6 +656,34 @@ async def main(args: argparse.Namespace) -> int:
     report.update(ratio_report(limits, open_files))
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     return 0
+
+
+async def run_peer(folder: str, players: int) -> dict[str, Any]:
+    """Colyseus 0.18 with 50-player rooms under the same workload, right
+    after our run (its own run.sh: server on CPU 0, its generator on CPU 1,
+    20 s measured after 5 s settling); its result line."""
+    run_sh = Path(folder) / "run.sh"
+    if not run_sh.is_file():
+        raise SystemExit(f"--peer colyseus: no {run_sh} (set --peer-dir)")
+    env = {**os.environ, "VARIANTS": "room50", "NS": str(players)}
+    done = await trio.run_process(["bash", str(run_sh)], env=env, capture_stdout=True, capture_stderr=True)
+    lines = [x for x in done.stdout.splitlines() if x.startswith(b'{"system"')]
+    if not lines:
+        raise SystemExit(f"--peer colyseus printed no result: {done.stderr.decode(errors='replace')[-500:]}")
+    return dict(orjson.loads(lines[-1]))
+
+
+def peer_ratios(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, float | None]:
+    """Ours over the peer's (below 1: ours uses less) for CPU, peak RSS and p99 ping."""
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a is not None and b else None
+
+    return {
+        "server_cpu": ratio(ours["server_cpu_percent"], peer.get("server_cpu_pct")),
+        "server_rss": ratio(ours["server_rss_mb_peak"], peer.get("server_rss_mb")),
+        "ping_p99": ratio(ours["ping_rtt_ms"]["p99"], peer.get("p99")),
+    }
 
 
 def ratio_report(limits: dict[str, Any], open_files: int) -> dict[str, float | None]:
@@ -701,6 +735,13 @@ if __name__ == "__main__":
         "(scripts/seed_lives.py) and players log in to them",
     )
     parser.add_argument("--templates", type=int, default=500, help="distinct lives seeded with --lives mixed")
+    parser.add_argument(
+        "--peer",
+        choices=("colyseus",),
+        help="then run the peer (Colyseus 0.18, 50-player rooms, ../shared/peers/colyseus) with the same number "
+        "of players in the same sitting and print ours over its CPU, RSS and p99 ping",
+    )
+    parser.add_argument("--peer-dir", default=str(HERE.parents[1] / "shared" / "peers" / "colyseus"))
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting")
     parser.add_argument("--find-limit", action="store_true", help="step N up against both servers")
     parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy while measured (.svg/.json)")
