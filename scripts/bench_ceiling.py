@@ -41,6 +41,7 @@ class Bare:
     def __init__(self) -> None:
         self.rng = random.Random(1)
         self.pending: dict[Session, list[dict[str, Any]]] = {}
+        self.seqs: dict[Session, int] = {}  # the last frame number sent, by session
         self.players: dict[Session, list[int]] = {}  # session -> [offset, age, next prompt id]
         self.by_offset: list[set[Session]] = [set() for _ in range(DAY_TICKS)]
         self.tick = 0
@@ -117,8 +118,8 @@ class Bare:
                 player[2] += 1
         for session, ops in self.pending.items():
             if ops:
-                session.seq += 1
-                session.send_frame(orjson.dumps({"type": "frame", "seq": session.seq, "tick": tick, "ops": ops}))
+                seq = self.seqs[session] = self.seqs.get(session, 0) + 1
+                session.send_frame(orjson.dumps({"type": "frame", "seq": seq, "tick": tick, "ops": ops}))
         self.pending.clear()
 
     def forget(self, session: Session) -> None:
@@ -126,6 +127,7 @@ class Bare:
         if player is not None:
             self.by_offset[player[0]].discard(session)
         self.pending.pop(session, None)
+        self.seqs.pop(session, None)
 
     async def tick_loop(self) -> None:
         deadline = trio.current_time()

@@ -38,7 +38,6 @@ class NullSession:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.player_id: int | None = None
-        self.seq = 0
         self.frames = 0
         self.prompts: list[tuple[int, str]] = []
 
@@ -73,7 +72,7 @@ def run(players: int, ticks: int, tick_hz: float, day_ticks: int, seed: int) -> 
         sessions.append(s)
         loop.add_session(s)
         inbox.put(Attach(s, p))
-    loop.step(1)  # joins (welcome snapshots) are a login cost, not a tick cost
+    loop.step(1, 0.0)  # joins (welcome snapshots) are a login cost, not a tick cost
     per_tick = tick_hz
     actions = ["study", "exercise", "play", "find_job", "see_doctor", "meditate", "go_out"]
     cpu: list[float] = []
@@ -89,7 +88,7 @@ def run(players: int, ticks: int, tick_hz: float, day_ticks: int, seed: int) -> 
                 prompt, key = s.prompts.pop()
                 inbox.put(Deliver(s, wire.Answer(prompt=prompt, choice=key, ref=tick)))
         started = time.process_time()
-        loop.step(tick)
+        loop.step(tick, tick / tick_hz)
         cpu.append(time.process_time() - started)
     cpu.sort()
     mean = statistics.fmean(cpu)

@@ -59,7 +59,6 @@ class Session:
         self.conn = conn
         self.remote = remote
         self.player_id: int | None = None
-        self.seq = 0
         self.state: Literal["open", "closing", "dead"] = "open"
         self.abort_reason = ""
         self.close_code: int | None = None

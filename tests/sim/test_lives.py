@@ -52,7 +52,6 @@ class Bot:
         self.inbox = inbox
         self.rng = rng
         self.player_id: int | None = None
-        self.seq = 0
         self.last_seq = 0
         self.last_tick = -1
         self.frames = 0

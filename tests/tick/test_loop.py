@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from baolife import content as content_pkg
 from baolife import protocol as wire
 from baolife.content.schema import Content
+from baolife.tick.delivery import _Stream
 from baolife.tick.engine import World
-from baolife.tick.loop import REPLAY_FRAMES, Attach, Deliver, Detach, Inbox, Kick, TickLoop, _Stream
+from baolife.tick.loop import REPLAY_FRAMES, Attach, Broadcast, Deliver, Detach, Inbox, Kick, TickLoop
 
 MINI = Path(__file__).parent.parent / "data" / "mini"
 
@@ -30,7 +31,6 @@ def mini() -> Content:
 class FakeSession:
     def __init__(self) -> None:
         self.player_id: int | None = None
-        self.seq = 0
         self.frames: list[dict[str, Any]] = []
         self.closed: tuple[int, str] | None = None
 
@@ -79,8 +79,8 @@ async def test_overruns_are_counted_small_ones_caught_up_large_ones_skipped(
     loop, _, _ = make_loop(mini)
     step = loop.step
 
-    def slow_step(tick: int) -> None:
-        step(tick)
+    def slow_step(tick: int, now: float) -> None:
+        step(tick, now)
         if tick in (5, 15, 25):
             autojump_clock.jump(late)
 
@@ -216,7 +216,7 @@ def test_before_login_every_command_that_needs_it_is_unauthenticated(mini: Conte
     loop.add_session(stranger)
     cmd = wire.parse(orjson.dumps({"type": kind, "id": kind, **NEEDS_LOGIN[kind]}).decode())
     inbox.put(Deliver(stranger, cmd))
-    loop.step(1)
+    loop.step(1, 1.0)
     assert [(op["op"], op.get("code"), op.get("ref")) for op in stranger.ops()] == [("error", "unauthenticated", kind)]
     assert stranger.closed is None and loop.error_counts["unauthenticated"] == 1
 
@@ -227,8 +227,68 @@ def test_a_login_that_reaches_the_loop_on_a_logged_in_session_is_not_allowed(min
     loop.add_session(session)
     inbox.put(Attach(session, loop.world.rules.new_life(1, "P", 1)))
     inbox.put(Deliver(session, wire.Login(token="t", ref="again")))  # noqa: S106
-    loop.step(1)
+    loop.step(1, 1.0)
     refused = [op for op in session.ops() if op.get("ref") == "again"]
     assert refused == [
         {"op": "error", "code": "not_allowed", "ref": "again", "message": "already logged in; log out first"}
     ]
+
+
+def test_a_broadcast_reaches_every_logged_in_player_in_this_ticks_frame(mini: Content) -> None:
+    loop, inbox, _ = make_loop(mini)
+    a, b, leaving, stranger = FakeSession(), FakeSession(), FakeSession(), FakeSession()
+    for pid, s in enumerate((a, b, leaving), start=1):
+        loop.add_session(s)
+        inbox.put(Attach(s, loop.world.rules.new_life(pid, f"P{pid}", 1)))
+    loop.add_session(stranger)
+    loop.step(1, 1.0)
+    notice = wire.Pong(ref="notice")
+    inbox.put(Deliver(leaving, wire.Logout(ref="out")))
+    inbox.put(Deliver(a, wire.Ping(ref="before")))
+    inbox.put(Broadcast([notice]))
+    loop.step(2, 2.0)
+    for s in (a, b):
+        assert s.frames[-1]["tick"] == 2 and {"op": "pong", "ref": "notice"} in s.frames[-1]["ops"]
+    assert [op["ref"] for op in a.frames[-1]["ops"] if op["op"] == "pong"] == ["before", "notice"]
+    assert {"op": "bye", "reason": "logout"} in leaving.ops()
+    assert {"op": "pong", "ref": "notice"} not in leaving.ops()  # it was saying its bye
+    assert stranger.frames == []
+
+
+def test_the_welcome_hook_follows_the_snapshot_at_every_attach(mini: Content) -> None:
+    asked: list[int] = []
+
+    def welcome(pid: int) -> list[wire.Op]:
+        asked.append(pid)
+        return [wire.Pong(ref=f"hello {pid}")]
+
+    loop, inbox, _ = make_loop(mini, welcome=welcome)
+    first, again = FakeSession(), FakeSession()
+    player = loop.world.rules.new_life(1, "P", 1)
+    loop.add_session(first)
+    inbox.put(Attach(first, player, ref="w", token="t"))  # noqa: S106 - a register
+    loop.step(1, 1.0)
+    assert [op["op"] for op in first.ops()] == ["registered", "welcome", "pong"]
+    assert first.ops()[-1]["ref"] == "hello 1"
+    inbox.put(Detach(first))
+    loop.step(2, 2.0)
+    loop.add_session(again)
+    inbox.put(Attach(again, player, ref="r", resume=first.frames[-1]["seq"]))
+    loop.step(3, 3.0)
+    # A resume with nothing to replay: its ack, then the hook's ops.
+    assert [(op["op"], op.get("ref")) for op in again.ops()][:2] == [("ack", "r"), ("pong", "hello 1")]
+    assert asked == [1, 1]
+
+
+def test_a_kick_through_the_inbox_says_bye_with_the_operators_text(mini: Content) -> None:
+    online: list[tuple[int, bool]] = []
+    loop, inbox, _ = make_loop(mini, on_online=lambda pid, up: online.append((pid, up)))
+    session = FakeSession()
+    loop.add_session(session)
+    inbox.put(Attach(session, loop.world.rules.new_life(1, "P", 1)))
+    loop.step(1, 1.0)
+    inbox.put(Kick(loop.by_player[1], "kicked", wire.CloseCode.KICKED, message="take a break"), force=True)
+    loop.step(2, 2.0)
+    assert session.ops()[-1] == {"op": "bye", "reason": "kicked", "message": "take a break"}
+    assert session.closed == (4002, "kicked")
+    assert loop.by_player == {} and 1 not in loop.world.players and online == [(1, False)]

@@ -1,0 +1,207 @@
+"""The delivery core on its own: no clock, no loop, no engine; time is passed in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from baolife import protocol as wire
+from baolife.tick.delivery import RECENT_STREAMS, REPLAY_FRAMES, RESUME_WINDOW, Delivery
+
+
+class FakeSession:
+    def __init__(self) -> None:
+        self.player_id: int | None = None
+        self.frames: list[dict[str, Any]] = []
+        self.raw: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+
+    def send_frame(self, frame: bytes) -> bool:
+        self.raw.append(frame)
+        self.frames.append(orjson.loads(frame))
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def ops(self) -> list[dict[str, Any]]:
+        return [op for f in self.frames for op in f["ops"]]
+
+
+def logged_in(d: Delivery, pid: int) -> FakeSession:
+    s = FakeSession()
+    d.add(s)
+    attached = d.attach(s, pid, None)
+    assert not attached.gone and not attached.resumed
+    d.joined(pid, attached)
+    return s
+
+
+def game_op(d: Delivery, pid: int, age: int) -> None:
+    """What the engine does: append to the player's list in the one outbox."""
+    d.outbox.setdefault(pid, []).append(wire.State({"age_days": age}))
+
+
+def test_a_frame_per_player_numbered_in_order_and_the_outbox_left_empty() -> None:
+    d = Delivery({})
+    s = logged_in(d, 7)
+    for tick in range(1, 6):
+        game_op(d, 7, tick)
+        game_op(d, 7, tick * 10)
+        assert d.flush(tick)[0] == 1
+        assert d.outbox == {}
+    assert [(f["seq"], f["tick"], len(f["ops"])) for f in s.frames] == [(i, i, 2) for i in range(1, 6)]
+    assert d.op_counts == {"state": 10}
+    assert d.flush(6) == (0, 0)  # nothing to say, no frame
+
+
+def test_what_a_connection_was_told_before_login_goes_first_in_its_stream() -> None:
+    d = Delivery({})
+    s = FakeSession()
+    d.add(s)
+    assert d.admit(s, wire.Ping(ref="early")) is None
+    d.flush(1)
+    assert s.frames[0]["seq"] == 0 and s.ops()[0]["code"] == "unauthenticated"
+    d.reject(s, wire.Error(code="bad_request", message="no", ref="x"))  # before login, in the same tick as it
+    attached = d.attach(s, 3, None)
+    game_op(d, 3, 1)  # the world's welcome comes after
+    d.joined(3, attached)
+    d.flush(2)
+    assert [(f["seq"], [op["op"] for op in f["ops"]]) for f in s.frames[1:]] == [(1, ["error", "state"])]
+    assert d.error_counts == {"unauthenticated": 1, "bad_request": 1}
+
+
+def test_a_game_command_is_admitted_for_its_player_and_ping_and_logout_are_answered_here() -> None:
+    d = Delivery({})
+    s = logged_in(d, 5)
+    act = wire.Act(action="nap", ref="a")
+    assert d.admit(s, act) == 5
+    assert d.admit(s, wire.Ping(ref="p")) is None
+    assert d.admit(s, wire.Login(token="t", ref="l")) is None  # noqa: S106
+    assert d.admit(s, wire.Logout(ref="o")) is None
+    assert d.admit(s, act) is None  # after its bye, nothing more
+    d.flush(1)
+    assert [(op["op"], op.get("ref") or op.get("reason")) for op in s.ops()] == [
+        ("pong", "p"),
+        ("error", "l"),
+        ("bye", "logout"),
+    ]
+    assert s.closed is None  # closed only after the frame with the bye went out
+    assert d.close_said_bye(1.0) == [5]
+    assert s.closed == (1000, "logout") and d.by_player == {} and d.sessions == set()
+
+
+def test_a_newer_login_takes_the_player_and_the_older_gets_what_was_made_for_it() -> None:
+    d = Delivery({})
+    old = logged_in(d, 1)
+    game_op(d, 1, 1)
+    d.flush(1)
+    game_op(d, 1, 2)  # made this tick, before the new login arrived
+    new = FakeSession()
+    d.add(new)
+    attached = d.attach(new, 1, None)
+    assert attached.released and not attached.resumed and not attached.gone
+    d.joined(1, attached)
+    game_op(d, 1, 3)
+    d.flush(2)
+    assert d.close_said_bye(0.0) == []  # the player stays, held by the new session
+    assert old.frames[-1]["seq"] == 2 and old.frames[-1]["ops"] == [
+        {"op": "state", "age_days": 2},
+        {"op": "bye", "reason": "replaced"},
+    ]
+    assert old.closed == (4000, "replaced")
+    assert new.frames == [{"type": "frame", "seq": 1, "tick": 2, "ops": [{"op": "state", "age_days": 3}]}]
+    assert d.by_player == {1: new}
+
+
+def test_a_resume_over_a_live_connection_continues_its_stream() -> None:
+    d = Delivery({})
+    old = logged_in(d, 1)
+    for tick in range(1, 6):
+        game_op(d, 1, tick)
+        d.flush(tick)
+    new = FakeSession()
+    d.add(new)
+    attached = d.attach(new, 1, 3)  # it had seen up to frame 3
+    assert attached.resumed and attached.released
+    assert new.raw == old.raw[3:]  # frames 4 and 5, byte for byte
+    d.joined(1, attached, ref="r")
+    game_op(d, 1, 6)
+    d.flush(6)
+    d.close_said_bye(10.0)
+    assert new.frames[-1]["seq"] == 6 and new.frames[-1]["ops"][0] == {"op": "ack", "ref": "r"}
+    # The old connection's bye was numbered on a copy, not in the stream that goes on.
+    assert old.frames[-1] == {"type": "frame", "seq": 6, "tick": 6, "ops": [{"op": "bye", "reason": "replaced"}]}
+
+
+def test_a_dropped_players_stream_is_kept_for_the_resume_window_of_the_time_passed_in() -> None:
+    d = Delivery({})
+    s = logged_in(d, 1)
+    for tick in range(1, REPLAY_FRAMES + 4):
+        game_op(d, 1, tick)
+        d.flush(tick)
+    game_op(d, 1, 99)  # unsent when the connection ends: dropped
+    assert d.detach(s, 100.0) == 1 and 1 not in d.outbox
+    d.expire(100.0 + RESUME_WINDOW - 1)
+    back = FakeSession()
+    d.add(back)
+    last = REPLAY_FRAMES + 3
+    too_old = d.attach(back, 1, last - REPLAY_FRAMES - 1)  # a frame it missed is gone
+    assert not too_old.resumed and back.frames == []
+    d.detach(back, 200.0)
+    again = FakeSession()
+    d.add(again)
+    # The failed resume above started a fresh stream, which the detach kept instead.
+    assert not d.attach(again, 1, last).resumed
+    d.detach(again, 200.0)
+    d.expire(200.0 + RESUME_WINDOW)
+    late = FakeSession()
+    d.add(late)
+    assert not d.attach(late, 1, 0).resumed  # the window had passed: a fresh start
+
+
+def test_a_resume_within_the_window_replays_exactly_what_was_missed() -> None:
+    d = Delivery({})
+    s = logged_in(d, 1)
+    for tick in range(1, 8):
+        game_op(d, 1, tick)
+        d.flush(tick)
+    d.detach(s, 50.0)
+    d.expire(50.0 + RESUME_WINDOW - 0.5)
+    back = FakeSession()
+    d.add(back)
+    assert d.attach(back, 1, 4).resumed
+    assert back.raw == s.raw[4:]
+
+
+def test_kept_streams_are_bounded() -> None:
+    d = Delivery({})
+    for pid in range(RECENT_STREAMS + 5):
+        s = FakeSession()
+        d.add(s)
+        d.attach(s, pid, None)
+        d.detach(s, 0.0)
+    assert len(d._recent) == RECENT_STREAMS
+    assert 0 not in d._recent and RECENT_STREAMS + 4 in d._recent
+
+
+def test_a_connection_gone_before_its_login_finished_gets_nothing() -> None:
+    d = Delivery({})
+    s = FakeSession()
+    d.add(s)
+    d.detach(s, 0.0)
+    attached = d.attach(s, 1, None)
+    assert attached.gone and attached.released
+    assert d.by_player == {} and s.player_id is None
+
+
+def test_kick_says_bye_with_the_message_then_closes_once() -> None:
+    d = Delivery({})
+    s = logged_in(d, 2)
+    d.kick(s, "kicked", wire.CloseCode.KICKED, "be nice")
+    d.kick(s, "idle", 4001)  # already saying its bye: no second one
+    d.flush(1)
+    assert d.close_said_bye(1.0) == [2]
+    assert s.ops() == [{"op": "bye", "reason": "kicked", "message": "be nice"}]
+    assert s.closed == (wire.CloseCode.KICKED, "kicked")
