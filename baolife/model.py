@@ -21,7 +21,11 @@ import orjson
 
 __all__ = [
     "LIMITS",
+    "MAX_AGE_YEARS",
     "SCHEMA_VERSION",
+    "STAT_MAX",
+    "STAT_MIN",
+    "STAT_NAMES",
     "Npc",
     "PastLife",
     "Player",
@@ -35,8 +39,15 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 2
+# The fields of :class:`Stats`, in the order the rules go through them (a
+# seed replays only if that order stays); content names stats by these.
 STAT_NAMES = ("health", "happiness", "smarts", "looks")
 STAT_MIN, STAT_MAX = 0, 100
+# The oldest age (game years) the game is built for, which no life reaches:
+# the rules' day tables and the death hazard's table end there (older ages
+# use their last entry), the event index shares one bucket past it, and
+# ``baolife simulate`` cuts a life still going there off as unfinished.
+MAX_AGE_YEARS = 130
 
 
 @attrs.frozen

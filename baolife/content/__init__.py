@@ -8,6 +8,11 @@ ids, stages, stats, roles, majors, declared flags, template names, and
 follow-up chains, then the age rules of :mod:`baolife.content.ages` (who may
 be given what at which age, events inside their stage, cooldowns). Any
 problem raises :class:`ContentError` naming the file and the id.
+
+One piece: loading and the cross-checks are one pass over one Content, and
+the checker's sets (roles, educations, flags set, follow-ups scheduled) are
+built once and read by every check; the age rules, which stand alone, are in
+ages.py and the classes in schema.py.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from typing import Any
 
 import cattrs
 
+from ..model import STAT_MAX, STAT_MIN, STAT_NAMES
 from . import ages
 from .schema import (
     ACTION_GROUPS,
     FLAG_KINDS,
-    STAT_NAMES,
     Achievement,
     Action,
     Conditions,
@@ -230,6 +235,7 @@ class _Checker:
             if not 0 <= member.chance <= 1 or member.min_age > member.max_age:
                 raise ContentError(f"world.toml: [world] family {member.role!r}: chance in 0..1, min_age <= max_age")
         self.money()
+        self.numbers()
         if not c.names.first or not c.names.last:
             raise ContentError("world.toml: [names] first and last must not be empty")
         for flag in c.flags.values():
@@ -270,8 +276,10 @@ class _Checker:
                 raise ContentError(f"{where}: promotes_to {job.promotes_to!r} is not a job")
             if job.promotes_to == job.id:
                 raise ContentError(f"{where}: a job cannot promote to itself")
-            if not 0 <= job.fire_rate <= 1 or job.promote_after_years <= 0:
+            if not 0 <= job.fire_rate <= 1 or job.promote_after_years < 0:
                 raise ContentError(f"{where}: fire_rate must be in 0..1 and promote_after_years positive")
+            if job.promotes_to and not job.promote_after_years:
+                raise ContentError(f"{where}: promotes_to needs promote_after_years (years before a promotion)")
         for level in c.levels.values():
             where = f"{level.source}: level {level.id!r}"
             self.text(level.label, where)
@@ -334,6 +342,43 @@ class _Checker:
                 raise ContentError(f"{at}: needs 0 <= critical < low <= 100")
             self.text(limit.low_text, at)
             self.text(limit.critical_text, at)
+
+    def numbers(self) -> None:
+        """The game's numbers in world.toml: stats at birth, work, causes of
+        death, grief, birthdays and talk, each within its scale."""
+        w = self.c.world
+        for stat in STAT_NAMES:
+            low, high = getattr(w.birth, stat)
+            if not STAT_MIN <= low <= high <= STAT_MAX:
+                raise ContentError(
+                    f"world.toml: [world.birth] {stat} must be [min, max] with {STAT_MIN} <= min <= max <= {STAT_MAX}"
+                )
+        work, where = w.work, "world.toml: [world.work]"
+        for name in ("promote_chance", "offer_share"):
+            if not 0 <= getattr(work, name) <= 1:
+                raise ContentError(f"{where} {name} must be in 0..1")
+        if work.unhappy_fire_factor < 0:
+            raise ContentError(f"{where} unhappy_fire_factor must not be negative")
+        if not STAT_MIN <= work.unhappy_below <= STAT_MAX:
+            raise ContentError(f"{where} unhappy_below must be a happiness in {STAT_MIN}..{STAT_MAX}")
+        for name in ("raise_happiness", "fired_happiness"):
+            if abs(getattr(work, name)) > STAT_MAX:
+                raise ContentError(f"{where} {name} must be in -{STAT_MAX}..{STAT_MAX}")
+        death, where = w.death, "world.toml: [world.death]"
+        if not STAT_MIN <= death.poor_health <= STAT_MAX:
+            raise ContentError(f"{where} poor_health must be a health in {STAT_MIN}..{STAT_MAX}")
+        if death.old_age < 0:
+            raise ContentError(f"{where} old_age must not be negative")
+        causes = [death.poor_health_cause, death.infant_cause, death.old_age_cause, *death.causes]
+        if not death.causes or not all(cause.strip() for cause in causes):
+            raise ContentError(f"{where} needs every cause, and causes at least one, none of them empty")
+        if death.grief_min < 0 or death.grief_per < 1:
+            raise ContentError(f"{where} grief_min must not be negative and grief_per must be >= 1")
+        days = list(w.birthdays)
+        if any(year < 1 for year in days) or days != sorted(set(days)):
+            raise ContentError("world.toml: [world] birthdays must be ages >= 1, rising, each once")
+        if not 0 <= w.talk_closeness <= STAT_MAX:
+            raise ContentError(f"world.toml: [world] talk_closeness must be in 0..{STAT_MAX}")
 
     def target(self, act: Action, where: str) -> None:
         """An NPC-targeted action names known roles; only such actions act on "the" NPC."""

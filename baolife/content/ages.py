@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from .schema import Conditions, Content, Effects, Event, Outcome
+from .schema import NO_AGE_LIMIT, Conditions, Content, Effects, Event, Outcome
 
 __all__ = ["STAGE_FILES", "Window", "problems", "window"]
 
@@ -40,15 +40,12 @@ STAGE_FILES = {
     "senior.toml": "senior",
 }
 
-# An age no life reaches: a window ending here is open-ended.
-_NO_END = 1000.0
-
 
 def stage_spans(content: Content) -> dict[str, Window]:
     """Each stage's ages, from its first age to the next stage's."""
     order = content.stage_order
     starts = [content.world.stages[s] for s in order]
-    ends = starts[1:] + [_NO_END]
+    ends = starts[1:] + [NO_AGE_LIMIT]
     return {stage: (start, end) for stage, start, end in zip(order, starts, ends, strict=True)}
 
 
@@ -74,7 +71,7 @@ def _ages(win: Window | None) -> str:
     if win is None:
         return "no age"
     low, high = win
-    return f"ages {low:g}+" if high >= _NO_END else f"ages {low:g}-{high:g}"
+    return f"ages {low:g}+" if high >= NO_AGE_LIMIT else f"ages {low:g}-{high:g}"
 
 
 class _AgeChecker:

@@ -5,6 +5,10 @@ Content is data (TOML files next to this module); nothing in it is code.
 Conditions and effects are closed sets of named fields, checked when the
 content is loaded, so a typo in a file is an error at start, not a surprise
 in play. Ages in conditions are in game years; durations are in game days.
+
+One piece: it is the format of the content files, one small frozen class per
+kind of table, read together as the reference docs/CONTENT.md describes; it
+holds no logic to split.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from string import Template
 
 import attrs
 
-STAT_NAMES = ("health", "happiness", "smarts", "looks")
+# ``Conditions.max_age`` when none is given: an age (years) no life reaches,
+# so a bound at or above it is no bound at all.
+NO_AGE_LIMIT = 1000.0
 
 
 def _tuple(value: object) -> tuple[str, ...]:
@@ -32,7 +38,7 @@ class Conditions:
     """When something can happen. Every listed condition must hold."""
 
     min_age: float = 0.0
-    max_age: float = 1000.0
+    max_age: float = NO_AGE_LIMIT
     stages: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     flags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     not_flags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
@@ -104,7 +110,8 @@ class Effects:
     flags_remove: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     feed: str = ""
     # A job id, "none", or "best": a job the player qualifies for, among those
-    # paying at least half the best-paid one, the better paid the likelier.
+    # paying at least World.work.offer_share of the best-paid one, the better
+    # paid the likelier.
     job: str = ""
     promote: bool = False
     education: str = ""
@@ -192,11 +199,12 @@ class Job:
     id: str
     title: str
     salary: int
+    # Chance per game year of being fired; raised while unhappy (World.work).
+    fire_rate: float
     when: Conditions = Conditions()
     promotes_to: str = ""
-    promote_after_years: float = 3.0
-    # Chance per game year of being fired; raised by low happiness/smarts in the engine.
-    fire_rate: float = 0.02
+    # Years in the job before a promotion may come; required with promotes_to.
+    promote_after_years: float = 0.0
     source: str = ""
 
 
@@ -297,12 +305,12 @@ class Hazard:
     with the age taken at the middle of the player's current year. NPCs die
     by ``npc_base * exp(npc_growth * age_years)``, checked at each birthday."""
 
-    base: float = 0.0001
-    growth: float = 0.085
-    health_scale: float = 0.03
-    infant: float = 0.005
-    npc_base: float = 0.0001
-    npc_growth: float = 0.085
+    base: float
+    growth: float
+    health_scale: float
+    infant: float
+    npc_base: float
+    npc_growth: float
 
 
 @attrs.frozen
@@ -345,8 +353,8 @@ class Money:
     Adults go into debt from events only; ``debt_flag`` is set while money
     is below zero (its yearly effects are the interest and the worry)."""
 
-    adult_age: float = 18.0
-    payers: tuple[str, ...] = attrs.field(default=("mother", "father"), converter=_tuple)
+    adult_age: float
+    payers: tuple[str, ...] = attrs.field(converter=_tuple)
     debt_flag: str = ""
     debt_text: str = "You are in debt."
 
@@ -362,13 +370,72 @@ class Threshold:
 
 
 @attrs.frozen
+class Birth:
+    """A newborn's stats: each drawn uniformly from its ``[min, max]``, in
+    the order of ``STAT_NAMES`` (so a seed replays)."""
+
+    health: tuple[int, int]
+    happiness: tuple[int, int]
+    smarts: tuple[int, int]
+    looks: tuple[int, int]
+
+
+@attrs.frozen
+class Work:
+    """What each birthday does to a job, besides the job's own ``fire_rate``,
+    ``promotes_to`` and ``promote_after_years``: once those years have
+    passed, a promotion with ``promote_chance`` (to a job the player does
+    not qualify for: ``raise_happiness`` instead); the fire rate times
+    ``unhappy_fire_factor`` while happiness is below ``unhappy_below``;
+    ``fired_happiness`` on being fired. An effect's ``job = "best"`` offers
+    the jobs paying at least ``offer_share`` of the best-paid one."""
+
+    promote_chance: float
+    raise_happiness: int
+    unhappy_below: int
+    unhappy_fire_factor: float
+    fired_happiness: int
+    offer_share: float
+
+
+@attrs.frozen
+class Death:
+    """Why a life ended when the hazard's roll (or health 0) ends it:
+    ``poor_health_cause`` at health ``poor_health`` or less, else
+    ``infant_cause`` in the first year, else ``old_age_cause`` from
+    ``old_age`` (years) on, else one of ``causes`` at random. An NPC's
+    death costs the player ``max(grief_min, closeness // grief_per)``
+    happiness."""
+
+    poor_health: int
+    poor_health_cause: str
+    infant_cause: str
+    old_age: float
+    old_age_cause: str
+    causes: tuple[str, ...] = attrs.field(converter=_tuple)
+    grief_min: int
+    grief_per: int
+
+
+@attrs.frozen
 class World:
     """Rules of the world that are data rather than code."""
 
     stages: dict[str, float]
+    birth: Birth
+    work: Work
+    death: Death
+    # Birthdays (years) the story marks with "You turned N.".
+    birthdays: tuple[int, ...]
+    # Closeness an NPC gains with each reply in a conversation.
+    talk_closeness: int
+    hazard: Hazard
+    money: Money
+    # Days a prompt stays open before its default choice (an event may set its own).
+    timeout_days: int
     # Days between random-event checks where no pace table is given.
-    check_min_days: int = 20
-    check_max_days: int = 50
+    check_min_days: int
+    check_max_days: int
     # Pace by stage id (every stage, or none: then one day per step and the
     # check_min_days..check_max_days gap everywhere).
     pace: dict[str, Pace] = attrs.Factory(dict)
@@ -376,17 +443,14 @@ class World:
     first_check_days: int = 0
     # The most game days one step may run, fast-forward included.
     max_step_days: int = 50
-    timeout_days: int = 20
     expenses: dict[str, int] = attrs.Factory(dict)
     # Share of a salary that goes on tax and a lifestyle that grows with income,
     # paid day by day on top of the stage's expenses.
     tax: float = 0.0
-    hazard: Hazard = Hazard()
     drift: tuple[Drift, ...] = ()
     settle: tuple[Settle, ...] = ()
     family: tuple[FamilyMember, ...] = ()
     start_money: int = 0
-    money: Money = Money()
     # Stat id -> when the player is warned about it.
     warnings: dict[str, Threshold] = attrs.Factory(dict)
 

@@ -25,12 +25,9 @@ from typing import Any
 import attrs
 
 from ..content.schema import Content, Event
-from ..model import Player
+from ..model import MAX_AGE_YEARS, Player
 
-__all__ = ["EventRegistry", "RegistryStatistics", "INDEXED_YEARS"]
-
-# Ages past this share the last bucket.
-INDEXED_YEARS = 130
+__all__ = ["EventRegistry", "RegistryStatistics"]
 
 
 @attrs.frozen
@@ -98,8 +95,9 @@ class EventRegistry:
             (stage, start, starts[i + 1] if i + 1 < len(starts) else float("inf"))
             for i, (stage, start) in enumerate(zip(order, starts, strict=True))
         ]
-        self._years = [_Bucket() for _ in range(INDEXED_YEARS + 1)]
-        self._items = [_Bucket() for _ in range(INDEXED_YEARS + 1)] if item is not None else self._years
+        # One bucket per year of age up to MAX_AGE_YEARS; ages past it share the last.
+        self._years = [_Bucket() for _ in range(MAX_AGE_YEARS + 1)]
+        self._items = [_Bucket() for _ in range(MAX_AGE_YEARS + 1)] if item is not None else self._years
         self._indexed = 0
         for event in sorted(content.events.values(), key=lambda e: e.id):
             if event.followup:
@@ -131,11 +129,11 @@ class EventRegistry:
         return per_stage
 
     def years_of(self, event: Event) -> list[int]:
-        """The bucket years (0..INDEXED_YEARS) in which ``event`` can hold."""
+        """The bucket years (0..MAX_AGE_YEARS) in which ``event`` can hold."""
         cond = event.when
         years = []
-        for year in range(INDEXED_YEARS + 1):
-            top = year + 1 if year < INDEXED_YEARS else float("inf")
+        for year in range(MAX_AGE_YEARS + 1):
+            top = year + 1 if year < MAX_AGE_YEARS else float("inf")
             if cond.min_age >= top or cond.max_age <= year:
                 continue
             if cond.stages and not any(
@@ -148,16 +146,16 @@ class EventRegistry:
     def candidates(self, p: Player, years: int) -> Iterator[Event]:
         """Events whose static requirements (age, stage, the index key) hold
         for ``p``, aged ``years`` whole game years."""
-        return _walk(self._years[years if years < INDEXED_YEARS else INDEXED_YEARS], p)
+        return _walk(self._years[years if years < MAX_AGE_YEARS else MAX_AGE_YEARS], p)
 
     def items(self, p: Player, years: int) -> Iterator[Any]:
         """The items (see ``item``) of :meth:`candidates`, in the same order."""
-        return _walk(self._items[years if years < INDEXED_YEARS else INDEXED_YEARS], p)
+        return _walk(self._items[years if years < MAX_AGE_YEARS else MAX_AGE_YEARS], p)
 
     def statistics(self) -> RegistryStatistics:
         sizes: dict[str, int] = {}
         for stage, low, high in self._spans:
-            years = range(int(low), min(int(high) if high != float("inf") else INDEXED_YEARS + 1, INDEXED_YEARS + 1))
+            years = range(int(low), min(int(high) if high != float("inf") else MAX_AGE_YEARS + 1, MAX_AGE_YEARS + 1))
             sizes[stage] = max((self._years[y].size() for y in years), default=0)
         return RegistryStatistics(events=len(self.events), indexed=self._indexed, max_candidates=sizes)
 

@@ -4,6 +4,12 @@ Plain synchronous code over :class:`~baolife.model.Player`; no I/O, no clock.
 Every change a rule makes to a player goes through a :class:`Unit`, which
 records it as ops for the client in the order it happened and collects
 changed view fields into one ``state`` op when the unit closes.
+
+One piece: every rule changes a player through the same Unit and draws from
+the same random generator, in an order a seed replays; split by topic
+(people, money, jobs, death) the rules would call each other across modules
+at every step. What stands alone already lives beside it: family names, past
+lives, the story, pacing.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from operator import attrgetter
 from typing import Any
 
 from .. import protocol as wire
-from ..content.schema import Conditions, Content, Effects, Event, NpcAdd, Outcome
-from ..model import LIMITS, STAT_MAX, STAT_MIN, STAT_NAMES, Npc, Player, Scheduled, Stats
+from ..content.schema import NO_AGE_LIMIT, Conditions, Content, Effects, Event, NpcAdd, Outcome
+from ..model import LIMITS, MAX_AGE_YEARS, STAT_MAX, STAT_MIN, STAT_NAMES, Npc, Player, Scheduled, Stats
 from . import lives, story
 from .family import FAMILY_ROLES, life_surname, npc_name
 from .pacing import Pacing, share_between
@@ -172,9 +178,11 @@ class Rules:
         }
         # Flags that act at each birthday, in content order (not set order, so a seed replays).
         self._yearly_flags = [(f.id, f.yearly) for f in content.flags.values() if f.yearly != Effects()]
+        # Birthdays the story marks ("You turned N.").
+        self._birthdays = frozenset(content.world.birthdays)
         # Day-indexed tables for the daily rules, up to an age no life reaches
         # (stage() and expenses() fall back to a search past it).
-        self._table_days = 130 * year_days
+        self._table_days = MAX_AGE_YEARS * year_days
         self._stage_at = [self._stage_search(day) for day in range(self._table_days)]
         self._expense_at = [self._expenses[stage] for stage in self._stage_at]
         self._tax: dict[str | None, int] = {
@@ -182,7 +190,7 @@ class Rules:
         }
         h = self.hazard
         # Daily death chance = age part (by whole year, taken at mid-year) x health part (+ infant).
-        self._hazard_age = [h.base * math.exp(h.growth * (y + 0.5)) / year_days for y in range(131)]
+        self._hazard_age = [h.base * math.exp(h.growth * (y + 0.5)) / year_days for y in range(MAX_AGE_YEARS + 1)]
         self._hazard_health = [math.exp(h.health_scale * (50 - hp)) for hp in range(STAT_MIN, STAT_MAX + 1)]
         self._infant = h.infant / year_days
         # Compiled conditions of the content, by id() of the Conditions object
@@ -260,7 +268,7 @@ class Rules:
         # Age bounds as whole days: ``age_days / yd >= years`` from the first
         # such day on (found exactly), compared as integers, one check for both.
         low_day = first_day(cond.min_age, yd) if cond.min_age > 0 else 0
-        if cond.max_age < 1000:
+        if cond.max_age < NO_AGE_LIMIT:
             high_day = first_day(cond.max_age, yd)
             checks.append(lambda p: low_day <= p.age_days < high_day)
         elif low_day:
@@ -644,10 +652,11 @@ class Rules:
             if not eligible:
                 self.feed(u, "Nobody would hire you right now.")
                 return
-            # Not always the top job: any that pays at least half of it, the
-            # better paid the likelier (a job market, not a lookup table).
+            # Not always the top job: any that pays at least offer_share
+            # (content: a half) of it, the better paid the likelier (a job
+            # market, not a lookup table).
             best = max(j.salary for j in eligible)
-            offers = [j for j in eligible if j.salary >= best * 0.5]
+            offers = [j for j in eligible if j.salary >= best * self.content.world.work.offer_share]
             job = self.rng.choices(offers, weights=[j.salary for j in offers])[0]
         else:
             job = self.content.jobs[which]
@@ -665,7 +674,7 @@ class Rules:
             return
         nxt = self.content.jobs.get(job.promotes_to)
         if nxt is None or not self.allows(nxt.when, p):
-            self.change_stat(u, "happiness", 1)
+            self.change_stat(u, "happiness", self.content.world.work.raise_happiness)
             self.feed(u, "You got a raise in spirit, if not in title.")
             return
         p.job = nxt.id
@@ -719,15 +728,16 @@ class Rules:
         is called "Name Surname"."""
         rng = self.rng
         w = self.content.world
+        birth = w.birth
         p = Player(
             id=player_id,
             name=name,
             life=life,
             stats=Stats(
-                health=rng.randint(60, 95),
-                happiness=rng.randint(55, 90),
-                smarts=rng.randint(25, 85),
-                looks=rng.randint(25, 85),
+                health=rng.randint(*birth.health),
+                happiness=rng.randint(*birth.happiness),
+                smarts=rng.randint(*birth.smarts),
+                looks=rng.randint(*birth.looks),
             ),
             money=w.start_money,
             low_money=min(0, w.start_money),
@@ -751,7 +761,8 @@ class Rules:
         """The chance to die today: the world's hazard at the player's whole
         year of age (its middle) and health, from tables built at start."""
         years = p.age_days // self.year_days
-        chance = self._hazard_age[years if years < 130 else 130] * self._hazard_health[p.stats.health]
+        table_year = years if years < MAX_AGE_YEARS else MAX_AGE_YEARS
+        chance = self._hazard_age[table_year] * self._hazard_health[p.stats.health]
         if years < 1:
             chance += self._infant
         return chance if chance < 1.0 else 1.0
@@ -780,14 +791,16 @@ class Rules:
         u.ops.append(wire.Died(cause=cause, age_days=p.age_days, summary=lives.life_view(self.content, past)))
 
     def death_cause(self, p: Player) -> str:
+        """Why ``p`` died today (content's ``[world.death]``)."""
         years = self.years(p.age_days)
-        if p.stats.health <= 10:
-            return "poor health"
+        death = self.content.world.death
+        if p.stats.health <= death.poor_health:
+            return death.poor_health_cause
         if years < 1:
-            return "complications in infancy"
-        if years >= 70:
-            return "old age"
-        return self.rng.choice(["an illness", "an accident", "a heart attack"])
+            return death.infant_cause
+        if years >= death.old_age:
+            return death.old_age_cause
+        return self.rng.choice(death.causes)
 
     def yearly(self, u: Unit) -> None:
         """Birthday work: drift, promotions and firing, NPC aging."""
@@ -811,18 +824,21 @@ class Rules:
         if not p.alive:
             return
         job = self.content.jobs.get(p.job or "")
+        work = self.content.world.work
         if job is not None:
-            if job.when.max_age < 1000 and p.age_days >= job.when.max_age * self.year_days:
+            if job.when.max_age < NO_AGE_LIMIT and p.age_days >= job.when.max_age * self.year_days:
                 self.feed(u, f"You outgrew your job as {job.title}.")
                 self.take_job(u, "none")
-            elif rng.random() < job.fire_rate * (2.0 if p.stats.happiness < 25 else 1.0):
+            elif rng.random() < job.fire_rate * (
+                work.unhappy_fire_factor if p.stats.happiness < work.unhappy_below else 1.0
+            ):
                 self.feed(u, f"You were fired from your job as {job.title}.", key=True)
                 self.take_job(u, "none")
-                self.change_stat(u, "happiness", -8)
+                self.change_stat(u, "happiness", work.fired_happiness)
             elif (
                 job.promotes_to
                 and p.age_days - p.job_since >= job.promote_after_years * self.year_days
-                and rng.random() < 0.4
+                and rng.random() < work.promote_chance
             ):
                 self.promote(u)
         for npc in p.npcs:
@@ -831,11 +847,12 @@ class Rules:
             if npc.role != "partner" and rng.random() < self.npc_yearly_death_chance(npc, p):
                 npc.alive = False
                 self.feed(u, f"Your {npc.role.replace('_', ' ')} {npc.name} died.", key=npc.role in FAMILY_ROLES)
-                self.change_stat(u, "happiness", -max(2, npc.closeness // 8))
+                death = self.content.world.death
+                self.change_stat(u, "happiness", -max(death.grief_min, npc.closeness // death.grief_per))
             # Everyone is a year older (or gone): the client's copy follows.
             u.ops.append(wire.NpcOp(self.npc_view(p, npc)))
         years = self.years(p.age_days)
-        if years in (1, 5, 10, 18, 30, 40, 50, 60, 70, 80, 90, 100):
+        if years in self._birthdays:
             self.feed(u, f"You turned {years}.")
         u.refresh_actions = True
 

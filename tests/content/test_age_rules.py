@@ -19,7 +19,9 @@ from baolife.content import ContentError, ages
 MINI = Path(__file__).parent.parent / "data" / "mini"
 
 # A job of adults only, and an event for children that hands it out.
-ADULT_JOB = '\n[[job]]\nid = "pro"\ntitle = "Professional athlete"\nsalary = 900\nwhen = { min_age = 18 }\n'
+ADULT_JOB = (
+    '\n[[job]]\nid = "pro"\ntitle = "Professional athlete"\nsalary = 900\nfire_rate = 0.02\nwhen = { min_age = 18 }\n'
+)
 
 
 def _event(ident: str, when: str, effects: str, *, extra: str = "cooldown_days = 400") -> str:
