@@ -27,6 +27,10 @@ open-files limit (also printed), which no server here can pass.
 The client is minimal on purpose (one handshake, hand-parsed frames, a zero
 masking key, which RFC 6455 allows) so that the generator costs far less per
 frame than the server and measures the server, not itself.
+
+One piece: one tool run as one file; the players, the servers it starts and
+the report share one run's figures, and what other scripts share lives in
+scripts/lib.
 """
 
 from __future__ import annotations

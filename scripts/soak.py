@@ -15,6 +15,9 @@ well-behaved player plays and measures its round trips. It then checks:
 
 Prints one JSON object with the figures; exit status 1 if a check failed.
 Per-IP limits are raised through settings, as a load test from one address must.
+
+One piece: one tool run as one file, whose fuzzer, hostile connections,
+well-behaved player and checks share the tally of one run.
 """
 
 from __future__ import annotations
