@@ -1,14 +1,14 @@
 """The database URL's grammar: its schemes, and the MySQL options with their
 defaults and bounds.
 
-Plain parsing, no I/O and nothing of the game, so that both
+Plain parsing (its only I/O: TLS files must exist) and nothing of the game, so that both
 :mod:`baolife.config` (which checks ``BAOLIFE_DB_URL`` at start-up) and
 :mod:`baolife.db.mysql` (which connects with it) read one definition without
 the settings depending on the database layer.
 
 The URL: ``mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTION=VALUE&...]``
 (``mariadb://`` is the same). User and password may be percent-encoded.
-Options, all in seconds:
+Options in seconds:
 
 ``connect_timeout`` (3)
     opening a connection, TCP and handshake.
@@ -25,10 +25,23 @@ Options, all in seconds:
     that long (its client vanished) is ended by the server.
 ``max_idle`` (300)
     an idle pooled connection older than this is closed rather than reused.
+
+TLS options (paths and a mode, not seconds):
+
+``ssl_ca``
+    PEM file of the CA(s) the server's certificate must chain to; setting it
+    turns TLS on, in mode ``verify_identity`` unless ``ssl_mode`` says else.
+``ssl_mode`` (``disabled``, or ``verify_identity`` with ``ssl_ca``)
+    ``required`` (encrypted, the server not verified), ``verify_ca`` (its
+    certificate chains to ``ssl_ca``, or to the system's CAs without it) or
+    ``verify_identity`` (that, and it names the URL's host).
+``ssl_cert``, ``ssl_key``
+    a client certificate and its key, for servers that ask for one.
 """
 
 from __future__ import annotations
 
+import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
@@ -44,6 +57,8 @@ _DEFAULTS = {
     "max_idle": 300.0,
 }
 _LIMITS = (0.1, 86400.0)
+_SSL_MODES = ("disabled", "required", "verify_ca", "verify_identity")
+_SSL_FILES = ("ssl_ca", "ssl_cert", "ssl_key")
 
 
 @attrs.frozen
@@ -61,6 +76,10 @@ class MysqlOptions:
     migrate_timeout: float
     lock_timeout: float
     max_idle: float
+    ssl_mode: str = "disabled"
+    ssl_ca: str = ""
+    ssl_cert: str = ""
+    ssl_key: str = ""
 
     @classmethod
     def from_url(cls, url: str) -> MysqlOptions:
@@ -78,9 +97,14 @@ class MysqlOptions:
         except ValueError:
             raise ValueError("the port must be a number between 0 and 65535") from None
         values = dict(_DEFAULTS)
+        tls: dict[str, str] = {}
         for key, raw in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)):
+            if key in _SSL_FILES or key == "ssl_mode":
+                tls[key] = raw
+                continue
             if key not in values:
-                raise ValueError(f"unknown option {key!r} (known: {', '.join(sorted(_DEFAULTS))})")
+                known = ", ".join(sorted([*_DEFAULTS, *_SSL_FILES, "ssl_mode"]))
+                raise ValueError(f"unknown option {key!r} (known: {known})")
             try:
                 value = float(raw)
             except ValueError:
@@ -88,13 +112,23 @@ class MysqlOptions:
             if not _LIMITS[0] <= value <= _LIMITS[1]:
                 raise ValueError(f"option {key} must be between {_LIMITS[0]:g} and {_LIMITS[1]:g} seconds")
             values[key] = value
+        ssl_mode, ssl_ca, ssl_cert, ssl_key = _tls_options(tls)
         return cls(
             host=parts.hostname,
             port=port,
             user=unquote(parts.username or "root"),
             password=unquote(parts.password or ""),
             database=database,
-            **values,
+            connect_timeout=values["connect_timeout"],
+            timeout=values["timeout"],
+            save_timeout=values["save_timeout"],
+            migrate_timeout=values["migrate_timeout"],
+            lock_timeout=values["lock_timeout"],
+            max_idle=values["max_idle"],
+            ssl_mode=ssl_mode,
+            ssl_ca=ssl_ca,
+            ssl_cert=ssl_cert,
+            ssl_key=ssl_key,
         )
 
     def server_bound(self, client_deadline: float) -> float:
@@ -104,6 +138,23 @@ class MysqlOptions:
 
     def __repr__(self) -> str:  # never print the password
         return f"MysqlOptions({self.user}@{self.host}:{self.port}/{self.database})"
+
+
+def _tls_options(given: dict[str, str]) -> tuple[str, str, str, str]:
+    """Mode, CA, certificate and key from the URL's ssl_* options, checked:
+    a known mode, files that exist, a key with its certificate."""
+    mode = given.get("ssl_mode", "verify_identity" if given.get("ssl_ca") else "disabled")
+    if mode not in _SSL_MODES:
+        raise ValueError(f"option ssl_mode must be one of {', '.join(_SSL_MODES)}")
+    for key in _SSL_FILES:
+        path = given.get(key)
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"option {key}: no such file {path!r}")
+    if mode == "disabled" and any(key in given for key in _SSL_FILES):
+        raise ValueError("options ssl_ca, ssl_cert and ssl_key need TLS (ssl_mode is disabled)")
+    if ("ssl_cert" in given) != ("ssl_key" in given):
+        raise ValueError("options ssl_cert and ssl_key: give both or neither")
+    return mode, given.get("ssl_ca", ""), given.get("ssl_cert", ""), given.get("ssl_key", "")
 
 
 def check_db_url(text: str) -> str:
