@@ -18,11 +18,17 @@ and saves are fenced by epoch, so applying one late changes nothing wrong.
 aiomysql and PyMySQL errors are translated here: connection trouble,
 timeouts, lock waits and deadlocks become ``StoreUnavailable`` (retry later);
 other server errors ``StoreError``.
+
+One piece: every method has the same shape (borrow, cross into asyncio once,
+translate errors), and the asyncio boundary stays in this one module; the
+SQL text is in mysql_dialect.py and the cluster's in cluster.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -35,12 +41,18 @@ import trio
 import trio_asyncio
 
 from . import mysql_dialect as sql
+from .cluster import MysqlCluster, PlayerHeld, mysql_adopt, mysql_take_owner
 from .migrations import load_migrations
 from .mysql_dialect import MysqlOptions, bounded
 from .pool import ConnectionPool, PoolClosed
 from .store import (
+    AccountInfo,
+    AiDay,
+    AuditEntry,
+    Ban,
     Claim,
     FirstState,
+    NoticeRow,
     QueryStats,
     SaveRow,
     StoreCorrupt,
@@ -98,18 +110,48 @@ def _usable(conn: Conn) -> bool:
 # --------------------------------------------------------------------- asyncio side
 
 
+@functools.lru_cache(maxsize=8)
+def tls_context(options: MysqlOptions) -> ssl.SSLContext | None:
+    """The TLS context of the URL's ``ssl_*`` options (None: plain text);
+    built once per URL, its files read then."""
+    if options.ssl_mode == "disabled":
+        return None
+    context = ssl.create_default_context(cafile=options.ssl_ca or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if options.ssl_mode == "required":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif options.ssl_mode == "verify_ca":
+        context.check_hostname = False
+    if options.ssl_cert:
+        context.load_cert_chain(options.ssl_cert, options.ssl_key)
+    return context
+
+
 async def _open(options: MysqlOptions) -> Conn:
-    conn = await aiomysql.connect(
-        host=options.host,
-        port=options.port,
-        user=options.user,
-        password=options.password,
-        db=options.database,
-        charset="utf8mb4",
-        autocommit=True,
-        connect_timeout=options.connect_timeout,
-        local_infile=False,
-    )
+    try:
+        conn = await aiomysql.connect(
+            host=options.host,
+            port=options.port,
+            user=options.user,
+            password=options.password,
+            db=options.database,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=options.connect_timeout,
+            local_infile=False,
+            ssl=tls_context(options),
+        )
+    except pymysql.err.OperationalError as exc:
+        # aiomysql reports a failed TLS handshake as "Can't connect": say why.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ssl.SSLError):
+            raise pymysql.err.OperationalError(2026, f"TLS to {options.host}:{options.port} failed: {cause}") from exc
+        raise
+    if options.ssl_mode != "disabled" and not getattr(conn, "_secure", False):
+        # aiomysql goes on in plain text when the server offers no TLS: refuse.
+        conn.close()
+        raise pymysql.err.OperationalError(2026, "TLS required by ssl_mode, but the server does not offer it")
     try:
         cur = await conn.cursor()
         for statement, args in sql.session_setup(options, _is_mariadb(conn)):
@@ -150,7 +192,13 @@ async def _find_account(conn: Conn, bound: float, token_hash: bytes) -> int | No
 
 
 async def _create_account(
-    conn: Conn, bound: float, name: str, token_hash: bytes, now: int, first_state: FirstState | None
+    conn: Conn,
+    bound: float,
+    name: str,
+    token_hash: bytes,
+    now: int,
+    first_state: FirstState | None,
+    worker: str | None = None,
 ) -> int:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
@@ -164,16 +212,26 @@ async def _create_account(
         document, version = first_state(pid)
         state = sql.encode_state(document)
     await _send(cur, sql.CREATE_PLAYER, (pid, state, sql.CODEC_COMPRESSED, version, now), bound, mariadb)
+    if worker is not None:  # the creating worker owns the newborn (baolife.db.cluster)
+        await mysql_adopt(cur, bound, mariadb, pid, worker)
     await cur.execute("COMMIT")
     return pid
 
 
-async def _claim(conn: Conn, bound: float, player_id: int) -> Claim:
+async def _claim(conn: Conn, bound: float, player_id: int, worker: str | None = None) -> Claim | PlayerHeld:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
     await cur.execute("BEGIN")
     await _send(cur, sql.CLAIM_BUMP, (player_id,), bound, mariadb)
     bumped = cur.rowcount
+    if worker is not None and bumped == 1:
+        # Returned, not raised: an exception would cost the connection (_guarded).
+        held = await mysql_take_owner(cur, bound, mariadb, player_id, worker)
+        if held is not None:
+            await cur.execute("ROLLBACK")
+            return held
+    # The console's "last login" (baolife.admin): a claim is a worker loading the player.
+    await _send(cur, LOGIN_AT, (player_id, int(time.time())), bound, mariadb)
     await _send(cur, sql.CLAIM_READ, (player_id,), bound, mariadb)
     row = await cur.fetchone()
     if bumped != 1 or row is None:
@@ -228,6 +286,178 @@ async def _ai_usage(conn: Conn, bound: float, day: str) -> tuple[dict[int, int],
     return {int(r[0]): int(r[1]) for r in rows}, float(sum(r[2] for r in rows))
 
 
+async def _ai_reserve(
+    conn: Conn, bound: float, day: str, player_id: int, worst: float, player_calls: int, budget: float
+) -> str | None:
+    """Autocommitted statements, each atomic on its row (see sql.AI_RESERVE):
+    the player's call first, then the day's reservation, the call given back
+    when the budget refuses. A call cut off between them leaves one call
+    counted for the player: too many, never too few."""
+    if player_calls < 1:
+        return "player"
+    mariadb = _is_mariadb(conn)
+    cur = await conn.cursor()
+    # Only the conditional UPDATEs count; a day's first call makes its row
+    # (another worker may make it at the same time) and counts again.
+    player = (day, player_id, player_calls)
+    await _send(cur, sql.AI_PLAYER_CALL, player, bound, mariadb)
+    if cur.rowcount != 1:
+        await _send(cur, sql.AI_PLAYER_ROW, (day, player_id), bound, mariadb)
+        await _send(cur, sql.AI_PLAYER_CALL, player, bound, mariadb)
+        if cur.rowcount != 1:
+            return "player"
+    reserve = (worst, day, worst, budget)
+    await _send(cur, sql.AI_RESERVE, reserve, bound, mariadb)
+    if cur.rowcount != 1:
+        await _send(cur, sql.AI_DAY_ROW, (day, day), bound, mariadb)
+        await _send(cur, sql.AI_RESERVE, reserve, bound, mariadb)
+        if cur.rowcount != 1:
+            await _send(cur, sql.AI_PLAYER_UNDO, (day, player_id), bound, mariadb)
+            return "budget"
+    return None
+
+
+async def _ai_settle(conn: Conn, bound: float, day: str, released: float, costs: Sequence[tuple[int, float]]) -> None:
+    mariadb = _is_mariadb(conn)
+    cur = await conn.cursor()
+    await _send(cur, sql.AI_SETTLE_DAY, (released, sum(cost for _, cost in costs), day), bound, mariadb)
+    if costs:
+        params: list[object] = []
+        for pid, cost in costs:
+            params += (day, pid, cost)
+        await _send(cur, sql.ai_settle_players_statement(len(costs)), params, bound, mariadb)
+
+
+async def _ai_day(conn: Conn, bound: float, day: str) -> AiDay:
+    cur = await conn.cursor()
+    await _send(cur, sql.AI_DAY, (day,), bound, _is_mariadb(conn))
+    row = await cur.fetchone()
+    if row is None:
+        return AiDay()
+    return AiDay(float(row[0]), float(row[1]), int(row[2]), None if row[3] is None else float(row[3]))
+
+
+async def _ai_cache_get(conn: Conn, bound: float, key: bytes, now: float) -> tuple[str, float] | None:
+    cur = await conn.cursor()
+    await _send(cur, sql.AI_CACHE_GET, (key, now), bound, _is_mariadb(conn))
+    row = await cur.fetchone()
+    return None if row is None else (str(row[0]), float(row[1]))
+
+
+async def _ai_cache_put(conn: Conn, bound: float, entries: Sequence[tuple[bytes, str, float]]) -> None:
+    params: list[object] = []
+    for key, reply, expires_at in entries:
+        params += (key, reply, expires_at)
+    cur = await conn.cursor()
+    await _send(cur, sql.ai_cache_put_statement(len(entries)), params, bound, _is_mariadb(conn))
+
+
+async def _affected(conn: Conn, bound: float, statement: str, args: Sequence[object]) -> int:
+    cur = await conn.cursor()
+    await _send(cur, statement, args, bound, _is_mariadb(conn))
+    return int(cur.rowcount)
+
+
+# ----------------------------------------------------------------- operators (baolife.admin)
+
+LOGIN_AT = "INSERT INTO logins (player_id, at) VALUES (%s, %s) ON DUPLICATE KEY UPDATE at = VALUES(at)"
+FIND_PLAYERS = (
+    "SELECT a.id, a.name, a.created_at, l.at FROM accounts a LEFT JOIN logins l ON l.player_id = a.id"
+    " WHERE a.id = %s OR a.name LIKE %s ORDER BY a.id LIMIT %s"
+)
+ACCOUNT_INFO = (
+    "SELECT a.id, a.name, a.created_at, l.at FROM accounts a LEFT JOIN logins l ON l.player_id = a.id WHERE a.id = %s"
+)
+ACCOUNT_LOCK = "SELECT id FROM accounts WHERE id = %s FOR UPDATE"
+PLAYER_STATE = "SELECT state, state_codec FROM players WHERE id = %s"
+IS_ERASED = "SELECT 1 FROM erased WHERE player_id = %s"
+GET_BAN = "SELECT reason, until, by_name, at FROM bans WHERE player_id = %s"
+SET_BAN = (
+    "INSERT INTO bans (player_id, reason, until, by_name, at) VALUES (%s, %s, %s, %s, %s)"
+    " ON DUPLICATE KEY UPDATE reason = VALUES(reason), until = VALUES(until),"
+    " by_name = VALUES(by_name), at = VALUES(at)"
+)
+CLEAR_BAN = "DELETE FROM bans WHERE player_id = %s"
+MUTE = "INSERT INTO mutes (player_id, by_name, at) VALUES (%s, %s, %s) ON DUPLICATE KEY UPDATE player_id = player_id"
+UNMUTE = "DELETE FROM mutes WHERE player_id = %s"
+MUTED = "SELECT player_id FROM mutes"
+GET_NOTICE = "SELECT text, until, by_name, at FROM notices WHERE id = 1"
+CLEAR_NOTICE = "DELETE FROM notices WHERE id = 1"
+PUT_NOTICE = "INSERT INTO notices (id, text, until, by_name, at) VALUES (1, %s, %s, %s, %s)"
+MARK_ERASED = "REPLACE INTO erased (player_id, at) VALUES (%s, %s)"
+# What erasing a player deletes (each statement takes the player id), in an
+# order the foreign keys allow. A table that gains per-player rows adds its line.
+ERASE_STATEMENTS = (
+    "DELETE FROM players WHERE id = %s",
+    "DELETE FROM accounts WHERE id = %s",
+    "DELETE FROM ai_usage WHERE player_id = %s",
+    "DELETE FROM bans WHERE player_id = %s",
+    "DELETE FROM mutes WHERE player_id = %s",
+    "DELETE FROM logins WHERE player_id = %s",
+    "DELETE FROM player_owners WHERE player_id = %s",
+)
+ADD_AUDIT = (
+    "INSERT INTO admin_audit (at, who, role, action, player_id, detail, origin) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+AUDIT_LOG = "SELECT at, who, role, action, player_id, detail, origin FROM admin_audit ORDER BY id DESC LIMIT %s"
+AUDIT_LOG_PLAYER = (
+    "SELECT at, who, role, action, player_id, detail, origin FROM admin_audit WHERE player_id = %s"
+    " ORDER BY id DESC LIMIT %s"
+)
+PLAYER_AI_USAGE = "SELECT calls, cost FROM ai_usage WHERE day = %s AND player_id = %s"
+PLAYER_AI_HISTORY = "SELECT day, calls, cost FROM ai_usage WHERE player_id = %s ORDER BY day"
+
+
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern for names starting with ``text`` (backslash is LIKE's
+    escape character by default)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _account(r: Sequence[Any]) -> AccountInfo:
+    return AccountInfo(int(r[0]), str(r[1]), int(r[2]), None if r[3] is None else int(r[3]))
+
+
+async def _rows(conn: Conn, bound: float, statement: str, args: Sequence[object]) -> list[Any]:
+    """One statement, autocommitted; its rows."""
+    cur = await conn.cursor()
+    await _send(cur, statement, args, bound, _is_mariadb(conn))
+    return list(await cur.fetchall())
+
+
+async def _count(conn: Conn, bound: float, statement: str, args: Sequence[object]) -> int:
+    """One statement, autocommitted; the rows it changed."""
+    cur = await conn.cursor()
+    await _send(cur, statement, args, bound, _is_mariadb(conn))
+    return int(cur.rowcount)
+
+
+async def _locked(conn: Conn, bound: float, player_id: int, statements: Sequence[tuple[str, Sequence[object]]]) -> bool:
+    """In one transaction: lock the account row, then run ``statements``;
+    False (and nothing run) when there is no such account."""
+    mariadb = _is_mariadb(conn)
+    cur = await conn.cursor()
+    await cur.execute("BEGIN")
+    await _send(cur, ACCOUNT_LOCK, (player_id,), bound, mariadb)
+    if await cur.fetchone() is None:
+        await cur.execute("ROLLBACK")
+        return False
+    for statement, args in statements:
+        await _send(cur, statement, args, bound, mariadb)
+    await cur.execute("COMMIT")
+    return True
+
+
+async def _put_notice(conn: Conn, bound: float, notice: NoticeRow | None) -> None:
+    mariadb = _is_mariadb(conn)
+    cur = await conn.cursor()
+    await cur.execute("BEGIN")
+    await _send(cur, CLEAR_NOTICE, (), bound, mariadb)
+    if notice is not None:
+        await _send(cur, PUT_NOTICE, (notice.text, notice.until, notice.by, notice.at), bound, mariadb)
+    await cur.execute("COMMIT")
+
+
 async def _applied_migrations(cur: Any) -> set[int]:
     await cur.execute(sql.MIGRATIONS_TABLE)
     await cur.execute(sql.MIGRATIONS_APPLIED)
@@ -274,7 +504,7 @@ async def _quit(conns: list[Conn]) -> None:
 # --------------------------------------------------------------------- trio side
 
 
-class MysqlStore:
+class MysqlStore(MysqlCluster):
     """The :class:`~baolife.db.store.Store` on MySQL/MariaDB. Made by
     :func:`open_mysql`, which owns the asyncio loop it runs in."""
 
@@ -330,7 +560,7 @@ class MysqlStore:
         t = self.options.timeout
         now = int(time.time())
         return await self._call(
-            "create_account", t, _create_account, self._bound(t), name, token_hash, now, first_state
+            "create_account", t, _create_account, self._bound(t), name, token_hash, now, first_state, self.worker
         )
 
     async def find_account(self, token_hash: bytes) -> int | None:
@@ -339,7 +569,10 @@ class MysqlStore:
 
     async def claim(self, player_id: int) -> Claim:
         t = self.options.timeout
-        return await self._call("claim", t, _claim, self._bound(t), player_id)
+        claimed = await self._call("claim", t, _claim, self._bound(t), player_id, self.worker)
+        if isinstance(claimed, PlayerHeld):
+            raise claimed
+        return claimed
 
     async def save(self, rows: Sequence[SaveRow]) -> set[int]:
         """Save ``rows`` (distinct players) in one transaction: lock them,
@@ -361,6 +594,135 @@ class MysqlStore:
     async def ai_usage(self, day: str) -> tuple[dict[int, int], float]:
         t = self.options.timeout
         return await self._call("ai_usage", t, _ai_usage, self._bound(t), day)
+
+    # ----------------------------------------------------------------- shared AI budget and cache
+
+    async def ai_reserve(self, day: str, player_id: int, worst: float, player_calls: int, budget: float) -> str | None:
+        t = self.options.timeout
+        return await self._call(
+            "ai_reserve", t, _ai_reserve, self._bound(t), day, player_id, worst, player_calls, budget
+        )
+
+    async def ai_settle(self, day: str, released: float, costs: Sequence[tuple[int, float]]) -> None:
+        t = self.options.timeout
+        await self._call("ai_settle", t, _ai_settle, self._bound(t), day, released, list(costs))
+
+    async def ai_day(self, day: str) -> AiDay:
+        t = self.options.timeout
+        return await self._call("ai_day", t, _ai_day, self._bound(t), day)
+
+    async def set_ai_day_budget(self, day: str, budget: float | None) -> None:
+        t = self.options.timeout
+        await self._call("set_ai_day_budget", t, _affected, self._bound(t), sql.AI_SET_DAY_BUDGET, (day, budget, day))
+
+    async def ai_cache_get(self, key: bytes, now: float) -> tuple[str, float] | None:
+        t = self.options.timeout
+        return await self._call("ai_cache_get", t, _ai_cache_get, self._bound(t), key, now)
+
+    async def ai_cache_put(self, entries: Sequence[tuple[bytes, str, float]]) -> None:
+        if entries:
+            t = self.options.timeout
+            await self._call("ai_cache_put", t, _ai_cache_put, self._bound(t), list(entries))
+
+    async def ai_cache_prune(self, now: float, limit: int) -> int:
+        t = self.options.timeout
+        return await self._call("ai_cache_prune", t, _affected, self._bound(t), sql.AI_CACHE_PRUNE, (now, limit))
+
+    # ----------------------------------------------------------------- operators (baolife.admin)
+
+    async def _read(self, what: str, statement: str, *args: object) -> list[Any]:
+        t = self.options.timeout
+        return await self._call(what, t, _rows, self._bound(t), statement, args)
+
+    async def _write(self, what: str, statement: str, *args: object) -> int:
+        t = self.options.timeout
+        return await self._call(what, t, _count, self._bound(t), statement, args)
+
+    async def _on_account(self, what: str, player_id: int, statements: Sequence[tuple[str, Sequence[object]]]) -> bool:
+        t = self.options.timeout
+        return await self._call(what, t, _locked, self._bound(t), player_id, statements)
+
+    async def find_players(self, query: str, limit: int) -> list[AccountInfo]:
+        by_id = int(query) if query.isdigit() and len(query) < 19 else 0
+        rows = await self._read("find_players", FIND_PLAYERS, by_id, _like_prefix(query), limit)
+        return [_account(r) for r in rows]
+
+    async def account_info(self, player_id: int) -> AccountInfo | None:
+        rows = await self._read("account_info", ACCOUNT_INFO, player_id)
+        return _account(rows[0]) if rows else None
+
+    async def player_state(self, player_id: int) -> bytes | None:
+        rows = await self._read("player_state", PLAYER_STATE, player_id)
+        if not rows or rows[0][0] is None:
+            return None
+        try:
+            return sql.decode_state(bytes(rows[0][0]), int(rows[0][1]))
+        except ValueError as exc:
+            raise StoreCorrupt(f"player {player_id}: {exc}") from None
+
+    async def is_erased(self, player_id: int) -> bool:
+        return bool(await self._read("is_erased", IS_ERASED, player_id))
+
+    async def get_ban(self, player_id: int) -> Ban | None:
+        rows = await self._read("get_ban", GET_BAN, player_id)
+        if not rows:
+            return None
+        r = rows[0]
+        return Ban(str(r[0]), None if r[1] is None else int(r[1]), str(r[2]), int(r[3]))
+
+    async def set_ban(self, player_id: int, ban: Ban) -> bool:
+        args = (player_id, ban.reason, ban.until, ban.by, ban.at)
+        return await self._on_account("set_ban", player_id, [(SET_BAN, args)])
+
+    async def clear_ban(self, player_id: int) -> bool:
+        return await self._write("clear_ban", CLEAR_BAN, player_id) > 0
+
+    async def set_mute(self, player_id: int, muted: bool, by: str, at: int) -> bool:
+        step = (MUTE, (player_id, by, at)) if muted else (UNMUTE, (player_id,))
+        return await self._on_account("set_mute", player_id, [step])
+
+    async def muted_players(self) -> set[int]:
+        return {int(r[0]) for r in await self._read("muted_players", MUTED)}
+
+    async def get_notice(self) -> NoticeRow | None:
+        rows = await self._read("get_notice", GET_NOTICE)
+        if not rows:
+            return None
+        r = rows[0]
+        return NoticeRow(str(r[0]), int(r[1]), str(r[2]), int(r[3]))
+
+    async def put_notice(self, notice: NoticeRow | None) -> None:
+        t = self.options.timeout
+        await self._call("put_notice", t, _put_notice, self._bound(t), notice)
+
+    async def erase_player(self, player_id: int, at: int) -> bool:
+        steps: list[tuple[str, Sequence[object]]] = [(statement, (player_id,)) for statement in ERASE_STATEMENTS]
+        steps.append((MARK_ERASED, (player_id, at)))
+        return await self._on_account("erase_player", player_id, steps)
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        e = entry
+        await self._write("add_audit", ADD_AUDIT, e.at, e.who, e.role, e.action, e.player_id, e.detail, e.origin)
+
+    async def audit_log(self, limit: int, player_id: int | None = None) -> list[AuditEntry]:
+        if player_id is None:
+            rows = await self._read("audit_log", AUDIT_LOG, limit)
+        else:
+            rows = await self._read("audit_log", AUDIT_LOG_PLAYER, player_id, limit)
+        return [
+            AuditEntry(
+                int(r[0]), str(r[1]), str(r[2]), str(r[3]), None if r[4] is None else int(r[4]), str(r[5]), str(r[6])
+            )
+            for r in rows
+        ]
+
+    async def player_ai_usage(self, day: str, player_id: int) -> tuple[int, float]:
+        rows = await self._read("player_ai_usage", PLAYER_AI_USAGE, day, player_id)
+        return (0, 0.0) if not rows else (int(rows[0][0]), float(rows[0][1]))
+
+    async def player_ai_history(self, player_id: int) -> list[tuple[str, int, float]]:
+        rows = await self._read("player_ai_history", PLAYER_AI_HISTORY, player_id)
+        return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
 
     async def ping(self) -> None:
         t = min(self.options.timeout, 2.0)

@@ -24,6 +24,8 @@ from ..dburl import MysqlOptions  # re-exported: the options this dialect serves
 __all__ = [
     "CODEC_COMPRESSED",
     "CODEC_PLAIN",
+    "ai_cache_put_statement",
+    "ai_settle_players_statement",
     "MysqlOptions",
     "decode_state",
     "encode_state",
@@ -61,6 +63,44 @@ ADD_AI_USAGE = (
     " ON DUPLICATE KEY UPDATE calls = calls + VALUES(calls), cost = cost + VALUES(cost)"
 )
 AI_USAGE = "SELECT player_id, calls, cost FROM ai_usage WHERE day = %s"
+
+# The shared AI budget (baolife/ai/budget.py): each statement is atomic on
+# its row, so a reservation needs no transaction and the hot ai_budget row
+# is locked only while one UPDATE runs. Its condition is what keeps the
+# cluster within the day's budget.
+AI_PLAYER_CALL = "UPDATE ai_usage SET calls = calls + 1 WHERE day = %s AND player_id = %s AND calls < %s"
+# Rows are made with ON DUPLICATE KEY UPDATE, not INSERT IGNORE: IGNORE's
+# duplicate-key warning costs a round trip and a Python warning.
+AI_PLAYER_ROW = (
+    "INSERT INTO ai_usage (day, player_id, calls, cost) VALUES (%s, %s, 0, 0) ON DUPLICATE KEY UPDATE calls = calls"
+)
+AI_PLAYER_UNDO = "UPDATE ai_usage SET calls = calls - 1 WHERE day = %s AND player_id = %s AND calls > 0"
+AI_RESERVE = (
+    "UPDATE ai_budget SET reserved = reserved + %s, calls = calls + 1"
+    " WHERE day = %s AND spent + reserved + %s <= COALESCE(budget, %s)"
+)
+# The day's row starts from what ai_usage already holds for the day (spent by
+# workers of a release that wrote usage behind, before an upgrade mid-day).
+AI_DAY_ROW = (
+    "INSERT INTO ai_budget (day, spent, reserved, calls, budget)"
+    " SELECT %s, COALESCE(SUM(cost), 0), 0, 0, NULL FROM ai_usage WHERE day = %s"
+    " ON DUPLICATE KEY UPDATE calls = ai_budget.calls"
+)
+AI_SETTLE_DAY = "UPDATE ai_budget SET reserved = GREATEST(0, reserved - %s), spent = spent + %s WHERE day = %s"
+AI_DAY = "SELECT spent, reserved, calls, budget FROM ai_budget WHERE day = %s"
+AI_SET_DAY_BUDGET = (
+    "INSERT INTO ai_budget (day, spent, reserved, calls, budget)"
+    " SELECT %s, COALESCE(SUM(cost), 0), 0, 0, %s FROM ai_usage WHERE day = %s"
+    " ON DUPLICATE KEY UPDATE budget = VALUES(budget)"
+)
+AI_CACHE_GET = "SELECT reply, expires_at FROM ai_reply_cache WHERE cache_key = %s AND expires_at > %s"
+AI_CACHE_PRUNE = "DELETE FROM ai_reply_cache WHERE expires_at <= %s LIMIT %s"
+_AI_SETTLE_PLAYERS_HEAD = "INSERT INTO ai_usage (day, player_id, calls, cost) VALUES "
+_AI_SETTLE_PLAYERS_ROW = "(%s, %s, 0, %s)"
+_AI_SETTLE_PLAYERS_TAIL = " ON DUPLICATE KEY UPDATE cost = cost + VALUES(cost)"
+_AI_CACHE_PUT_HEAD = "INSERT INTO ai_reply_cache (cache_key, reply, expires_at) VALUES "
+_AI_CACHE_PUT_ROW = "(%s, %s, %s)"
+_AI_CACHE_PUT_TAIL = " ON DUPLICATE KEY UPDATE reply = VALUES(reply), expires_at = VALUES(expires_at)"
 
 MIGRATE_LOCK = "SELECT GET_LOCK('baolife_migrate', %s)"
 MIGRATE_UNLOCK = "SELECT RELEASE_LOCK('baolife_migrate')"
@@ -109,6 +149,17 @@ def save_statement(count: int) -> str:
     ``id, state as hex text, state_codec, schema_version, epoch, updated_at``
     per row."""
     return _SAVE_HEAD + ", ".join([_SAVE_ROW] * count) + _SAVE_TAIL
+
+
+def ai_settle_players_statement(count: int) -> str:
+    """Add the cost of ``count`` players' settled calls; parameters are
+    ``day, player_id, cost`` per player."""
+    return _AI_SETTLE_PLAYERS_HEAD + ", ".join([_AI_SETTLE_PLAYERS_ROW] * count) + _AI_SETTLE_PLAYERS_TAIL
+
+
+def ai_cache_put_statement(count: int) -> str:
+    """Store ``count`` shared replies; parameters are ``key, reply, expires_at`` per reply."""
+    return _AI_CACHE_PUT_HEAD + ", ".join([_AI_CACHE_PUT_ROW] * count) + _AI_CACHE_PUT_TAIL
 
 
 def split_by_size(sizes: Sequence[int], limit: int) -> list[range]:

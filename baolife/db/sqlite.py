@@ -4,6 +4,10 @@ All sqlite3 calls run in a worker thread (``trio.to_thread``) through a
 one-slot limiter, so the trio thread never waits on disk and the connection
 is used by one thread at a time. sqlite3 errors are translated into the
 store's exceptions here.
+
+One piece: one class implementing the Store interface for SQLite, method for
+method beside mysql.py, under one threading rule that every method follows;
+the cluster's SQL is in cluster.py.
 """
 
 from __future__ import annotations
@@ -17,8 +21,23 @@ from typing import Any, TypeVar
 
 import trio
 
+from .cluster import SqliteCluster, sqlite_adopt, sqlite_take_owner
 from .migrations import load_migrations
-from .store import Claim, FirstState, QueryStats, SaveRow, StoreCorrupt, StoreError, StoreStatistics, StoreUnavailable
+from .store import (
+    AccountInfo,
+    AiDay,
+    AuditEntry,
+    Ban,
+    Claim,
+    FirstState,
+    NoticeRow,
+    QueryStats,
+    SaveRow,
+    StoreCorrupt,
+    StoreError,
+    StoreStatistics,
+    StoreUnavailable,
+)
 
 __all__ = ["SqliteStore", "open_sqlite", "sqlite_path"]
 
@@ -37,7 +56,13 @@ def sqlite_path(url: str, root: str = ".") -> str:
     return str(path if path.is_absolute() else Path(root) / path)
 
 
-class SqliteStore:
+# A day's AI row starts from the usage already written for the day (as on MySQL).
+_AI_DAY_ROW = (
+    "INSERT OR IGNORE INTO ai_budget (day, spent) SELECT ?, COALESCE(SUM(cost), 0) FROM ai_usage WHERE day = ?"
+)
+
+
+class SqliteStore(SqliteCluster):
     """The :class:`~baolife.db.store.Store` on SQLite."""
 
     kind = "sqlite"
@@ -160,6 +185,8 @@ class SqliteStore:
                 "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES (?, ?, ?, 1, ?)",
                 (pid, state, version, now),
             )
+            if self.worker is not None:  # the creating worker owns the newborn (baolife.db.cluster)
+                sqlite_adopt(conn, pid, self.worker)
             return pid
 
         return await self._run(self._tx, body)
@@ -180,6 +207,16 @@ class SqliteStore:
             if row is None:
                 raise StoreCorrupt(f"player {player_id} has an account but no player row")
             conn.execute("UPDATE players SET epoch = epoch + 1 WHERE id = ?", (player_id,))
+            if self.worker is not None:
+                held = sqlite_take_owner(conn, player_id, self.worker)
+                if held is not None:
+                    raise held  # rolls the bump back (_tx)
+            # The console's "last login" (baolife.admin): a claim is a worker loading the player.
+            conn.execute(
+                "INSERT INTO logins (player_id, at) VALUES (?, ?)"
+                " ON CONFLICT (player_id) DO UPDATE SET at = excluded.at",
+                (player_id, int(time.time())),
+            )
             return Claim(player_id=player_id, name=row[0], state=row[1], previous_epoch=row[2], epoch=row[2] + 1)
 
         return await self._run(self._tx, body)
@@ -231,6 +268,257 @@ class SqliteStore:
 
         return await self._run(read)
 
+    # ----------------------------------------------------------------- shared AI budget and cache
+
+    async def ai_reserve(self, day: str, player_id: int, worst: float, player_calls: int, budget: float) -> str | None:
+        def body(conn: sqlite3.Connection) -> str | None:
+            # One transaction on the one connection: both checks are atomic.
+            conn.execute("INSERT OR IGNORE INTO ai_usage (day, player_id) VALUES (?, ?)", (day, player_id))
+            cur = conn.execute(
+                "UPDATE ai_usage SET calls = calls + 1 WHERE day = ? AND player_id = ? AND calls < ?",
+                (day, player_id, player_calls),
+            )
+            if cur.rowcount != 1:
+                return "player"
+            conn.execute(_AI_DAY_ROW, (day, day))
+            cur = conn.execute(
+                "UPDATE ai_budget SET reserved = reserved + ?, calls = calls + 1"
+                " WHERE day = ? AND spent + reserved + ? <= COALESCE(budget, ?)",
+                (worst, day, worst, budget),
+            )
+            if cur.rowcount != 1:
+                conn.execute("UPDATE ai_usage SET calls = calls - 1 WHERE day = ? AND player_id = ?", (day, player_id))
+                return "budget"
+            return None
+
+        return await self._run(self._tx, body)
+
+    async def ai_settle(self, day: str, released: float, costs: Sequence[tuple[int, float]]) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE ai_budget SET reserved = MAX(0, reserved - ?), spent = spent + ? WHERE day = ?",
+                (released, sum(cost for _, cost in costs), day),
+            )
+            conn.executemany(
+                "UPDATE ai_usage SET cost = cost + ? WHERE day = ? AND player_id = ?",
+                [(cost, day, pid) for pid, cost in costs],
+            )
+
+        await self._run(self._tx, body)
+
+    async def ai_day(self, day: str) -> AiDay:
+        def read() -> AiDay:
+            row = self._conn.execute(
+                "SELECT spent, reserved, calls, budget FROM ai_budget WHERE day = ?", (day,)
+            ).fetchone()
+            if row is None:
+                return AiDay()
+            return AiDay(float(row[0]), float(row[1]), int(row[2]), None if row[3] is None else float(row[3]))
+
+        return await self._run(read)
+
+    async def set_ai_day_budget(self, day: str, budget: float | None) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(_AI_DAY_ROW, (day, day))
+            conn.execute("UPDATE ai_budget SET budget = ? WHERE day = ?", (budget, day))
+
+        await self._run(self._tx, body)
+
+    async def ai_cache_get(self, key: bytes, now: float) -> tuple[str, float] | None:
+        def read() -> tuple[str, float] | None:
+            row = self._conn.execute(
+                "SELECT reply, expires_at FROM ai_reply_cache WHERE cache_key = ? AND expires_at > ?", (key, now)
+            ).fetchone()
+            return None if row is None else (str(row[0]), float(row[1]))
+
+        return await self._run(read)
+
+    async def ai_cache_put(self, entries: Sequence[tuple[bytes, str, float]]) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO ai_reply_cache (cache_key, reply, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (cache_key) DO UPDATE SET reply = excluded.reply, expires_at = excluded.expires_at",
+                list(entries),
+            )
+
+        if entries:
+            await self._run(self._tx, body)
+
+    async def ai_cache_prune(self, now: float, limit: int) -> int:
+        def body(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM ai_reply_cache WHERE cache_key IN"
+                " (SELECT cache_key FROM ai_reply_cache WHERE expires_at <= ? LIMIT ?)",
+                (now, limit),
+            )
+            return max(0, cur.rowcount)
+
+        return await self._run(self._tx, body)
+
+    # ----------------------------------------------------------------- operators (baolife.admin)
+
+    async def find_players(self, query: str, limit: int) -> list[AccountInfo]:
+        pattern = _like_prefix(query)
+        by_id = int(query) if query.isdigit() and len(query) < 19 else -1
+
+        def read() -> list[AccountInfo]:
+            rows = self._conn.execute(
+                "SELECT a.id, a.name, a.created_at, l.at FROM accounts a LEFT JOIN logins l ON l.player_id = a.id"
+                " WHERE a.id = ? OR a.name LIKE ? ESCAPE '\\' ORDER BY a.id LIMIT ?",
+                (by_id, pattern, limit),
+            ).fetchall()
+            return [AccountInfo(int(r[0]), r[1], int(r[2]), None if r[3] is None else int(r[3])) for r in rows]
+
+        return await self._run(read)
+
+    async def account_info(self, player_id: int) -> AccountInfo | None:
+        def read() -> AccountInfo | None:
+            r = self._conn.execute(
+                "SELECT a.id, a.name, a.created_at, l.at FROM accounts a LEFT JOIN logins l ON l.player_id = a.id"
+                " WHERE a.id = ?",
+                (player_id,),
+            ).fetchone()
+            return None if r is None else AccountInfo(int(r[0]), r[1], int(r[2]), None if r[3] is None else int(r[3]))
+
+        return await self._run(read)
+
+    async def player_state(self, player_id: int) -> bytes | None:
+        def read() -> bytes | None:
+            row = self._conn.execute("SELECT state FROM players WHERE id = ?", (player_id,)).fetchone()
+            return None if row is None or row[0] is None else bytes(row[0])
+
+        return await self._run(read)
+
+    async def is_erased(self, player_id: int) -> bool:
+        def read() -> bool:
+            return self._conn.execute("SELECT 1 FROM erased WHERE player_id = ?", (player_id,)).fetchone() is not None
+
+        return await self._run(read)
+
+    async def get_ban(self, player_id: int) -> Ban | None:
+        def read() -> Ban | None:
+            r = self._conn.execute(
+                "SELECT reason, until, by_name, at FROM bans WHERE player_id = ?", (player_id,)
+            ).fetchone()
+            return None if r is None else Ban(r[0], None if r[1] is None else int(r[1]), r[2], int(r[3]))
+
+        return await self._run(read)
+
+    async def set_ban(self, player_id: int, ban: Ban) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (player_id,)).fetchone() is None:
+                return False
+            conn.execute(
+                "INSERT INTO bans (player_id, reason, until, by_name, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (player_id) DO UPDATE SET reason = excluded.reason, until = excluded.until,"
+                " by_name = excluded.by_name, at = excluded.at",
+                (player_id, ban.reason, ban.until, ban.by, ban.at),
+            )
+            return True
+
+        return await self._run(self._tx, body)
+
+    async def clear_ban(self, player_id: int) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM bans WHERE player_id = ?", (player_id,)).rowcount > 0
+
+        return await self._run(self._tx, body)
+
+    async def set_mute(self, player_id: int, muted: bool, by: str, at: int) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (player_id,)).fetchone() is None:
+                return False
+            if muted:
+                conn.execute(
+                    "INSERT INTO mutes (player_id, by_name, at) VALUES (?, ?, ?) ON CONFLICT (player_id) DO NOTHING",
+                    (player_id, by, at),
+                )
+            else:
+                conn.execute("DELETE FROM mutes WHERE player_id = ?", (player_id,))
+            return True
+
+        return await self._run(self._tx, body)
+
+    async def muted_players(self) -> set[int]:
+        def read() -> set[int]:
+            return {int(r[0]) for r in self._conn.execute("SELECT player_id FROM mutes")}
+
+        return await self._run(read)
+
+    async def get_notice(self) -> NoticeRow | None:
+        def read() -> NoticeRow | None:
+            r = self._conn.execute("SELECT text, until, by_name, at FROM notices WHERE id = 1").fetchone()
+            return None if r is None else NoticeRow(r[0], int(r[1]), r[2], int(r[3]))
+
+        return await self._run(read)
+
+    async def put_notice(self, notice: NoticeRow | None) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM notices WHERE id = 1")
+            if notice is not None:
+                conn.execute(
+                    "INSERT INTO notices (id, text, until, by_name, at) VALUES (1, ?, ?, ?, ?)",
+                    (notice.text, notice.until, notice.by, notice.at),
+                )
+
+        await self._run(self._tx, body)
+
+    async def erase_player(self, player_id: int, at: int) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            if conn.execute("SELECT 1 FROM accounts WHERE id = ?", (player_id,)).fetchone() is None:
+                return False
+            for statement in ERASE_STATEMENTS:
+                conn.execute(statement, (player_id,))
+            conn.execute("INSERT OR REPLACE INTO erased (player_id, at) VALUES (?, ?)", (player_id, at))
+            return True
+
+        return await self._run(self._tx, body)
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO admin_audit (at, who, role, action, player_id, detail, origin)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entry.at, entry.who, entry.role, entry.action, entry.player_id, entry.detail, entry.origin),
+            )
+
+        await self._run(self._tx, body)
+
+    async def audit_log(self, limit: int, player_id: int | None = None) -> list[AuditEntry]:
+        def read() -> list[AuditEntry]:
+            if player_id is None:
+                rows = self._conn.execute(
+                    "SELECT at, who, role, action, player_id, detail, origin FROM admin_audit ORDER BY id DESC LIMIT ?",
+                    (limit,),
+                ).fetchall()
+            else:
+                rows = self._conn.execute(
+                    "SELECT at, who, role, action, player_id, detail, origin FROM admin_audit"
+                    " WHERE player_id = ? ORDER BY id DESC LIMIT ?",
+                    (player_id, limit),
+                ).fetchall()
+            return [AuditEntry(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+        return await self._run(read)
+
+    async def player_ai_usage(self, day: str, player_id: int) -> tuple[int, float]:
+        def read() -> tuple[int, float]:
+            r = self._conn.execute(
+                "SELECT calls, cost FROM ai_usage WHERE day = ? AND player_id = ?", (day, player_id)
+            ).fetchone()
+            return (0, 0.0) if r is None else (int(r[0]), float(r[1]))
+
+        return await self._run(read)
+
+    async def player_ai_history(self, player_id: int) -> list[tuple[str, int, float]]:
+        def read() -> list[tuple[str, int, float]]:
+            rows = self._conn.execute(
+                "SELECT day, calls, cost FROM ai_usage WHERE player_id = ? ORDER BY day", (player_id,)
+            ).fetchall()
+            return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
+
+        return await self._run(read)
+
     # ----------------------------------------------------------------- health
 
     async def ping(self) -> None:
@@ -244,6 +532,25 @@ class SqliteStore:
             return
         self._closed = True
         await trio.to_thread.run_sync(self._conn.close, limiter=self._limiter)
+
+
+# What erasing a player deletes (each statement takes the player id), in an
+# order the foreign keys allow. A table that gains per-player rows adds its line.
+ERASE_STATEMENTS = (
+    "DELETE FROM players WHERE id = ?",
+    "DELETE FROM accounts WHERE id = ?",
+    "DELETE FROM ai_usage WHERE player_id = ?",
+    "DELETE FROM bans WHERE player_id = ?",
+    "DELETE FROM mutes WHERE player_id = ?",
+    "DELETE FROM logins WHERE player_id = ?",
+    "DELETE FROM player_owners WHERE player_id = ?",
+)
+
+
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern for names starting with ``text`` (its ``%``, ``_`` and
+    backslash matched as themselves)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @asynccontextmanager

@@ -26,6 +26,11 @@ import attrs
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "AiDay",
+    "AccountInfo",
+    "AuditEntry",
+    "Ban",
+    "NoticeRow",
     "Claim",
     "QueryStats",
     "FirstState",
@@ -75,6 +80,64 @@ class SaveRow:
     state: bytes
     schema_version: int
     epoch: int
+
+
+@attrs.frozen
+class AccountInfo:
+    """An account as the operators' console lists it. ``last_login``: when a
+    worker last loaded the player for a login (None: never since issue 16)."""
+
+    player_id: int
+    name: str
+    created_at: int
+    last_login: int | None = None
+
+
+@attrs.frozen
+class Ban:
+    """A player's ban: why, until when (unix seconds; None: no end), by whom, when."""
+
+    reason: str
+    until: int | None
+    by: str
+    at: int
+
+
+@attrs.frozen
+class NoticeRow:
+    """The operators' announcement: shown to every player until ``until``."""
+
+    text: str
+    until: int
+    by: str
+    at: int
+
+
+@attrs.frozen
+class AuditEntry:
+    """One operator action (the ``admin_audit`` table): ``origin`` is the
+    client address the request came from."""
+
+    at: int
+    who: str
+    role: str
+    action: str
+    player_id: int | None
+    detail: str
+    origin: str
+
+
+@attrs.frozen
+class AiDay:
+    """A UTC day's AI totals over every worker sharing the database:
+    ``spent`` settled, ``reserved`` by calls in flight (or by calls whose
+    worker died: charged at their worst case), ``budget`` the one set live
+    for the day (None: each worker's setting)."""
+
+    spent: float = 0.0
+    reserved: float = 0.0
+    calls: int = 0
+    budget: float | None = None
 
 
 # The first state of a new account: called with the new player id inside the
@@ -193,7 +256,10 @@ class Store(Protocol):
         """The player id of a token hash, or None."""
 
     async def claim(self, player_id: int) -> Claim:
-        """Take ownership of a player (bump its epoch) and read its state."""
+        """Take ownership of a player (bump its epoch) and read its state.
+        With the store's ``worker`` set (a worker of a cluster), records that
+        worker as the owner, or raises ``PlayerHeld`` and changes nothing if
+        another live worker owns the player (:mod:`baolife.db.cluster`)."""
 
     async def save(self, rows: Sequence[SaveRow]) -> set[int]:
         """Save ``rows`` in one transaction; a row whose epoch is not the
@@ -204,6 +270,88 @@ class Store(Protocol):
 
     async def ai_usage(self, day: str) -> tuple[dict[int, int], float]:
         """Calls per player and total cost of a UTC day."""
+
+    # ----------------------------------------------------------------- shared AI budget and cache (baolife.ai)
+
+    async def ai_reserve(self, day: str, player_id: int, worst: float, player_calls: int, budget: float) -> str | None:
+        """Count one call of the player and reserve ``worst`` against the
+        day's budget (the one set for the day, else ``budget``), atomically
+        against every other worker: None when both fit, else ``"player"``
+        (the player has ``player_calls`` calls) or ``"budget"``; a refusal
+        leaves nothing counted."""
+
+    async def ai_settle(self, day: str, released: float, costs: Sequence[tuple[int, float]]) -> None:
+        """Calls of the day ended: release ``released`` of the reservations
+        and add each ``(player_id, cost)`` to the day's spend and the player's."""
+
+    async def ai_day(self, day: str) -> AiDay:
+        """The day's totals over every worker (zeros for a day without calls)."""
+
+    async def set_ai_day_budget(self, day: str, budget: float | None) -> None:
+        """Set the day's budget for every worker (None: back to their setting)."""
+
+    async def ai_cache_get(self, key: bytes, now: float) -> tuple[str, float] | None:
+        """A shared reply and its expiry (Unix seconds), unless absent or expired at ``now``."""
+
+    async def ai_cache_put(self, entries: Sequence[tuple[bytes, str, float]]) -> None:
+        """Store ``(key, reply, expires_at)`` entries, replacing older ones."""
+
+    async def ai_cache_prune(self, now: float, limit: int) -> int:
+        """Delete up to ``limit`` entries expired at ``now``; how many were."""
+
+    # ----------------------------------------------------------------- operators (baolife.admin)
+
+    async def find_players(self, query: str, limit: int) -> list[AccountInfo]:
+        """Accounts whose id is ``query`` (when it is a number) or whose name
+        starts with it (case as the database compares), at most ``limit``, by id."""
+
+    async def account_info(self, player_id: int) -> AccountInfo | None:
+        """The account of ``player_id``, or None."""
+
+    async def player_state(self, player_id: int) -> bytes | None:
+        """The saved state document of ``player_id`` as stored (not claimed)."""
+
+    async def is_erased(self, player_id: int) -> bool:
+        """True if ``player_id`` was erased (:meth:`erase_player`)."""
+
+    async def get_ban(self, player_id: int) -> Ban | None:
+        """The ban of ``player_id`` (expired or not), or None."""
+
+    async def set_ban(self, player_id: int, ban: Ban) -> bool:
+        """Ban (or re-ban) a player; False, and nothing written, when there is no such account."""
+
+    async def clear_ban(self, player_id: int) -> bool:
+        """Lift a ban; False when there was none."""
+
+    async def set_mute(self, player_id: int, muted: bool, by: str, at: int) -> bool:
+        """Turn a player's NPC talk off (``muted``) or on; False, nothing
+        written, when there is no such account."""
+
+    async def muted_players(self) -> set[int]:
+        """Every muted player."""
+
+    async def get_notice(self) -> NoticeRow | None:
+        """The announcement stored (maybe expired), or None."""
+
+    async def put_notice(self, notice: NoticeRow | None) -> None:
+        """Store the announcement, or withdraw it (None)."""
+
+    async def erase_player(self, player_id: int, at: int) -> bool:
+        """Delete the account, its state, usage, ban, mute and login rows in
+        one transaction and remember the id as erased; False, nothing
+        changed, when there is no such account (unknown or already erased)."""
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        """Append to the audit log."""
+
+    async def audit_log(self, limit: int, player_id: int | None = None) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries (of one player when given), newest first."""
+
+    async def player_ai_usage(self, day: str, player_id: int) -> tuple[int, float]:
+        """A player's AI calls and cost of a UTC day."""
+
+    async def player_ai_history(self, player_id: int) -> list[tuple[str, int, float]]:
+        """Every day's AI calls and cost of a player, oldest first (for an export)."""
 
     async def ping(self) -> None:
         """Write the heartbeat row; raise StoreUnavailable unless the database

@@ -75,6 +75,20 @@ class TimedStore:
         """Timed :meth:`Store.ai_usage`."""
         return await self._timed("ai_usage", lambda: self.inner.ai_usage(day))
 
+    async def ai_reserve(self, day: str, player_id: int, worst: float, player_calls: int, budget: float) -> str | None:
+        """Timed :meth:`Store.ai_reserve` (in the AI path before every call, workers on MySQL)."""
+        return await self._timed(
+            "ai_reserve", lambda: self.inner.ai_reserve(day, player_id, worst, player_calls, budget)
+        )
+
+    async def ai_settle(self, day: str, released: float, costs: Sequence[tuple[int, float]]) -> None:
+        """Timed :meth:`Store.ai_settle`."""
+        await self._timed("ai_settle", lambda: self.inner.ai_settle(day, released, costs))
+
+    async def ai_cache_get(self, key: bytes, now: float) -> tuple[str, float] | None:
+        """Timed :meth:`Store.ai_cache_get` (a local miss of the reply cache, workers on MySQL)."""
+        return await self._timed("ai_cache_get", lambda: self.inner.ai_cache_get(key, now))
+
     async def ping(self) -> None:
         """Timed :meth:`Store.ping`."""
         await self._timed("ping", self.inner.ping)

@@ -59,6 +59,9 @@ class MemoryStore:
         calls = {pid: int(v[0]) for (d, pid), v in self.usage.items() if d == day}
         return calls, sum(v[1] for (d, _), v in self.usage.items() if d == day)
 
+    async def get_ban(self, player_id: int) -> None:
+        return None  # no operator bans here (baolife.admin: the real stores)
+
     async def ping(self) -> None:
         return None
 

@@ -20,8 +20,19 @@ DROP_TABLES = (
     "DROP TABLE IF EXISTS players",
     "DROP TABLE IF EXISTS accounts",
     "DROP TABLE IF EXISTS ai_usage",
+    "DROP TABLE IF EXISTS ai_budget",
+    "DROP TABLE IF EXISTS ai_reply_cache",
     "DROP TABLE IF EXISTS schema_migrations",
     "DROP TABLE IF EXISTS heartbeat",
+    "DROP TABLE IF EXISTS bans",
+    "DROP TABLE IF EXISTS mutes",
+    "DROP TABLE IF EXISTS notices",
+    "DROP TABLE IF EXISTS erased",
+    "DROP TABLE IF EXISTS logins",
+    "DROP TABLE IF EXISTS admin_audit",
+    "DROP TABLE IF EXISTS workers",
+    "DROP TABLE IF EXISTS player_owners",
+    "DROP TABLE IF EXISTS bus_events",
 )
 
 

@@ -28,8 +28,9 @@ def row(pid: int, epoch: int, state: bytes) -> SaveRow:
 async def test_migrate_applies_each_migration_once(store_url: str) -> None:
     with trio.fail_after(30):
         async with open_store(store_url) as store:
-            assert await store.pending_migrations() == ["0001_init", "0002_heartbeat"]
-            assert await store.migrate() == ["0001_init", "0002_heartbeat"]
+            names = ["0001_init", "0002_heartbeat", "0003_admin", "0004_cluster", "0005_ai_shared"]
+            assert await store.pending_migrations() == names
+            assert await store.migrate() == names
             assert await store.pending_migrations() == []
             assert await store.migrate() == []
 
