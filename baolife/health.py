@@ -59,6 +59,9 @@ class Health:
         self.store_ok = True
         self.store_error: str | None = None
         self.last_tick_at = 0.0
+        # The cluster's own reasons (lease lapsed, a bus that cannot reach
+        # the workers sharing the database; baolife.cluster.ownership).
+        self.cluster_problems: Callable[[], list[str]] = list
 
     def tick_seen(self, now: float) -> None:
         """A tick ended at ``now`` (trio's clock)."""
@@ -84,6 +87,7 @@ class Health:
             problems.append("no room to load more players")
         if len(self.ws.sessions) >= self.settings.max_connections:
             problems.append("connection limit reached")
+        problems.extend(self.cluster_problems())
         return problems
 
     async def watch_store(self) -> None:

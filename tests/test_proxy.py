@@ -21,12 +21,14 @@ import trio
 from helpers import Client, closing_transport, running_app
 from trio_websocket import open_websocket_url
 
+from baolife.admin.tokens import token_line
 from baolife.app import App
 from baolife.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 PLAYERS = 12
+ADMIN_TOKEN = "bla_proxy-test-operator-token-0123456789abcdef"  # noqa: S105 - the test's own
 
 
 def need(command: str) -> str:
@@ -75,6 +77,8 @@ def proxy_config(pem: Path, tls_port: int, plain_port: int, workers: list[App]) 
         "    server w1 127.0.0.1:8701 check port 8801\n": f"    server w1 127.0.0.1:{ws1} check port {http1}\n",
         "    server w2 127.0.0.1:8702 check port 8802\n": f"    server w2 127.0.0.1:{ws2} check port {http2}\n",
         "    server w1 127.0.0.1:8801 check\n": f"    server w1 127.0.0.1:{w1.http_port} check\n",
+        # These workers share a SQLite file (one host): the proxy says so.
+        "    http-request set-header X-BaoLife-Store mysql\n": "    http-request set-header X-BaoLife-Store sqlite\n",
         "    server w2 127.0.0.1:8802 check\n": f"    server w2 127.0.0.1:{w2.http_port} check\n",
     }  # fmt: skip
     for old, new in replace.items():
@@ -144,7 +148,10 @@ async def test_haproxy_sends_a_player_to_the_same_worker(settings: Settings, tmp
     need("haproxy")
     pem, ctx = self_signed(tmp_path)
     tls_port, plain_port = free_port(), free_port()
-    shared = settings.replace(trusted_proxies="127.0.0.1", tick_hz=20.0)
+    # Two workers on one database: the bus in it tells them of handoffs.
+    shared = settings.replace(
+        trusted_proxies="127.0.0.1", tick_hz=20.0, bus_url="db", admin_tokens=token_line("ops", "operator", ADMIN_TOKEN)
+    )
     with trio.fail_after(90):
         async with running_app(shared) as w1, running_app(shared) as w2:
             workers = [w1, w2]
@@ -180,6 +187,13 @@ async def test_haproxy_sends_a_player_to_the_same_worker(settings: Settings, tmp
                     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
                     for private in ("/metrics", "/readyz"):
                         assert (await http.get(f"https://127.0.0.1:{tls_port}{private}")).status_code == 404
+                    # The operators' console is on (a token is set) but only on the workers' own ports.
+                    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+                    for private in ("/admin/", "/admin/api/whoami", "/admin"):
+                        got = await http.get(f"https://127.0.0.1:{tls_port}{private}", headers=admin)
+                        assert got.status_code == 404, private
+                    direct = await http.get(f"http://127.0.0.1:{w1.http_port}/admin/api/whoami", headers=admin)
+                    assert direct.json() == {"name": "ops", "role": "operator"}
                     plain = await http.get(f"http://127.0.0.1:{plain_port}/")
                     assert plain.status_code == 301
                     assert plain.headers["location"].startswith("https://")

@@ -26,6 +26,7 @@ import attrs
 import structlog
 import trio
 
+from ..cluster.proxycheck import ProxyCheck
 from ..config import Settings
 from ..logs import Deferred
 from ..protocol import CloseCode
@@ -129,6 +130,7 @@ class WsListener:
         # answered 503 at accept, before the process runs out of descriptors.
         self.gate = Gate(settings.max_connections + HANDSHAKE_ROOM)
         self._admitting = 0
+        self.proxy_check: ProxyCheck | None = None
 
     def statistics(self) -> ListenerStatistics:
         """The listener's counters now (read by the metrics collector)."""
@@ -209,6 +211,8 @@ class WsListener:
             with trio.move_on_after(HANDSHAKE_TIMEOUT):
                 request = await conn.handshake()
                 if request is not None:
+                    if self.proxy_check is not None:  # what the proxy says of itself (baolife.cluster)
+                        self.proxy_check.handshake(remote, request.extra_headers)
                     remote = client_address(remote, request.extra_headers, self.settings.trusted_proxies)
                     session = await self._admit(conn, request.target, remote)
             if session is None:

@@ -14,12 +14,12 @@ readiness goes false, rather than losing anything.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
 
-from ..db.store import Store, StoreCorrupt, StoreUnavailable
+from ..db.store import Claim, Store, StoreCorrupt, StoreUnavailable
 from ..model import SCHEMA_VERSION, Player, SaveError, dump_player, load_player
 
 __all__ = ["Directory", "DirectoryFull", "DirectoryStatistics", "Entry"]
@@ -57,10 +57,20 @@ class DirectoryStatistics:
 class Directory:
     """Players in memory, bounded by ``capacity``; see the module docstring."""
 
-    def __init__(self, store: Store, born: Callable[[int, str], Player], *, capacity: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        born: Callable[[int, str], Player],
+        *,
+        capacity: int,
+        claim: Callable[[int], Awaitable[Claim]] | None = None,
+    ) -> None:
         self.store = store
         self.born = born
         self.capacity = capacity
+        # How a player is taken: the store's claim, or the cluster's, which
+        # waits for another worker to hand the player over (baolife.cluster).
+        self.claim = claim
         self._entries: OrderedDict[int, Entry] = OrderedDict()
         self._dirty: set[int] = set()
         self._loading: dict[int, trio.Event] = {}
@@ -76,6 +86,10 @@ class Directory:
 
     def get(self, pid: int) -> Entry | None:
         return self._entries.get(pid)
+
+    def loading(self, pid: int) -> bool:
+        """A login of ``pid`` is loading it now."""
+        return pid in self._loading
 
     def statistics(self) -> DirectoryStatistics:
         return DirectoryStatistics(
@@ -129,7 +143,7 @@ class Directory:
         if cached is None and not self.has_room:
             raise DirectoryFull(f"{len(self._entries)} players loaded and none can be evicted")
         try:
-            claim = await self.store.claim(pid)
+            claim = await (self.claim or self.store.claim)(pid)
         except StoreUnavailable:
             if cached is not None and not cached.fenced:
                 # The database is away but we hold this player's latest state;
@@ -238,6 +252,14 @@ class Directory:
         entry.fenced = True
         entry.saved = entry.version
         self._dirty.discard(entry.player.id)
+
+    def distrust(self) -> None:
+        """This process may have lost its players to another (its lease
+        lapsed): no saved copy here is served again without a load. Unsaved
+        ones stay, to be saved if they are still ours (refused if not)."""
+        for entry in self._entries.values():
+            if not entry.dirty:
+                self.fence(entry)
 
     def evict(self) -> int:
         """Drop least-recently-used entries that are neither held nor dirty

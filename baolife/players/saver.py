@@ -78,6 +78,10 @@ class Saver:
         self.last_ok: float | None = None
         self._consecutive_failures = 0
         self._wake = trio.Event()
+        # Players serialized for a write that has not ended: another write
+        # of one of them waits (flush_player) or leaves it to the next flush,
+        # so two transactions never carry one player and commit out of order.
+        self._writing: dict[int, trio.Event] = {}
 
     def statistics(self) -> SaverStatistics:
         return SaverStatistics(
@@ -157,6 +161,7 @@ class Saver:
                 await slots.acquire()
                 if errors:
                     slots.release()
+                    self._unmark(rows)
                     break
                 nursery.start_soon(write, rows, versions)
         if errors:
@@ -185,9 +190,13 @@ class Saver:
         rows = []
         versions = []
         slice_end = time.perf_counter() + SERIALIZE_SLICE
+        writing = self._writing
+        done = trio.Event()
         for entry in chunk:
-            if entry.fenced or not entry.dirty:
+            if entry.fenced or not entry.dirty or entry.player.id in writing:
                 continue
+            # Until its write ends (_unmark), nobody serializes it again.
+            writing[entry.player.id] = done
             # The version is taken with the state: a change after this point
             # leaves the player dirty for the next flush.
             rows.append(
@@ -213,6 +222,8 @@ class Saver:
             self.failures += 1
             self.observe(len(rows), trio.current_time() - started, False)
             return str(exc)
+        finally:
+            self._unmark(rows)
         self.last_ok = trio.current_time()
         self.last_batch = len(rows)
         self.observe(len(rows), trio.current_time() - started, True)
@@ -228,6 +239,31 @@ class Saver:
                 log.warning("save_fenced", player=row.player_id, epoch=row.epoch)
                 self.on_fenced(row.player_id)
         return None
+
+    def _unmark(self, rows: list[SaveRow]) -> None:
+        """The write of ``rows`` ended (or will not happen)."""
+        for row in rows:
+            done = self._writing.pop(row.player_id, None)
+            if done is not None:
+                done.set()
+
+    async def flush_player(self, pid: int) -> bool:
+        """Save one player now, out of turn (a handoff to another worker):
+        True once its latest state is in the store (or it had nothing
+        unsaved); False if the write failed or was refused."""
+        while (busy := self._writing.get(pid)) is not None:
+            await busy.wait()  # a flush is writing an older state of it
+        entry = self.directory.get(pid)
+        if entry is None:
+            return True
+        if entry.fenced:
+            return False
+        if not entry.dirty:
+            return True
+        rows, versions = await self._serialize([entry])
+        if rows and await self._write(rows, versions) is not None:
+            return False
+        return not entry.fenced and not entry.dirty
 
     async def flush_all(self, attempts: int | None = 5) -> int:
         """Flush until nothing is dirty, probing every ``retry_every`` seconds
