@@ -21,11 +21,30 @@ Printed: per client and scenario, upstream calls and cost (from the tokens
 the fake counted, at the configured prices) per player-day, replies by
 source, fallbacks by reason, and the ratios ours/naive from the same run.
 Checked: the configured budgets were never exceeded upstream.
+
+With ``--workers 2 --db mysql://...`` it runs the cluster instead (issue
+13.4): two worker processes, each with its own NPC stack and its own
+connection pool on the one database (the shared budget and reply cache),
+replay the same day at once against the one fake, each player moving to the
+other worker every quarter of the day. Runs, each with its own budget day
+and cache key: healthy on one worker (the baseline), healthy on two, two
+with nothing shared (local budgets and caches), half failing on two, and a
+tight budget (``--tight-share`` of the two workers' healthy spend) healthy
+and half failing. Checked: the upstream cost never passed the budget, no
+player passed their daily calls, and what the workers charged was never less
+than the fake billed; and two workers called the upstream as often as one,
+but for cache keys first asked on both at the same moment.
+
+One piece: one benchmark run as one file; the replay, the two clients and
+the report share one scenario and its figures, and a cluster run's worker
+processes run this same file (``--worker``) so that each replays exactly its
+share of the says the parent generated.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
 import platform
@@ -34,25 +53,28 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
-import cachetools
 import httpx
+import orjson
 import structlog
 import trio
 
 from baolife import content as content_pkg
 from baolife.ai import prompt
+from baolife.ai.cache import ReplyCache
 from baolife.ai.client import ChatClient, UpstreamError
 from baolife.ai.llm import LlmProvider
 from baolife.ai.offline import ScriptedProvider
 from baolife.ai.reply import Fallback, FallbackReason, Reply, ReplySource
-from baolife.ai.service import NpcService
+from baolife.ai.service import NpcService, NpcStatistics
 from baolife.config import Settings
 from baolife.content.schema import Content
+from baolife.db import open_store
 from baolife.model import Npc, Turn
 from baolife.tick.engine import SayJob
 from baolife.tick.loop import NpcReply
@@ -268,23 +290,64 @@ async def run_once(
     """Replay ``says`` through one NPC stack; the fake's counters are the truth."""
     await fake.control("/reset")
     await fake.control("/behaviour", {"fail_rate": fail_rate, "failure": "500", "latency": 1.0 * scale})
-    for player in players:  # fresh memories: both clients see the same conversations
-        for npc in player.npcs:
-            npc.memory, npc.summary = [], ""
     sim_now = [0.0]
     client = ChatClient(fake.base_url, "bench", max_connections=settings.ai_workers, timeout=settings.ai_timeout)
     provider: Any
     if client_kind == "ours":
         provider = LlmProvider.from_settings(settings, content, None)
         provider.client = client
-        provider.backoff_base, provider.backoff_max = 0.5 * scale, 4.0 * scale
-        provider.breaker.base_cooldown = provider.breaker.cooldown = settings.ai_breaker_cooldown * scale
-        # The cache's TTL runs on the simulated day, not on the compressed wall clock.
-        provider.cache = cachetools.TTLCache(
-            maxsize=settings.ai_cache_size, ttl=settings.ai_cache_ttl, timer=lambda: sim_now[0]
-        )
+        compress_time(provider, settings, scale, sim_now, None)
     else:
         provider = NaiveProvider(client, content, settings, retries=3, backoff=0.5 * scale)
+    st, seconds = await replay(provider, content, players, says, settings, sim_now)
+    stats = await fake.control("/stats")
+    return Result(
+        client=client_kind,
+        scenario=scenario,
+        says=len(says),
+        calls=stats["calls"],
+        cost=billed(stats, settings),
+        max_player_calls=stats["max_calls_per_user"],
+        sources=st.sources,
+        reasons=st.reasons,
+        seconds=seconds,
+        budget=settings.ai_daily_budget if client_kind == "ours" else None,
+        governor_spent=provider.governor.spent if client_kind == "ours" else None,
+    )
+
+
+def billed(stats: dict[str, Any], settings: Settings) -> float:
+    """What the fake's answered calls cost at the configured prices."""
+    s = settings
+    return stats["prompt_tokens"] / 1000 * s.ai_price_in + stats["completion_tokens"] / 1000 * s.ai_price_out
+
+
+def compress_time(provider: LlmProvider, settings: Settings, scale: float, sim_now: list[float], store: Any) -> None:
+    """Scale the waits we control; the reply cache's TTL runs on the
+    simulated day, not on the compressed wall clock (shared entries too)."""
+    provider.backoff_base, provider.backoff_max = 0.5 * scale, 4.0 * scale
+    provider.breaker.base_cooldown = provider.breaker.cooldown = settings.ai_breaker_cooldown * scale
+    provider.cache = ReplyCache(
+        settings.ai_cache_size, settings.ai_cache_ttl, model=settings.ai_model, store=store, clock=lambda: sim_now[0]
+    )
+    # The shared cache's rest after a failure is a wait we control; its
+    # lookup bound is not (the database is as slow as it is).
+    provider.cache.retry_seconds *= scale
+
+
+async def replay(
+    provider: Any,
+    content: Content,
+    players: list[PlayerSim],
+    says: list[Say],
+    settings: Settings,
+    sim_now: list[float],
+) -> tuple[NpcStatistics, float]:
+    """Replay ``says`` in time order through an NpcService on ``provider``,
+    one say in flight per player; the service's statistics and the seconds taken."""
+    for player in players:  # fresh memories: every run sees the same conversations
+        for npc in player.npcs:
+            npc.memory, npc.summary = [], ""
     by_id = {p.id: p for p in players}
     slots = trio.Semaphore(settings.ai_queue)
     done = trio.Event()
@@ -335,27 +398,332 @@ async def run_once(
             await slots.acquire()  # never more jobs than the channel holds
             backlog[say.player] = []
             submit(say)
-        await done.wait()
+        if says:
+            await done.wait()
         nursery.cancel_scope.cancel()
-    seconds = time.perf_counter() - started
+    return service.statistics(), time.perf_counter() - started
+
+
+# ----------------------------------------------------------------- workers sharing one database
+
+
+def owner(say: Say, workers: int) -> int:
+    """The worker a say is made on: each player moves to the next worker
+    every quarter of the day (as if reconnecting through the proxy), so
+    every player spends on every worker."""
+    return (say.player + int(say.at // (DAY / 4))) % workers
+
+
+@attrs.frozen
+class WorkerJob:
+    """What a worker process replays (sent as JSON on its stdin)."""
+
+    index: int
+    workers: int
+    players: int
+    says: int
+    seed: int
+    fake: str
+    db: str | None  # None: nothing shared (local budget and cache, no store)
+    day: str  # the governor's "today": each run its own day, so runs never share a budget
+    model: str  # part of the shared cache's key: each run its own cache
+    budget: float
+    fail_rate: float
+    scale: float
+
+
+async def worker_main(job: WorkerJob) -> dict[str, Any]:
+    """One worker of a cluster run: its share of the says through its own
+    NPC stack and, when ``job.db`` is set, its own store (its own connection
+    pool) on the shared database."""
+    content = content_pkg.load()
+    rng = random.Random(job.seed)
+    players = make_players(content, job.players, rng)
+    mine = [say for say in make_says(players, job.says, rng) if owner(say, job.workers) == job.index]
+    settings = Settings.defaults(
+        ai_api_key="bench", ai_base_url=job.fake, ai_model=job.model, ai_daily_budget=job.budget
+    )
+    sim_now = [0.0]
+
+    async def run(store: Any) -> dict[str, Any]:
+        provider = LlmProvider.from_settings(settings, content, store)
+        provider.governor.today = lambda: job.day
+        provider.governor.day = job.day
+        compress_time(provider, settings, job.scale, sim_now, provider.governor.ledger)
+        print("READY", flush=True)
+        if sys.stdin.readline().strip() != "go":
+            raise SystemExit("no go")
+        st, seconds = await replay(provider, content, players, mine, settings, sim_now)
+        cache = provider.cache.statistics()
+        g = provider.governor.statistics()
+        return {
+            "says": len(mine),
+            "seconds": seconds,
+            "sources": {str(k): v for k, v in st.sources.items()},
+            "reasons": {str(k): v for k, v in st.reasons.items()},
+            "cache": attrs.asdict(cache),
+            "charged": g.spent_total,
+            "reserve_failures": g.reserve_failures,
+            "settle_failures": g.settle_failures,
+            "store_calls": 0 if store is None else store.statistics().calls,
+            "store_seconds": 0.0 if store is None else store.statistics().call_seconds,
+        }
+
+    if job.db is None:
+        return await run(None)
+    async with open_store(job.db, pool_size=settings.ai_workers) as store:
+        return await run(store)
+
+
+class WorkerProcess:
+    """A worker replaying its share in its own process (its own core when free)."""
+
+    def __init__(self, job: WorkerJob) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(orjson.dumps(attrs.asdict(job)).decode() + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, word: str) -> str:
+        """The rest of the next stdout line starting with ``word`` (log lines are skipped)."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(word):
+                return line[len(word) :].strip()
+        raise SystemExit(f"a worker ended before {word}: exit {self.proc.wait()}")
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@attrs.define
+class ClusterResult:
+    name: str
+    workers: int
+    shared: bool
+    says: int
+    calls: int
+    cost: float
+    max_player_calls: int
+    budget: float
+    charged: float
+    sources: dict[str, int]
+    reasons: dict[str, int]
+    cache_hits: int
+    shared_hits: int
+    shared_errors: int
+    seconds: float
+    reserve_failures: int
+    settle_failures: int
+    store_calls: int
+    store_seconds: float
+
+
+async def cluster_run(
+    fake: Fake,
+    args: argparse.Namespace,
+    run_no: int,
+    *,
+    name: str,
+    workers: int,
+    shared: bool,
+    fail_rate: float,
+    budget: float,
+    settings: Settings,
+) -> ClusterResult:
+    """One run: ``workers`` processes replay their shares at once."""
+    await fake.control("/reset")
+    await fake.control("/behaviour", {"fail_rate": fail_rate, "failure": "500", "latency": 1.0 * args.time_scale})
+    jobs = [
+        WorkerJob(
+            index=k,
+            workers=workers,
+            players=args.players,
+            says=args.says,
+            seed=args.seed,
+            fake=fake.base_url,
+            db=args.db if shared else None,
+            day=datetime.date.fromordinal(args.first_day + run_no).isoformat(),
+            model=f"bench-{args.first_day}-{run_no}",
+            budget=budget,
+            fail_rate=fail_rate,
+            scale=args.time_scale,
+        )
+        for k in range(workers)
+    ]
+    procs = [WorkerProcess(job) for job in jobs]
+    try:
+        for proc in procs:
+            proc.expect("READY")
+        started = time.perf_counter()
+        for proc in procs:
+            proc.go()
+        outs = [orjson.loads(await trio.to_thread.run_sync(proc.expect, "RESULT")) for proc in procs]
+        seconds = time.perf_counter() - started
+    finally:
+        for proc in procs:
+            proc.close()
     stats = await fake.control("/stats")
-    st = service.statistics()
-    cost = (
-        stats["prompt_tokens"] / 1000 * settings.ai_price_in + stats["completion_tokens"] / 1000 * settings.ai_price_out
-    )
-    return Result(
-        client=client_kind,
-        scenario=scenario,
-        says=len(says),
+    sources: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for out in outs:
+        sources.update(out["sources"])
+        reasons.update(out["reasons"])
+    return ClusterResult(
+        name=name,
+        workers=workers,
+        shared=shared,
+        says=sum(out["says"] for out in outs),
         calls=stats["calls"],
-        cost=cost,
+        cost=billed(stats, settings),
         max_player_calls=stats["max_calls_per_user"],
-        sources=st.sources,
-        reasons=st.reasons,
+        budget=budget,
+        charged=sum(out["charged"] for out in outs),
+        sources=dict(sources),
+        reasons=dict(reasons),
+        cache_hits=sum(out["cache"]["hits"] for out in outs),
+        shared_hits=sum(out["cache"]["shared_hits"] for out in outs),
+        shared_errors=sum(out["cache"]["shared_errors"] for out in outs),
         seconds=seconds,
-        budget=settings.ai_daily_budget if client_kind == "ours" else None,
-        governor_spent=provider.governor.spent if client_kind == "ours" else None,
+        reserve_failures=sum(out["reserve_failures"] for out in outs),
+        settle_failures=sum(out["settle_failures"] for out in outs),
+        store_calls=sum(out["store_calls"] for out in outs),
+        store_seconds=sum(out["store_seconds"] for out in outs),
     )
+
+
+def small_talk_keys(args: argparse.Namespace) -> int:
+    """Distinct reply-cache keys of the workload's greetings and small talk."""
+    content = content_pkg.load()
+    rng = random.Random(args.seed)
+    players = make_players(content, args.players, rng)
+    by_id = {p.id: p for p in players}
+    keys = set()
+    for say in make_says(players, args.says, rng):
+        player = by_id[say.player]
+        job = SayJob.of(player, player.npcs[say.npc - 1], say.text, None, year_days=365, stage="adult")
+        intent = prompt.small_talk(job.text, job.npc_name)
+        if intent is not None:
+            keys.add(prompt.cache_key(job, prompt.persona_of(content, job), intent))
+    return len(keys)
+
+
+def show_cluster(r: ClusterResult, players: int) -> None:
+    sources = ", ".join(f"{k} {v}" for k, v in sorted(r.sources.items()))
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.reasons.items())) or "none"
+    print(
+        f"  {r.name:44}  calls {r.calls:6d} ({r.calls / players:5.2f}/player-day)  cost {r.cost:9.5f}  "
+        f"max calls/player {r.max_player_calls:3d}  cache hits {r.cache_hits + r.shared_hits:6d} "
+        f"(shared {r.shared_hits})  {r.seconds:6.1f} s"
+    )
+    print(f"  {'':44}  replies: {sources}; fallbacks: {reasons}")
+    if r.store_calls:
+        print(
+            f"  {'':44}  store calls {r.store_calls} ({r.store_calls / max(1, r.calls):.2f} per upstream call, "
+            f"{r.store_calls / r.says:.2f} per say), mean {r.store_seconds / r.store_calls * 1000:.1f} ms"
+        )
+    if r.shared_errors or r.reserve_failures or r.settle_failures:
+        print(
+            f"  {'':44}  store failures: cache {r.shared_errors}, reservations {r.reserve_failures}, "
+            f"settlements {r.settle_failures}"
+        )
+
+
+def cluster_main(args: argparse.Namespace, settings: Settings) -> int:
+    """Two (``--workers``) worker processes on one database against one fake."""
+    print(f"cluster: {args.workers} worker processes on {args.db}, one fake OpenAI server; players move worker")
+    print("         every quarter of a simulated day; each run has its own budget day and cache key")
+    # Runs of this invocation and of earlier ones on the same database never
+    # share a budget day or a cache key: days from a random one in 1900-1999.
+    args.first_day = random.SystemRandom().randrange(693_596, 730_119 - 100)
+    fake = Fake()
+    results: list[ClusterResult] = []
+    cap = settings.ai_player_daily_calls
+    try:
+
+        async def runs() -> None:
+            w, budget = args.workers, settings.ai_daily_budget
+            plan = [
+                ("healthy, 1 worker, shared store", 1, True, 0.0, budget),
+                (f"healthy, {w} workers, shared", w, True, 0.0, budget),
+                (f"healthy, {w} workers, nothing shared", w, False, 0.0, budget),
+                (f"half failing, {w} workers, shared", w, True, 0.5, budget),
+            ]
+            for n, (name, workers, shared, fail_rate, day_budget) in enumerate(plan):
+                r = await cluster_run(
+                    fake,
+                    args,
+                    n,
+                    name=name,
+                    workers=workers,
+                    shared=shared,
+                    fail_rate=fail_rate,
+                    budget=day_budget,
+                    settings=settings,
+                )
+                results.append(r)
+                show_cluster(r, args.players)
+            tight = round(results[1].cost * args.tight_share, 6)
+            for n, fail_rate in ((len(plan), 0.0), (len(plan) + 1, 0.5)):
+                name = f"budget {tight:g} ({args.tight_share:g} x), fail {fail_rate:g}, {args.workers} workers"
+                r = await cluster_run(
+                    fake,
+                    args,
+                    n,
+                    name=name,
+                    workers=args.workers,
+                    shared=True,
+                    fail_rate=fail_rate,
+                    budget=tight,
+                    settings=settings,
+                )
+                results.append(r)
+                show_cluster(r, args.players)
+
+        trio.run(runs)
+    finally:
+        fake.close()
+    ok = True
+    for r in results:
+        if not r.shared:
+            continue
+        within = r.cost <= r.budget + 1e-12 and r.max_player_calls <= cap and r.charged >= r.cost - 1e-9
+        print(
+            f"check {r.name}: upstream cost {r.cost:.5f} <= budget {r.budget:g}, max calls/player "
+            f"{r.max_player_calls} <= {cap}, charged {r.charged:.5f} >= billed: {'ok' if within else 'FAILED'}"
+        )
+        ok = ok and within
+    one, two, apart = results[0], results[1], results[2]
+    keys = small_talk_keys(args)
+    print(
+        f"{args.workers} workers shared / 1 worker: calls {two.calls / one.calls:.3f}, cost {two.cost / one.cost:.3f}, "
+        f"cache hits {(two.cache_hits + two.shared_hits) / max(1, one.cache_hits + one.shared_hits):.3f}; "
+        f"nothing shared / 1 worker: calls {apart.calls / one.calls:.3f}, cost {apart.cost / one.cost:.3f}"
+    )
+    # A key first asked on several workers at the same moment (before the
+    # first answer is stored) is called once per worker: at most this many more.
+    bound = (args.workers - 1) * keys
+    same = two.calls - one.calls <= bound
+    verdict = "met" if same else "NOT met"
+    print(
+        f"target: {args.workers} shared workers call the upstream as often as one, but for keys first asked on "
+        f"several at once: {two.calls - one.calls:+d} calls <= {bound} ({args.workers - 1} x {keys} small-talk "
+        f"keys): {verdict}; nothing shared: {apart.calls - one.calls:+d}"
+    )
+    return 0 if ok else 1
 
 
 # ----------------------------------------------------------------- report
@@ -394,7 +762,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tight-share", type=float, default=0.3, help="budget of the extra run, as a share of ours' healthy spend"
     )
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="with 2 or more: that many worker processes sharing the database of --db (the cluster runs)",
+    )
+    parser.add_argument("--db", help="mysql://user@host:port/db the workers share (created tables: migrated)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a cluster run's worker
     args = parser.parse_args(argv)
+    if args.worker:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+        job = WorkerJob(**orjson.loads(sys.stdin.readline()))
+        print("RESULT", orjson.dumps(trio.run(worker_main, job)).decode(), flush=True)
+        return 0
+    if args.workers > 1 and not (args.db or "").startswith("mysql://"):
+        parser.error("--workers 2 or more needs --db mysql://... (the database the workers share)")
     # One log line per fallback is right for a server, not for 100k replays.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     content = content_pkg.load()
@@ -411,6 +794,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"budgets {settings.ai_player_daily_calls} calls/player, {settings.ai_daily_budget:g}/day; "
         f"cache {settings.ai_cache_size} x {settings.ai_cache_ttl:g} s (simulated); time scale {args.time_scale:g}"
     )
+    if args.workers > 1:
+
+        async def migrate() -> None:
+            async with open_store(args.db) as store:
+                await store.migrate()
+
+        trio.run(migrate)
+        return cluster_main(args, settings)
     fake = Fake()
     results: dict[tuple[str, str], Result] = {}
     try:

@@ -8,7 +8,8 @@ Modules, from the engine's side outwards::
     llm       LlmProvider: cache, single-flight, breaker, budget, retries
     flight    SingleFlight: identical requests in flight share one call
     breaker   CircuitBreaker and the Retry-After hold
-    budget    CostGovernor: per-player calls and the daily spend, written behind
+    budget    CostGovernor: per-player calls and the daily spend (in memory, or in the shared database)
+    cache     ReplyCache: greetings and small talk, local and shared by the workers
     prompt    the prompt, small talk and its cache key (pure functions)
     client    ChatClient: one HTTP client, httpx's errors translated
     fake      a fake OpenAI-compatible server for tests and benchmarks

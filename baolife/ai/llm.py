@@ -3,13 +3,16 @@
 One job goes through, in order:
 
 1. **cache** - greetings and small talk (:func:`~baolife.ai.prompt.small_talk`)
-   are answered from a bounded TTL/LRU cache keyed by persona, role,
-   closeness band and intent; such a reply holds nothing private.
+   are answered from the :class:`~baolife.ai.cache.ReplyCache` (bounded
+   TTL/LRU, and shared by the workers on one MySQL/MariaDB) keyed by persona,
+   role, life stage, closeness band and intent; such a reply holds nothing private.
 2. **single-flight** - a miss joins an identical request already in flight
    (:class:`~baolife.ai.flight.SingleFlight`), or starts one.
 3. In the flight, each attempt first asks the **breaker** (open, or a 429's
    Retry-After not passed: fallback) and the **cost governor** (a player's
-   calls or the day's spend used up: fallback), then calls the upstream.
+   calls or the day's spend used up: fallback; with workers sharing a
+   database the reservation is made there, awaited here in the AI path and
+   never in the tick), then calls the upstream.
 4. **retries**: at most ``retries`` more attempts, only after a timeout, a
    connection error, a 429 or a 5xx; the wait is exponential with jitter,
    at least the Retry-After, and never past the job's deadline (the job
@@ -35,7 +38,6 @@ from functools import partial
 from typing import Any
 
 import attrs
-import cachetools
 import orjson
 import structlog
 import trio
@@ -47,6 +49,7 @@ from ..tick.engine import SayJob
 from . import prompt
 from .breaker import BreakerStatistics, CircuitBreaker
 from .budget import BudgetStatistics, CostGovernor, Grant
+from .cache import ReplyCache
 from .client import ChatClient, Completion, UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
 from .flight import FlightStatistics, SingleFlight
 from .reply import Fallback, FallbackReason, Reply, ReplySource
@@ -71,6 +74,9 @@ CLOSE_SECONDS = 2.0
 # 4xx statuses that say our configuration is wrong (every call will fail
 # alike): they count toward the breaker; other 4xx are about one request.
 _CONFIG_STATUSES = frozenset({401, 402, 403, 404})
+# The store kind that several workers may share: the budget and the reply
+# cache live in it. SQLite serves one worker, which keeps them in memory.
+SHARED_STORE_KIND = "mysql"
 
 
 @attrs.frozen
@@ -85,6 +91,8 @@ class LlmStatistics:
     cache_misses: int
     cache_entries: int
     cache_capacity: int
+    cache_shared_hits: int  # of cache_hits, those from the level shared by the workers
+    cache_shared_errors: int
     flights: FlightStatistics
     breaker: BreakerStatistics
     budget: BudgetStatistics
@@ -133,19 +141,17 @@ class LlmProvider:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.rng = rng or random.Random()  # noqa: S311 - backoff jitter, not secrets
-        self.cache_capacity = cache_size
-        self.cache: cachetools.TTLCache[prompt.CacheKey, str] = cachetools.TTLCache(
-            maxsize=max(1, cache_size), ttl=cache_ttl, timer=trio.current_time
-        )
+        # Shared by the workers when the governor's is (one MySQL/MariaDB).
+        self.cache = ReplyCache(cache_size, cache_ttl, model=model, store=governor.ledger)
         self.flights = SingleFlight()
         self.upstream: Counter[str] = Counter()
         self.retried = 0
-        self.cache_hits = 0
-        self.cache_misses = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, content: Content, store: Store | None) -> LlmProvider:
-        """The provider as ``baolife serve`` configures it."""
+        """The provider as ``baolife serve`` configures it: on MySQL/MariaDB
+        (workers may share it) the budget and the reply cache are shared
+        through the store; on SQLite (one worker) they are kept in memory."""
         s = settings
         client = ChatClient(s.ai_base_url, s.ai_api_key, max_connections=s.ai_workers, timeout=s.ai_timeout)
         governor = CostGovernor(
@@ -154,6 +160,7 @@ class LlmProvider:
             price_in=s.ai_price_in,
             price_out=s.ai_price_out,
             pending_limit=max(USAGE_PENDING_FLOOR, s.max_loaded_players),
+            ledger=store if store is not None and store.kind == SHARED_STORE_KIND else None,
         )
         breaker = CircuitBreaker(failures=s.ai_breaker_failures, cooldown=s.ai_breaker_cooldown)
         return cls(
@@ -174,25 +181,29 @@ class LlmProvider:
 
     def statistics(self) -> LlmStatistics:
         """The counts now (see :class:`LlmStatistics`)."""
+        cache = self.cache.statistics()
         return LlmStatistics(
             upstream=dict(self.upstream),
             retries=self.retried,
-            cache_hits=self.cache_hits,
-            cache_misses=self.cache_misses,
-            cache_entries=len(self.cache),
-            cache_capacity=self.cache_capacity,
+            cache_hits=cache.hits + cache.shared_hits,
+            cache_misses=cache.misses,
+            cache_entries=cache.entries,
+            cache_capacity=cache.capacity,
+            cache_shared_hits=cache.shared_hits,
+            cache_shared_errors=cache.shared_errors,
             flights=self.flights.statistics(),
             breaker=self.breaker.statistics(),
             budget=self.governor.statistics(),
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the HTTP client, the flights and the usage writes until
-        cancelled; then write the usage left (every flight has settled by
-        then) and close the connections."""
+        """Own the HTTP client, the flights, the usage writes and the shared
+        cache's writes until cancelled; then write the usage left (every
+        flight has settled by then) and close the connections."""
         try:
             async with trio.open_nursery() as nursery:
                 self.flights.bind(nursery)
+                await nursery.start(self.cache.run)
                 if self.store is not None:
                     await nursery.start(partial(self.governor.run, self.store, interval=self.flush_interval))
                 else:
@@ -215,11 +226,9 @@ class LlmProvider:
         key: Any
         if intent is not None:
             key = prompt.cache_key(job, persona, intent)
-            cached = self.cache.get(key) if self.cache_capacity else None
+            cached = await self.cache.get(key)
             if cached is not None:
-                self.cache_hits += 1
                 return Reply(cached, ReplySource.CACHE)
-            self.cache_misses += 1
         messages = prompt.messages_for(job, persona, context_turns=self.context_turns, intent=intent)
         body = prompt.request_body(self.model, messages, max_tokens=self.max_tokens, user=f"player-{job.player}")
         if intent is None:
@@ -231,8 +240,8 @@ class LlmProvider:
         text, shared = await self.flights.run(key, lambda: self._flight(job.player, body, bound, deadline))
         if isinstance(text, Fallback):
             return text
-        if intent is not None and self.cache_capacity:
-            self.cache[key] = text
+        if intent is not None:
+            self.cache.put(key, text)
         return Reply(text, ReplySource.SHARED if shared else ReplySource.LLM)
 
     async def _flight(self, player: int, body: dict[str, Any], bound: int, deadline: float) -> str | Fallback:
@@ -257,13 +266,21 @@ class LlmProvider:
             now = trio.current_time()
             grant: Grant | FallbackReason | None = self.breaker.allow(now)
             if grant is None:
-                grant = self.governor.admit(player, bound, self.max_tokens)
+                grant = await self.governor.reserve(player, bound, self.max_tokens)
                 if isinstance(grant, FallbackReason):
                     self.breaker.abandon()  # a probe that will not be made
             if isinstance(grant, FallbackReason):
                 # Refused before any call: nothing was tried. After a failed
                 # attempt: the job failed upstream.
                 return self._failed(grant, tries) if tries.made else Fallback(grant)
+            try:
+                # Cancelled while the (shielded) reservation was made: the
+                # request never left, so it cost nothing.
+                await trio.lowlevel.checkpoint_if_cancelled()
+            except BaseException:
+                self.governor.settle_unbilled(grant)
+                self.breaker.abandon()
+                raise
             tries.made += 1
             try:
                 completion = await self._attempt(grant, body, min(deadline, now + self.attempt_timeout))

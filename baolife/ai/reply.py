@@ -40,7 +40,7 @@ class FallbackReason(enum.StrEnum):
 
     BUDGET = "budget"  # the global daily spending budget would be exceeded
     PLAYER_BUDGET = "player_budget"  # the player's daily call budget is spent
-    BUDGET_UNKNOWN = "budget_unknown"  # today's usage is not loaded yet (store unreachable at start)
+    BUDGET_UNKNOWN = "budget_unknown"  # usage not loaded yet, or the shared budget could not be asked (store down)
     USAGE_BACKLOG = "usage_backlog"  # too much usage waits to be written to the store
     BREAKER_OPEN = "breaker_open"  # the circuit breaker is open (or its one probe is out)
     RATE_LIMITED = "rate_limited"  # the upstream said 429 and its Retry-After has not passed

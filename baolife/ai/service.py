@@ -48,6 +48,8 @@ class UpstreamStatistics:
     cache_misses: int
     cache_entries: int
     cache_capacity: int
+    cache_shared_hits: int  # of cache_hits, those from the cache shared by the workers (MySQL)
+    cache_shared_errors: int  # lookups and writes of the shared cache that failed
     coalesced: int  # jobs that joined an identical call in flight
     flights: int  # upstream requests in flight now
     budget_refusals: dict[str, int]  # by FallbackReason.budget_label
@@ -59,6 +61,7 @@ class UpstreamStatistics:
     tokens: dict[str, int]  # by direction: in, out
     usage_pending: int
     usage_pending_limit: int
+    settle_failures: int  # shared budget: settlements lost (their calls stay charged at worst)
 
 
 @attrs.frozen
@@ -146,6 +149,8 @@ class NpcService:
             cache_misses=st.cache_misses,
             cache_entries=st.cache_entries,
             cache_capacity=st.cache_capacity,
+            cache_shared_hits=st.cache_shared_hits,
+            cache_shared_errors=st.cache_shared_errors,
             coalesced=st.flights.shared,
             flights=st.flights.in_flight,
             budget_refusals={
@@ -161,6 +166,7 @@ class NpcService:
             tokens={"in": g.prompt_tokens, "out": g.completion_tokens},
             usage_pending=g.pending_rows,
             usage_pending_limit=g.pending_limit,
+            settle_failures=g.settle_failures,
         )
 
     def fallback_reasons(self) -> dict[str, int]:

@@ -34,6 +34,9 @@ AI_OPTIONAL: tuple[OptionalFamily, ...] = (
     ("spend_reserved", "baolife_ai_spend_reserved", "gauge", "Worst-case cost of the upstream calls in flight"),
     ("usage_pending", "baolife_ai_usage_pending", "gauge", "AI usage rows waiting to be written to the store"),
     ("usage_pending_limit", "baolife_ai_usage_pending_limit", "gauge", "Usage rows that may wait before calls stop"),
+    ("cache_shared_hits", "baolife_ai_cache_shared_hits", "counter", "Cache hits from the cache shared by workers"),
+    ("cache_shared_errors", "baolife_ai_cache_shared_errors", "counter", "Shared reply cache reads/writes that failed"),
+    ("settle_failures", "baolife_ai_settle_failures", "counter", "Shared budget settlements lost (charged at worst)"),
 )
 
 

@@ -14,7 +14,7 @@ import trio
 
 from baolife.ai.budget import CostGovernor, Grant
 from baolife.db.sqlite import SqliteStore, open_sqlite
-from baolife.db.store import StoreUnavailable
+from baolife.db.store import AiDay, StoreUnavailable
 
 
 def governor(**kw: Any) -> CostGovernor:
@@ -125,6 +125,11 @@ class FlakyStore:
         if self.down:
             raise StoreUnavailable("cut")
         return await self.inner.ai_usage(day)
+
+    async def ai_day(self, day: str) -> AiDay:
+        if self.down:
+            raise StoreUnavailable("cut")
+        return await self.inner.ai_day(day)
 
 
 @asynccontextmanager
