@@ -9,6 +9,10 @@ takes only a JSON string, an integer field only a JSON integer).
 
 Outbound, every op is a frozen attrs class with a ``wire()`` dict; a frame is
 encoded once with :func:`encode_frame`.
+
+One piece: it is PROTOCOL.md in code, the command table, the ops and the
+frame format that change together whenever the wire does; each class is
+small and no other module defines a message.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ ERROR_CODES = frozenset(
         "rate_limited",
         "busy",
         "internal",
+        # The player is banned (``reason``, ``until``: the ban's end, unix
+        # seconds, absent for a ban without end); an addition of issue 16.
+        "banned",
     }
 )
 
@@ -76,6 +83,7 @@ class CloseCode(enum.IntEnum):
     INTERNAL = 1011
     REPLACED = 4000
     IDLE = 4001
+    KICKED = 4002  # an operator ended the session (after ``bye`` kicked)
 
 
 MAX_REF_CHARS = 64
@@ -496,6 +504,9 @@ class Error(Op):
     code: str = attrs.field(validator=attrs.validators.in_(ERROR_CODES))
     message: str
     ref: Any = None
+    # Only with code ``banned``: why, and until when (unix seconds; None: no end).
+    reason: str | None = None
+    until: int | None = None
 
 
 @_op
@@ -527,6 +538,19 @@ class Warning(Op):  # noqa: A001 - the op's name on the wire
 class Bye(Op):
     op: ClassVar[str] = "bye"
     reason: str
+    # Text for the player (an operator's reason with ``kicked``); absent otherwise.
+    message: str | None = None
+
+
+@_op
+@attrs.frozen
+class Notice(Op):
+    """An operator's announcement, shown until ``until`` (unix seconds); an
+    empty ``text`` withdraws the one shown (issue 16)."""
+
+    op: ClassVar[str] = "notice"
+    text: str
+    until: int
 
 
 def compact(data: bytes) -> bytes:

@@ -10,6 +10,7 @@ SHA-256 is stored.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import deque
 
 import cachetools
@@ -18,7 +19,6 @@ import trio
 
 from .. import protocol as wire
 from ..db.store import Store, StoreCorrupt, StoreError, hash_token
-from ..model import SaveError
 from ..players import Directory, DirectoryFull
 from ..tick.loop import Attach, Deliver, Inbox, Recipient
 
@@ -58,7 +58,7 @@ class Auth:
     """Runs the login messages of connections; see the module docstring."""
 
     def __init__(
-        self, store: Store, directory: Directory, inbox: Inbox, *, register_per_ip_hour: int, timeout: float = 3.0
+        self, store: Store, directory: Directory, inbox: Inbox, *, register_per_ip_hour: int, timeout: float
     ) -> None:
         self.store = store
         self.directory = directory
@@ -81,7 +81,8 @@ class Auth:
         except (trio.TooSlowError, DirectoryFull) as exc:
             log.warning("login_busy", kind=cmd.type, reason=type(exc).__name__)
             self._refuse(session, "busy", "the server cannot load players right now; try again in a moment", cmd.ref)
-        except (StoreCorrupt, SaveError) as exc:
+        except StoreCorrupt as exc:
+            # Also a save the model cannot read: the directory raises it as StoreCorrupt.
             log.error("login_corrupt", kind=cmd.type, error=str(exc))
             self._refuse(session, "internal", "your saved life cannot be read; the operators have been told", cmd.ref)
         except StoreError as exc:
@@ -104,6 +105,20 @@ class Auth:
         pid = await self.store.find_account(hash_token(cmd.token))
         if pid is None:
             self._refuse(session, "invalid_token", "no player has that token", cmd.ref)
+            return
+        # An operator's ban (baolife.admin) is read at every login: a ban set
+        # on any worker holds here at once, with nothing to keep in sync.
+        ban = await self.store.get_ban(pid)
+        if ban is not None and (ban.until is None or ban.until > time.time()):
+            log.info("login_banned", player=pid, until=ban.until)
+            error = wire.Error(
+                code="banned",
+                message="an operator banned this player" + ("" if ban.until is None else " until the time given"),
+                ref=cmd.ref,
+                reason=ban.reason,
+                until=ban.until,
+            )
+            self.inbox.put(Deliver(session, error), force=True)
             return
         entry = await self.directory.acquire(pid)
         resume = cmd.last_seq if isinstance(cmd, wire.Resume) else None

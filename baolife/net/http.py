@@ -10,7 +10,7 @@ every answer carries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Protocol
 
@@ -28,6 +28,10 @@ log = structlog.get_logger("baolife.http")
 Route = Callable[[], tuple[int, str, bytes]]
 REQUEST_TIMEOUT = 10.0
 MAX_REQUEST_BYTES = 16384
+# The operators' API (baolife.admin) under this prefix: the one part of the
+# listener that takes bodies (JSON, at most MAX_BODY_BYTES) and awaits.
+ADMIN_PREFIX = "/admin"
+MAX_BODY_BYTES = 65536
 TEXT = "text/plain; charset=utf-8"
 
 
@@ -40,6 +44,13 @@ class Request:
     method: str
     path: str
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    # The query string (after ``?``), the body (only requests under
+    # ADMIN_PREFIX read one) and the peer's address.
+    query: str = ""
+    body: bytes = b""
+    remote: str = ""
+    # The body was over MAX_BODY_BYTES and was not read (the handler answers 413).
+    oversized: bool = False
 
 
 @attrs.frozen
@@ -75,12 +86,16 @@ class HttpListener:
         routes: dict[str, Route],
         site: Site | None = None,
         *,
-        max_connections: int = 64,
+        max_connections: int,
+        admin: Callable[[Request], Awaitable[Reply]] | None = None,
     ) -> None:
         self.host = host
         self.bind_port = port
         self.routes = routes
         self.site = site
+        # Answers every request under ADMIN_PREFIX when set (baolife.admin);
+        # unset, those paths are the site's (which has none: 404).
+        self.admin = admin
         self.port: int | None = None
         self.requests = 0
         # Its own bound on open connections, apart from the WebSocket
@@ -123,12 +138,21 @@ class HttpListener:
                 break
             return
         self.requests += 1
+        path, _, query = event.target.decode("ascii", "replace").partition("?")
         request = Request(
             method=event.method.decode("ascii", "replace").upper(),
-            path=event.target.decode("ascii", "replace").split("?", 1)[0],
+            path=path,
             headers={k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers},
+            query=query,
+            remote=_peer(stream),
         )
-        reply = self.reply(request)
+        if self.admin is not None and (path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")):
+            body = await _read_body(conn, stream, request)
+            if body is None:
+                request = attrs.evolve(request, oversized=True)
+            reply = await self.admin(attrs.evolve(request, body=body or b""))
+        else:
+            reply = self.reply(request)
         headers = [("content-type", reply.content_type)]
         if reply.status != 304:
             headers.append(("content-length", str(len(reply.body))))
@@ -141,6 +165,8 @@ class HttpListener:
             data += conn.send(h11.Data(data=reply.body))
         data += conn.send(h11.EndOfMessage())
         await stream.send_all(data)
+        if reply.status == 413:
+            await _linger(stream)
 
     def reply(self, request: Request) -> Reply:
         """The answer to ``request``: a route, else the site, else 404."""
@@ -152,3 +178,49 @@ class HttpListener:
             return Reply(status, ctype, body, (("cache-control", "no-store"),))
         found = self.site.answer(request) if self.site is not None else None
         return found or Reply(404, TEXT, b"not found\n", (("cache-control", "no-store"),))
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except (OSError, IndexError, TypeError):
+        return ""
+
+
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 32 * 1024 * 1024
+
+
+async def _linger(stream: trio.SocketStream) -> None:
+    """Read and drop what the client still sends (a body refused unread), for
+    a bounded time and amount: closing with unread data would reset the
+    connection, and the client might lose the answer before reading it."""
+    dropped = 0
+    with trio.move_on_after(LINGER_SECONDS):
+        while dropped < LINGER_BYTES:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            dropped += len(data)
+
+
+async def _read_body(conn: h11.Connection, stream: trio.SocketStream, request: Request) -> bytes | None:
+    """The request's body, or None when it is over :data:`MAX_BODY_BYTES`
+    (said by its Content-Length, or found reading it): then it is not read."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        return None
+    body = bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(MAX_REQUEST_BYTES)
+            if not data:
+                raise trio.BrokenResourceError("the client went away in the body")
+            conn.receive_data(data)
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > MAX_BODY_BYTES:
+                return None
+        else:  # EndOfMessage
+            return bytes(body)

@@ -108,15 +108,17 @@ class WebFiles:
         return VERSION_PREFIX + self.version
 
     @classmethod
-    def load(cls, folder: Path) -> WebFiles:
+    def load(cls, folder: Path, *, skip: tuple[str, ...] = (), mount: str = "") -> WebFiles:
         """Read every file under ``folder`` (not dotfiles or dot folders, not
-        symbolic links leading out of it); a missing folder serves nothing.
-        ``%ASSETS%`` in HTML files becomes ``/v/<version>``."""
+        symbolic links leading out of it, not the top folders named in
+        ``skip``); a missing folder serves nothing. ``%ASSETS%`` in HTML
+        files becomes ``<mount>/v/<version>`` (``mount``: the path prefix the
+        files are served under, as the console's ``/admin``)."""
         raw: dict[str, bytes] = {}
         if folder.is_dir():
             root = folder.resolve()
             for top, dirs, names in os.walk(root):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(top) == root and d in skip))
                 for name in sorted(names):
                     path = Path(top) / name
                     if name.startswith(".") or not path.is_file() or not path.resolve().is_relative_to(root):
@@ -127,7 +129,7 @@ class WebFiles:
             body = raw[rel]
             digest.update(b"%s\0%d\0%s" % (rel.encode(), len(body), body))
         version = digest.hexdigest()[:VERSION_CHARS]
-        assets = (VERSION_PREFIX + version).encode()
+        assets = (mount + VERSION_PREFIX + version).encode()
         files = {}
         for rel, body in raw.items():
             if rel.endswith(".html"):

@@ -82,11 +82,23 @@ function renderStartNote() {
   $("register-note").textContent = n ? n.text : "";
   $("register-note").className = n ? `note ${n.kind}` : "note";
   $("name").setAttribute("aria-invalid", String(Boolean(n && n.kind === "error")));
+  const c = noteOf("continue"); // why the remembered life cannot go on (a ban)
+  $("continue-note").textContent = c ? c.text : "";
+  $("continue-note").className = c ? `note ${c.kind}` : "note";
+}
+
+/** An operator's announcement, until its end (then it hides by itself). */
+function renderNotice() {
+  const n = game.notice;
+  const showing = Boolean(n) && n.until * 1000 > Date.now();
+  $("notice").hidden = !showing;
+  if (showing && $("notice-text").textContent !== n.text) $("notice-text").textContent = n.text;
 }
 
 function render(parts) {
   const all = parts.has("all");
   if (all || parts.has("conn")) renderConn();
+  if (all || parts.has("notice")) renderNotice();
   renderStartNote();
   if (!game.view) return;
   if (all || parts.has("me")) renderMe();
@@ -150,6 +162,7 @@ function wire() {
   setInterval(() => {
     showRetry();
     expireNotes();
+    if (game.notice) renderNotice();
     if (game.view) {
       renderCountdowns();
       renderAge();

@@ -21,6 +21,14 @@ const ERROR_TITLES = {
 };
 
 let screens = { start: () => {}, game: () => {}, toast: () => {} };
+let byeMessage = ""; // the text of the last bye (an operator's reason)
+// An operator ended the session (close 4002 after bye kicked, banned or erased).
+const KICKED = 4002;
+const ENDED_BY = {
+  kicked: "An operator ended this session",
+  banned: "An operator banned this player",
+  erased: "An operator erased this player",
+};
 
 /** The screen switches and the toast, from main.js. */
 export function setScreens(s) {
@@ -60,6 +68,8 @@ export function onFrame(frame) {
 }
 
 export function onClosed(code, bye, wasOnline) {
+  const said = byeMessage;
+  byeMessage = "";
   for (const meta of net.pending.values()) if (meta.kind === "say" && meta.line) meta.line.failed = true;
   net.pending.clear();
   if (net.leaving) {
@@ -72,6 +82,13 @@ export function onClosed(code, bye, wasOnline) {
     net.resumable = false;
     game.stopped = "replaced";
     setStatus("offline", "This life was opened in another tab or device.", "Play here");
+  } else if (code === KICKED || Object.hasOwn(ENDED_BY, bye || "")) {
+    // Not retried by itself: coming straight back would undo a kick, and a
+    // ban or an erasure would refuse every attempt.
+    net.resumable = false;
+    game.stopped = "ended";
+    const why = Object.hasOwn(ENDED_BY, bye || "") ? ENDED_BY[bye] : ENDED_BY.kicked;
+    setStatus("offline", said ? `${why}: ${said}` : `${why}.`, "Reconnect");
   } else if (code === 4001 || bye === "idle") {
     net.resumable = false;
     game.stopped = "idle";
@@ -151,6 +168,12 @@ function apply(op) {
       break;
     case "bye":
       net.bye = op.reason;
+      byeMessage = typeof op.message === "string" ? op.message : "";
+      break;
+    case "notice":
+      // An operator's announcement; an empty text withdraws it.
+      game.notice = op.text ? { text: String(op.text), until: Number(op.until) || 0 } : null;
+      mark("notice");
       break;
     default:
       break; // pong, and ops this client does not know
@@ -328,6 +351,21 @@ function onError(op) {
     resetLife();
     note("register", "This login key does not match any life on this server. Start a new life, or log in with another key.", "error", 0);
     screens.start();
+    return;
+  }
+  if (op.code === "banned") {
+    // The key stays (a ban can end); the page stops trying until asked.
+    net.resumable = false;
+    const ws = net.ws;
+    net.ws = null;
+    if (ws) ws.close(1000);
+    setStatus("idle", "");
+    resetLife();
+    const until = Number(op.until) > 0 ? ` until ${new Date(op.until * 1000).toLocaleString()}` : "";
+    const reason = op.reason ? `: ${op.reason}` : "";
+    note("continue", `This player is banned${until}${reason}`, "error", 0);
+    screens.start();
+    mark("all");
     return;
   }
   const kind = meta ? meta.kind : "";

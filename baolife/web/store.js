@@ -30,7 +30,8 @@ export const game = {
   warnings: [], // {kind, level, text}, newest last
   notes: new Map(), // where -> {text, kind, until}
   pendingName: null, // a register in flight
-  stopped: "", // why this page stopped playing: "replaced", "idle", "" while it may play
+  stopped: "", // why this page stopped playing: "replaced", "idle", "ended" (by an operator), "" while it may play
+  notice: null, // an operator's announcement {text, until (unix s)}, shown as a banner until then
 };
 
 /** Forget everything about the life shown (a new player or logging out). */
@@ -49,6 +50,7 @@ export function resetLife() {
   game.lives = null;
   game.warnings = [];
   game.notes = new Map();
+  game.notice = null;
 }
 
 export function keepToken(token) {

@@ -179,7 +179,8 @@ def test_a_strange_host_is_left_out_of_the_policy(host: str | None) -> None:
 
 def test_the_listener_adds_the_defences_and_keeps_probes_unstored(web: Path) -> None:
     site = WebSite(WebFiles.load(web), lambda: CONFIG)
-    listener = HttpListener("127.0.0.1", 0, {"/healthz": lambda: (200, "application/json", b"{}")}, site)
+    routes = {"/healthz": lambda: (200, "application/json", b"{}")}
+    listener = HttpListener("127.0.0.1", 0, routes, site, max_connections=4)
     probe = listener.reply(Request("GET", "/healthz"))
     assert probe.status == 200 and dict(probe.headers)["cache-control"] == "no-store"
     config = listener.reply(Request("GET", "/config.json"))
