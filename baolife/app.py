@@ -13,7 +13,8 @@
             ├── store watch: readiness
             ├── websocket listener (+ one nursery of connections)
             └── http listener: /healthz /readyz /metrics, the web client and
-                its /config.json (where the WebSocket is, the tick rate)
+                its /config.json (where the WebSocket is, the tick rate), and
+                the operators' console /admin/ when admin tokens are set
 
 Graceful shutdown, inside ``shutdown_timeout``: stop accepting, stop the
 tick loop at a tick boundary (it queues ``bye`` shutdown and close 1001 to
@@ -25,6 +26,9 @@ Under systemd (``Type=notify``) the app sends ``READY=1`` once it listens,
 when the drain starts (:mod:`baolife.systemd`). Every log line of the app's
 tasks carries the current ``tick``; connection tasks add ``session`` and
 ``player``.
+
+One piece: the wiring of the whole tree, read top to bottom in one place;
+everything it wires lives in its own module.
 """
 
 from __future__ import annotations
@@ -36,24 +40,33 @@ import signal
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import structlog
 import trio
 
 from . import content as content_pkg
+from . import protocol as wire
+from .admin.actions import Actions
+from .admin.api import AdminApi
 from .ai.llm import LlmProvider
 from .ai.offline import ScriptedProvider
 from .ai.reply import Provider
 from .ai.service import NpcService
 from .cluster import Bus, BusEvent, LocalBus
+from .cluster.dbbus import DbBus
+from .cluster.ownership import Ownership, WorkerIdInUse, default_worker_id
+from .cluster.proxycheck import ProxyCheck
 from .config import ConfigError, Settings
 from .content.schema import Content
 from .db import TimedStore, open_store
+from .db.cluster import ClusterStore
 from .db.store import Store, StoreError
 from .health import Health, client_config, routes
 from .logs import Deferred, LogWriter
 from .metrics import Metrics
 from .metrics import ai as ai_metrics
+from .metrics import cluster as cluster_metrics
 from .metrics import net as net_metrics
 from .metrics import players as player_metrics
 from .metrics import process as process_metrics
@@ -65,6 +78,7 @@ from .net.http import HttpListener
 from .net.listener import WsListener
 from .net.webfiles import WebFiles, WebSite
 from .players import Directory, Saver
+from .players.handoff import Vacate
 from .protocol import CloseCode
 from .systemd import Notifier
 from .tick.engine import World
@@ -173,6 +187,17 @@ class App:
             store = TimedStore(raw_store, self.metrics.observe_store)
             await self._prepare(store)
             self._build(store, random.Random(seed))  # noqa: S311 - game dice, not secrets
+            if self.bus_kind == "db":
+                # Every player this process creates or claims is recorded as
+                # its own (baolife.db.cluster), and one another worker owns
+                # is handed over first. With a local bus there is no one to
+                # ask: the process is alone (the single-worker path as ever),
+                # and joining below only finds out if it is not (/readyz).
+                cast(ClusterStore, raw_store).worker = self.worker_id
+            try:
+                await self.ownership.join()
+            except WorkerIdInUse as exc:
+                raise ConfigError(f"BAOLIFE_WORKER_ID: {exc}") from None
             # Bound before the nursery opens, so every task of the app inherits
             # it; read only when a line is written (free for the tick loop).
             structlog.contextvars.bind_contextvars(tick=Deferred(lambda: self.loop.tick))
@@ -181,7 +206,9 @@ class App:
                 if self.signals:
                     root.start_soon(self._watch_signals)
                 await root.start(self.saver.run)
+                await root.start(self.ownership.run)
                 await root.start(self.bus.run, self._on_bus_event)
+                await root.start(self.actions.run)
                 await root.start(self.npc.run)
                 await root.start(self.loop.run)
                 root.start_soon(self.health.watch_store)
@@ -219,7 +246,28 @@ class App:
 
     def _build(self, store: Store, rng: random.Random) -> None:
         s = self.settings
-        self.bus: Bus = LocalBus()
+        # Who this worker is to the others, and how they hear each other
+        # (docs/SCALING.md): a table in the shared database, or this process only.
+        self.worker_id = s.worker_id or default_worker_id(s.ws_bind[1])
+        self.bus_kind = bus_kind = s.bus_url if s.bus_url != "auto" else ("db" if store.kind == "mysql" else "local")
+        cluster_store = cast(ClusterStore, store)
+        self.bus: Bus = (
+            DbBus(cluster_store, self.worker_id, poll=s.bus_poll) if bus_kind == "db" else LocalBus(self.worker_id)
+        )
+        self.ownership = Ownership(
+            cluster_store,
+            self.bus,
+            worker=self.worker_id,
+            lease=s.lease_timeout,
+            vacate=lambda pid: self.vacate(pid),
+            on_lapse=self._on_lapse,
+            bus_kind=bus_kind,
+            store_kind=store.kind,
+            address=f"{s.ws_bind[0]}:{s.ws_bind[1]}",
+        )
+        self.bus_handlers["handoff"] = self.ownership.on_handoff
+        self.bus_handlers["released"] = self.ownership.on_released
+        self.bus_handlers["left"] = self.ownership.on_left
         self.inbox = Inbox(limit=s.effective_inbox_limit)
         fallback = ScriptedProvider(self.content)
         provider = self.provider
@@ -236,10 +284,18 @@ class App:
             observe=self.metrics.observe_npc,
         )
         self.world = World(
-            self.content, day_ticks=s.day_ticks, year_days=s.year_days, rng=rng, submit_say=self.npc.submit
+            self.content,
+            day_ticks=s.day_ticks,
+            year_days=s.year_days,
+            rng=rng,
+            submit_say=self.npc.submit,
+            fast_forward_budget=s.fast_forward_budget,
         )
         self.directory = Directory(
-            store, lambda pid, name: self.world.rules.new_life(pid, name, 1), capacity=s.max_loaded_players
+            store,
+            lambda pid, name: self.world.rules.new_life(pid, name, 1),
+            capacity=s.max_loaded_players,
+            claim=self.ownership.claim,
         )
         self.loop = TickLoop(
             self.world,
@@ -248,6 +304,7 @@ class App:
             mark_dirty=self.directory.mark_dirty,
             on_online=self._on_online,
             on_tick=self._on_tick,
+            welcome=self._welcome,
         )
         self.saver = Saver(
             store,
@@ -265,28 +322,64 @@ class App:
                 store, self.directory, self.inbox, register_per_ip_hour=s.register_per_ip_hour, timeout=s.auth_timeout
             ),
         )
+        self.vacate = Vacate(self.loop, self.inbox, self.directory, self.saver)
         self.health = Health(s, store=store, loop=self.loop, directory=self.directory, saver=self.saver, ws=self.ws)
-        self.web = WebSite(WebFiles.load(WEB_DIR), lambda: client_config(s, self.ws_port, self.http_port))
+        self.ws.proxy_check = proxy_check = ProxyCheck(s.trusted_proxies, store.kind)
+        self.health.cluster_problems = lambda: self.ownership.problems() + proxy_check.problems()
+        # The console's files are its own table, served only with the admin API.
+        self.web = WebSite(
+            WebFiles.load(WEB_DIR, skip=("admin",)), lambda: client_config(s, self.ws_port, self.http_port)
+        )
+        self.actions = Actions(
+            store=store,
+            bus=self.bus,
+            loop=self.loop,
+            inbox=self.inbox,
+            world=self.world,
+            directory=self.directory,
+            npc=self.npc,
+            health=self.health,
+            worker=self.worker_id,
+            shutting_down=self._shutdown.is_set,
+            erase_grace=3 * s.bus_poll + 0.1,
+        )
+        self.bus_handlers.update(self.actions.handlers())
+        self.admin = AdminApi(
+            s,
+            actions=self.actions,
+            files=WebFiles.load(WEB_DIR / "admin", mount="/admin"),
+            loop=self.loop,
+            world=self.world,
+            directory=self.directory,
+            npc=self.npc,
+            ws=self.ws,
+            health=self.health,
+            render_metrics=self.metrics.render,
+        )
         self.http = HttpListener(
             s.http_bind[0],
             s.http_bind[1],
             routes(self.health, self.metrics.render),
             self.web,
             max_connections=s.http_max_connections,
+            admin=self.admin.handle if s.admin_tokens else None,
         )
         # Each area reads its own components at scrape time (baolife.metrics).
         add = self.metrics.add_source
         add(partial(tick_metrics.families, self.loop, self.world, self.inbox))
         add(partial(player_metrics.families, self.directory, self.saver))
+        add(partial(cluster_metrics.families, self.ownership, self.bus))
         add(lambda: store_metrics.families(store, self.health.store_ok))
         add(partial(net_metrics.families, self.ws, self.http))
         add(partial(ai_metrics.families, self.npc))
         add(lambda: process_metrics.families(self.health.draining, self.notifier, self.log_writer))
+        add(self.admin.metric_families)
 
     async def _drain(self) -> None:
         s = self.settings
         started = trio.current_time()
         self.draining = True
+        self.ownership.draining = True  # its players are freed at the end, all at once
         self.notifier.stopping(f"draining: {len(self.ws.sessions)} connections, {self.directory.dirty_count} unsaved")
         log.info("shutdown_started", connections=len(self.ws.sessions), dirty=self.directory.dirty_count)
         with trio.move_on_after(s.shutdown_timeout) as scope:
@@ -296,6 +389,9 @@ class App:
             # During a store outage this keeps probing until the shutdown
             # timeout ends it; then the log names who was not saved.
             unsaved = await self.saver.flush_all(attempts=None)
+            if not unsaved:
+                # Every player saved: the others may take ours at once.
+                await self.ownership.leave()
         if scope.cancelled_caught:
             unsaved = self.directory.dirty_count
             cut = len(self.ws.sessions)
@@ -332,13 +428,26 @@ class App:
         else:
             handler(event)
 
+    def _welcome(self, pid: int) -> list[wire.Op]:
+        # Late-bound: the tick loop is built before the admin state it reads.
+        return self.actions.state.welcome(pid)
+
     def _on_online(self, pid: int, online: bool) -> None:
         if not online:
             self.directory.release(pid)
+            self.vacate.offline(pid)  # a handoff waiting for it goes on at once
             if pid not in self.world.players:
                 # Gone, not replaced by a new connection: its NPC reply is
                 # no longer wanted, so stop paying for it.
                 self.npc.cancel(pid)
+
+    def _on_lapse(self) -> None:
+        # The lease ran out: another worker may take our players any moment,
+        # so none may play on here. They reconnect (1001) and land on a
+        # worker that holds the database; cached copies are loaded afresh.
+        for session in list(self.loop.by_player.values()):
+            self.inbox.put(Kick(session, "shutdown", CloseCode.SHUTDOWN), force=True)
+        self.directory.distrust()
 
     def _on_fenced(self, pid: int) -> None:
         session = self.loop.by_player.get(pid)
@@ -347,6 +456,7 @@ class App:
 
     def _on_tick(self, tick: int, seconds: float, late: float, frames: int, nbytes: int) -> None:
         now = trio.current_time()
+        self.ownership.check()
         self.health.tick_seen(now)
         self.notifier.watchdog(now)
         self.metrics.observe_tick(seconds, late, frames, nbytes)

@@ -1,4 +1,4 @@
-"""The ``baolife`` command: ``serve``, ``migrate``, ``content``, ``simulate``, ``settings``.
+"""The ``baolife`` command: ``serve``, ``migrate``, ``content``, ``simulate``, ``settings``, ``admin``.
 
 Configuration errors print one line naming the setting and exit with 2.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +16,7 @@ import structlog
 import trio
 
 from . import config
+from .admin import cli as admin_cli
 from .content import ContentError
 from .content import load as load_content
 from .db.store import StoreError
@@ -82,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--content", metavar="DIR", help="a content folder to use instead of the built-in one")
 
     sub.add_parser("settings", help="list every setting, its environment variable and default")
+    admin_cli.add_parser(sub)
     return parser
 
 
@@ -110,6 +113,8 @@ def _serve(args: argparse.Namespace) -> int:
     app = App(settings, content=content, signals=True, notifier=notifier, log_writer=writer)
     try:
         return trio.run(app.run)
+    except config.ConfigError:
+        raise  # found at start (a worker id in use): one line and status 2, by main
     except Exception:
         # A crash is one structured line (traceback as data, sent to Sentry
         # when configured), then exit 1 so systemd's Restart=on-failure acts.
@@ -217,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "content": _content,
         "simulate": _simulate,
         "settings": _list_settings,
+        "admin": admin_cli.run,
     }
     try:
         return handlers[args.command](args)
@@ -233,4 +239,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"baolife: store: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        return 128 + signal.SIGINT  # as a shell reports a command ended by Ctrl-C

@@ -7,6 +7,10 @@ environment at import time: :func:`load` is called once by the CLI.
 
 A bad value raises :class:`ConfigError` whose message is one line naming the
 setting and the reason; the CLI prints it and exits with status 2.
+
+One piece: the settings table is one list, checked against the docs' table
+(tests/test_ops_docs.py) and the --help text; the small validators here
+serve only it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import attrs
 
 from .dburl import check_db_url
 
-__all__ = ["ConfigError", "Settings", "load", "SETTINGS_DOC"]
+__all__ = ["ADMIN_ROLES", "AdminToken", "ConfigError", "Settings", "load", "SETTINGS_DOC"]
 
 
 class ConfigError(Exception):
@@ -87,6 +91,13 @@ def _parse_dsn(raw: Any) -> str:
     return text
 
 
+def _worker_id(raw: Any) -> str:
+    text = str(raw).strip()
+    if len(text) > 128 or any(not (c.isalnum() or c in "-_.:@") for c in text):
+        raise ValueError("must be at most 128 letters, digits and - _ . : @")
+    return text
+
+
 def _flag(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -96,6 +107,49 @@ def _flag(raw: Any) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("must be true or false")
+
+
+@attrs.frozen
+class AdminToken:
+    """One operator token of ``BAOLIFE_ADMIN_TOKENS``: a name for the audit
+    log, a role (``viewer`` or ``operator``) and the SHA-256 of the token
+    (hex); the token itself is never configured."""
+
+    name: str
+    role: str
+    sha256: str
+
+
+ADMIN_ROLES = ("viewer", "operator")
+
+
+def _admin_tokens(raw: Any) -> tuple[AdminToken, ...]:
+    """``name:role:sha256hex`` entries separated by commas or new lines, or
+    ``@/path`` of a file holding them (``#`` starts a comment)."""
+    text = str(raw).strip()
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise ValueError(f"cannot read {text[1:]}: {exc.strerror}") from None
+    tokens: list[AdminToken] = []
+    for line in text.splitlines():
+        for entry in line.split("#", 1)[0].split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            name, role, digest = ([*entry.split(":"), "", ""])[:3]
+            if entry.count(":") != 2 or not name or len(name) > 64:
+                raise ValueError("each entry must be NAME:ROLE:SHA256HEX (`baolife admin token NAME ROLE` makes one)")
+            if role not in ADMIN_ROLES:
+                raise ValueError(f"{name}: role must be viewer or operator, not {role!r}")
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                raise ValueError(f"{name}: the hash must be 64 hex digits (the token's SHA-256)")
+            if any(t.name == name for t in tokens):
+                raise ValueError(f"{name}: named twice")
+            tokens.append(AdminToken(name, role, digest.lower()))
+    return tuple(tokens)
 
 
 @attrs.frozen
@@ -123,9 +177,34 @@ _SPECS: dict[str, _Spec] = {
     ),
     "db_pool": _Spec(_number(int, 1, 256), 8, "MySQL connection pool size"),
     "db_migrate": _Spec(_flag, True, "apply pending schema migrations when serve starts"),
+    "worker_id": _Spec(
+        _worker_id,
+        "",
+        "this worker's name in the cluster (who owns which player, docs/SCALING.md); "
+        "empty: HOST:WS_PORT (HOST:pidPID.N when the port is 0)",
+    ),
+    "bus_url": _Spec(
+        _choice("auto", "local", "db"),
+        "auto",
+        "how workers tell each other of handoffs: db (a table in the shared database, polled), "
+        "local (this process only), auto (db with MySQL, local with SQLite)",
+    ),
+    "bus_poll": _Spec(_number(float, 0.01, 5), 0.1, "seconds between reads of the database bus (bus_url db)"),
+    "lease_timeout": _Spec(
+        _number(float, 2, 600),
+        10.0,
+        "seconds a worker's hold on its players outlives its last renewal; another worker takes them "
+        "after it when the holder crashed or lost the database",
+    ),
     "tick_hz": _Spec(_number(float, 1, 100), 10.0, "ticks per second"),
     "day_ticks": _Spec(_number(int, 1, 1000), 10, "ticks per game day"),
     "year_days": _Spec(_number(int, 4, 365), 365, "game days per game year"),
+    "fast_forward_budget": _Spec(
+        _number(int, 0, 10_000_000),
+        10000,
+        "extra game days (beyond the stages' pace) that players fast-forwarding may run in one tick; "
+        "past it they run at x1 for that tick",
+    ),
     "save_interval": _Spec(_number(float, 0.05, 600), 5.0, "seconds between write-behind flushes"),
     "save_batch": _Spec(_number(int, 1, 10000), 500, "players per save statement batch"),
     "max_loaded_players": _Spec(
@@ -208,6 +287,13 @@ _SPECS: dict[str, _Spec] = {
     "ai_breaker_cooldown": _Spec(
         _number(float, 0.1, 3600), 10.0, "seconds the breaker stays open before one probe call"
     ),
+    "admin_tokens": _Spec(
+        _admin_tokens,
+        "",
+        "operator tokens NAME:ROLE:SHA256HEX separated by commas, or @FILE of them; empty turns /admin/ off",
+    ),
+    "admin_rate": _Spec(_number(float, 0.1, 10000), 5.0, "admin API requests per second per client address"),
+    "admin_burst": _Spec(_number(int, 1, 100000), 30, "token bucket size of the admin API rate"),
     "log_format": _Spec(
         _choice("auto", "json", "console"), "auto", "log format: json, console, or auto (console on a TTY)"
     ),
@@ -241,9 +327,14 @@ class Settings:
     db_url: str
     db_pool: int
     db_migrate: bool
+    worker_id: str
+    bus_url: str
+    bus_poll: float
+    lease_timeout: float
     tick_hz: float
     day_ticks: int
     year_days: int
+    fast_forward_budget: int
     save_interval: float
     save_batch: int
     max_loaded_players: int
@@ -283,6 +374,9 @@ class Settings:
     ai_cache_ttl: float
     ai_breaker_failures: int
     ai_breaker_cooldown: float
+    admin_tokens: tuple[AdminToken, ...]
+    admin_rate: float
+    admin_burst: int
     log_format: str
     log_level: str
     summary_interval: float

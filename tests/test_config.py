@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from baolife.config import SETTINGS_DOC, ConfigError, Settings, load
+from baolife.tick.engine import World
 
 
 def test_defaults_match_the_documented_embedded_setup() -> None:
@@ -19,6 +21,14 @@ def test_defaults_match_the_documented_embedded_setup() -> None:
     assert s.db_url == "sqlite:///var/baolife.db"
     assert (s.tick_hz, s.day_ticks, s.save_interval) == (10.0, 10, 5.0)
     assert s.ai_api_key == ""
+
+
+def test_the_fast_forward_budget_is_one_number() -> None:
+    # The server passes the setting; tools and tests build a World without
+    # settings and get its default: the two must be the same number.
+    engine_default = inspect.signature(World.__init__).parameters["fast_forward_budget"].default
+    assert load({}).fast_forward_budget == engine_default
+    assert load({"BAOLIFE_FAST_FORWARD_BUDGET": "0"}).fast_forward_budget == 0
 
 
 def test_environment_wins_over_the_file(tmp_path: Path) -> None:

@@ -41,6 +41,14 @@ SQL_BUILT_SAFELY = {
         "baolife/db/mysql_dialect.py",
         '_SAVE_HEAD + ", ".join([_SAVE_ROW] * count) + _SAVE_TAIL',
     ): "count copies of a constant row of %s marks; the rows go as parameters",
+    (
+        "baolife/db/mysql_dialect.py",
+        '_AI_SETTLE_PLAYERS_HEAD + ", ".join([_AI_SETTLE_PLAYERS_ROW] * count) + _AI_SETTLE_PLAYERS_TAIL',
+    ): "count copies of a constant row of %s marks; the players' costs go as parameters",
+    (
+        "baolife/db/mysql_dialect.py",
+        '_AI_CACHE_PUT_HEAD + ", ".join([_AI_CACHE_PUT_ROW] * count) + _AI_CACHE_PUT_TAIL',
+    ): "count copies of a constant row of %s marks; the replies go as parameters",
 }
 
 
