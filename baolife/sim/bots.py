@@ -81,11 +81,16 @@ class ActionGuide:
         self.cures: dict[str, frozenset[str]] = {}
         self.job_finders: list[str] = []
         self.big: set[str] = set()
+        # Every illness some action treats (most of the time the player has none).
+        self.illnesses: frozenset[str] = frozenset()
+        # Every action's price (its id: every action there is).
+        self.cost = {a.id: a.cost for a in content.actions.values()}
         for action in content.actions.values():
             effects = [action.effects] + [o.effects for o in action.outcomes]
             cured = frozenset(f for e in effects for f in e.flags_remove if f in illnesses)
             if cured:
                 self.cures[action.id] = cured
+                self.illnesses |= cured
             if any(e.job == "best" for e in effects):
                 self.job_finders.append(action.id)
             if action.cost >= 1000 or any(
@@ -96,9 +101,11 @@ class ActionGuide:
 
     def need(self, p: Player, possible: list[str], years: int) -> str | None:
         """An action in ``possible`` that meets a need of ``p``, if any."""
-        for action, cured in self.cures.items():
-            if action in possible and not cured.isdisjoint(p.flags):
-                return action
+        flags = p.flags
+        if flags and not self.illnesses.isdisjoint(flags):
+            for action, cured in self.cures.items():
+                if action in possible and not cured.isdisjoint(flags):
+                    return action
         if p.job is None and 18 <= years < 62:
             for action in self.job_finders:
                 if action in possible:
@@ -114,7 +121,7 @@ def _roles(action: Action) -> tuple[str, ...]:
 class Bot:
     """One simulated player: plans answers to its prompts and its next action."""
 
-    __slots__ = ("pid", "policy", "guide", "rng", "next_act", "plans", "seen", "taken", "acted")
+    __slots__ = ("pid", "policy", "guide", "rng", "next_act", "plans", "seen", "taken", "acted", "sent", "weights")
 
     def __init__(
         self, pid: int, policy: Policy, guide: ActionGuide, rng: random.Random, tick: int, taken: Counter[str]
@@ -131,10 +138,24 @@ class Bot:
         self.seen: set[int] = set()
         # Actions this bot took (the caller reads and resets it to count per stage).
         self.acted = 0
+        # Commands sent so far (answers and actions).
+        self.sent = 0
+        # How likely each action is picked, against an everyday one's 1.
+        big, weight = guide.big, policy.big_decision_weight
+        self.weights = {a: weight if a in big else 1.0 for a in guide.cost}
 
     def wants_turn(self, p: Player, tick: int) -> bool:
         """Whether :meth:`on_tick` has anything to do this tick (cheap)."""
         return bool(p.prompts or self.plans or tick >= self.next_act)
+
+    def next_turn(self) -> int:
+        """The tick of this bot's next move (an answer or an action) if no new
+        prompt opens before it: until then :meth:`on_tick` does nothing."""
+        turn = self.next_act
+        for when, _key in self.plans.values():
+            if when < turn:
+                turn = when
+        return turn
 
     def on_tick(self, world: World, p: Player, tick: int) -> None:
         """Plan new prompts, send the answers due now, and act when due."""
@@ -153,6 +174,7 @@ class Bot:
                 if when <= tick:
                     del self.plans[prompt_id]
                     if p.prompt(prompt_id) is not None:
+                        self.sent += 1
                         world.apply(self.pid, wire.Answer(prompt=prompt_id, choice=key), tick)
         if len(self.seen) > 32:
             # Forget closed prompts, to keep the set small.
@@ -175,6 +197,7 @@ class Bot:
             cmd = wire.Act(action=action)
         self.taken[action] += 1
         self.acted += 1
+        self.sent += 1
         world.apply(self.pid, cmd, tick)
 
     def choose_action(self, world: World, p: Player) -> str | None:
@@ -186,8 +209,7 @@ class Bot:
             need = self.guide.need(p, possible, p.age_days // world.year_days)
             if need:
                 return need
-        big, weight = self.guide.big, self.policy.big_decision_weight
-        return self.rng.choices(possible, weights=[weight if a in big else 1.0 for a in possible])[0]
+        return self.rng.choices(possible, weights=list(map(self.weights.__getitem__, possible)))[0]
 
 
 def spending_limit(world: World, p: Player) -> float:
@@ -212,13 +234,12 @@ def possible_actions(world: World, p: Player) -> list[str]:
     not cooling down, and paid for."""
     actions = world.content.actions
     day = p.age_days
-    cooldowns = p.cooldowns
-    limit = spending_limit(world, p)
-    return [
-        a
-        for a in world.actions_of(p.id)
-        if cooldowns.get(a, 0) <= day and (actions[a].cost <= 0 or actions[a].cost <= limit)
-    ]
+    get = p.cooldowns.get
+    # A free action is always paid; others up to the limit.
+    limit = max(spending_limit(world, p), 0)
+    if limit == math.inf:
+        return [a for a in world.actions_of(p.id) if get(a, 0) <= day]
+    return [a for a in world.actions_of(p.id) if get(a, 0) <= day and actions[a].cost <= limit]
 
 
 def can_act_now(world: World, p: Player, hint: str | None) -> str | None:

@@ -1,5 +1,9 @@
 """The balance report of a simulation: distributions and counters, as data,
-as a JSON-ready dict and as Markdown."""
+as a JSON-ready dict and as Markdown.
+
+One piece: one report in three forms (data, JSON and Markdown) that must say
+the same thing line for line, so they are kept side by side.
+"""
 
 from __future__ import annotations
 

@@ -1,18 +1,28 @@
 """Run bot players through whole lives on the real engine, on virtual time.
 
 Lives run in *worlds* of :data:`LIVES_PER_WORLD` lives each: world ``k``
-holds lives ``k * LIVES_PER_WORLD + 1 ...``, all born at tick 0, and is a
-:class:`~baolife.tick.engine.World` with ``day_ticks=1`` whose random
-generators are seeded from (seed, k). One tick is one step of every
-player's clock: one real second of play at the server's defaults, however
-many game days the stage's pace runs in it. Worlds are independent, so they
-run in worker processes (one per core) and their results are merged in
+holds lives ``k * LIVES_PER_WORLD + 1 ...``, lived one after the other on
+a :class:`~baolife.tick.engine.World` with ``day_ticks=1`` whose random
+generators are seeded from (seed, k) (lives never meet, so each is alone
+online while it runs). One tick is one step of the player's clock: one
+real second of play at the server's defaults, however many game days the
+stage's pace runs in it. Between the bot's turns, while nothing the player
+sees can change and the steps are wholly quiet, the ticks run in one go
+(:meth:`World.quiet_steps <baolife.tick.engine.World.quiet_steps>`: the
+same law as step by step, tested in ``tests/sim/test_quiet_steps.py``).
+Worlds are independent, so they run in worker processes (one per core,
+each reusing one engine and its caches) and their results are merged in
 world order: the same seed and content give the same report whatever the
 number of workers.
+
+One piece: the worker processes, the world loop and the bots' turns share
+one record per life and one clock of virtual ticks; split, each part would
+need the others' internals.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import random
@@ -22,23 +32,18 @@ from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 
-from .. import protocol as wire
 from ..content.schema import Content
-from ..model import Player
+from ..model import MAX_AGE_YEARS, Player
 from ..tick.engine import World
 from ..tick.registry import EventRegistry
-from .bots import NEUTRAL, ActionGuide, Bot, Policy, can_act_now
+from .bots import NEUTRAL, ActionGuide, Bot, Policy, can_act_now, spending_limit
 from .report import ADULT_AGE, WORKING_AGE, BalanceReport, EventRepeats, LifeRecord
 
 __all__ = ["LIVES_PER_WORLD", "simulate"]
 
-# A life still going at this age is cut off and reported as unfinished.
-MAX_YEARS = 130
 # Lives per world: fixed, so the split (and the report) does not depend on
 # the number of workers; small enough to spread evenly over the workers.
 LIVES_PER_WORLD = 50
-
-_Outcome = getattr(wire, "Outcome", None)
 
 
 class _Life:
@@ -48,11 +53,15 @@ class _Life:
     __slots__ = (
         "bot", "player", "job_years", "money_at_65", "year", "next_year", "stage", "next_stage", "prompt_id",
         "first_prompt", "first_action", "seconds", "prompts", "actions", "gaps", "idle", "hint",
-        "adult_years", "debt_years", "debt_seconds", "minor_debt", "events", "ticks",
+        "adult_years", "debt_years", "debt_seconds", "minor_debt", "events", "ticks", "base", "fresh",
     )  # fmt: skip
 
-    def __init__(self, bot: Bot, player: Player, stages: int) -> None:
+    def __init__(self, bot: Bot, player: Player, stages: int, base: int) -> None:
         self.bot = bot
+        # The world tick the life began at: its seconds are counted from there.
+        self.base = base
+        # Whether ``hint`` was found since the last prompt and command (still holds).
+        self.fresh = False
         self.player = player
         self.job_years: Counter[str] = Counter()
         self.money_at_65: int | None = None
@@ -111,54 +120,70 @@ class _Job:
     policy: Policy
 
 
+class _Engine:
+    """One process's world, reused from one batch of lives to the next: its
+    caches (action lists, compiled conditions, the event index) are pure, so
+    only its dice are seeded again and its counters started again, and a
+    batch's lives are the same as in a new world. The clock runs on."""
+
+    def __init__(self, content: Content, year_days: int) -> None:
+        self.content = content
+        self.year_days = year_days
+        self.rng = random.Random()  # noqa: S311 - game dice, not secrets
+        # Nothing here reads the ops: no prompt texts written out.
+        self.world = World(content, day_ticks=1, year_days=year_days, rng=self.rng, views=False)
+        self.guide = ActionGuide(content)
+        self.tick = 0
+
+
+_ENGINE: _Engine | None = None
+
+
+def _engine(content: Content, year_days: int) -> _Engine:
+    """This process's :class:`_Engine` for ``content`` (a new one for other content)."""
+    global _ENGINE
+    engine = _ENGINE
+    if engine is None or engine.content is not content or engine.year_days != year_days:
+        engine = _ENGINE = _Engine(content, year_days)
+    return engine
+
+
 def _run_world(job: _Job, index: int) -> _WorldResult:
-    """Live the lives of world ``index`` to their ends."""
+    """Live the lives of world ``index`` to their ends, one after the other
+    (lives do not meet: each is alone online while it runs)."""
     content, yd = job.content, job.year_days
-    world_rng = random.Random(f"world-{job.seed}-{index}")  # noqa: S311 - game dice, not secrets
+    engine = _engine(content, yd)
+    engine.rng.seed(f"world-{job.seed}-{index}")
     bot_rng = random.Random(f"bots-{job.seed}-{index}")  # noqa: S311 - game dice, not secrets
-    world = World(content, day_ticks=1, year_days=yd, rng=world_rng)
-    guide = ActionGuide(content)
+    world, guide = engine.world, engine.guide
+    world.reset_statistics()
     order = content.stage_order
     starts: list[float] = [content.world.stages[s] * yd for s in order]
     starts.append(float(10**12))
-    limit = MAX_YEARS * yd
     actions: Counter[str] = Counter()
     first = index * LIVES_PER_WORLD
-    lives: dict[int, _Life] = {}
-    for pid in range(first + 1, min(job.players, first + LIVES_PER_WORLD) + 1):
-        player = world.rules.new_life(pid, f"Bot {pid}", 1)
-        world.join(player, 0)
-        life = lives[pid] = _Life(Bot(pid, job.policy, guide, bot_rng, 0, actions), player, len(order))
-        life.next_stage = starts[1]
-    world.take_output()
-    world.take_changed()
     records: list[LifeRecord] = []
     repeats: dict[str, EventRepeats] = {}
-    tick = 0
-    while lives:
-        tick += 1
-        world.advance(tick)
-        _count_events(world.take_output(), lives)
-        ended: list[int] = []
-        for pid, life in lives.items():
-            p = life.player
-            if not p.alive or p.age_days >= limit:
-                ended.append(pid)
-                continue
-            _observe(world, life, p, tick, starts, yd)
-        if ended:
-            for pid in ended:
-                life = lives.pop(pid)
-                # Birthdays crossed in the last step, before the day the life ended.
-                p = life.player
-                _birthdays(life, p, life.year + 1, (p.age_days - 1) // yd)
-                records.append(_record(life, order, yd))
-                for event, times in life.events.items():
-                    r = repeats.get(event)
-                    repeats[event] = EventRepeats(1, times - 1, times) if r is None else r.add(times)
-                world.leave(pid)
-        # Ops of the bots' commands (prompt_closed, outcome...): counted next tick.
+    # The world's clock runs on from one life to the next; each life counts its own seconds.
+    tick = engine.tick
+    for pid in range(first + 1, min(job.players, first + LIVES_PER_WORLD) + 1):
+        player = world.rules.new_life(pid, f"Bot {pid}", 1)
+        world.join(player, tick)
+        world.take_output()
         world.take_changed()
+        life = _Life(Bot(pid, job.policy, guide, bot_rng, tick, actions), player, len(order), tick)
+        life.next_stage = starts[1]
+        tick = _live(world, life, tick, starts, yd)
+        p = life.player
+        # Birthdays crossed in the last step, before the day the life ended.
+        _birthdays(life, p, life.year + 1, (p.age_days - 1) // yd)
+        records.append(_record(life, order, yd))
+        for event, times in life.events.items():
+            r = repeats.get(event)
+            repeats[event] = EventRepeats(1, times - 1, times) if r is None else r.add(times)
+        world.leave(pid)
+        world.take_changed()
+    engine.tick = tick
 
     stats = world.statistics()
     return _WorldResult(
@@ -176,24 +201,90 @@ def _run_world(job: _Job, index: int) -> _WorldResult:
     )
 
 
-def _count_events(out: dict[int, list[wire.Op]], lives: dict[int, _Life]) -> None:
-    """Count, per life, the events that happened: prompts that opened and
-    events without choices (their ``outcome`` op)."""
-    state = wire.State
-    for pid, ops in out.items():
-        if len(ops) == 1 and type(ops[0]) is state:
-            continue  # a step and nothing else: the common case
-        life = lives.get(pid)
-        if life is None:
-            continue
-        for op in ops:
-            kind = type(op)
-            if isinstance(op, wire.PromptOp):
-                prompt = life.player.prompt(op.id)
-                if prompt is not None:
-                    life.events[prompt.event] += 1
-            elif kind is _Outcome and getattr(op, "source", "") == "event":
-                life.events[getattr(op, "id", "")] += 1
+def _live(world: World, life: _Life, tick: int, starts: list[float], yd: int) -> int:
+    """Run one life (alone online) from world tick ``tick`` to its end (or
+    to :data:`~baolife.model.MAX_AGE_YEARS`, as unfinished); returns the
+    world tick it ended at.
+
+    A tick is one step of the player's clock, then what the player sees,
+    then the bot's turn. Where the bot has nothing to do until its next
+    turn, nothing the player sees can change and the steps are wholly
+    quiet, the ticks up to that turn run in one go
+    (:meth:`World.quiet_steps`): those before it are counted as the same
+    number of seconds seen one by one, the turn's own is seen in full.
+    Nothing here reads the ops: the world's event counts tell what happened."""
+    p = life.player
+    pid = p.id
+    bot = life.bot
+    limit = MAX_AGE_YEARS * yd
+    adult = ADULT_AGE * yd
+    events = world.event_counts.copy()
+    while True:
+        steps = 0
+        if (p.prompts or life.hint is not None) and _steady(world, life, p):
+            # Ticks tick+1 .. turn-1 hold no turn of the bot.
+            turn = bot.next_turn()
+            steps = world.quiet_steps(pid, turn - tick)
+            if steps:
+                world.take_output()
+                if not p.alive:
+                    # Death came in the last of them: the seconds before it were lived.
+                    _seen_quiet(life, p, tick + steps - 1, steps - 1, adult)
+                    tick += steps
+                    break
+                if tick + steps < turn:
+                    tick += steps
+                    _seen_quiet(life, p, tick, steps, adult)
+                    continue
+                _seen_quiet(life, p, turn - 1, steps - 1, adult)
+                tick = turn
+        if not steps:
+            tick += 1
+            world.advance(tick)
+            world.take_output()
+            if not p.alive or p.age_days >= limit:
+                break
+        _observe(world, life, p, tick, starts, yd)
+    world.take_changed()  # nobody saves a simulated life
+    if p.next_prompt_id != life.prompt_id:
+        # Prompts opened in the step the life ended in count too (prompts_opened counts them).
+        life.prompts[life.stage] += p.next_prompt_id - life.prompt_id
+        life.prompt_id = p.next_prompt_id
+    # Alone online, the life had every event the world counted meanwhile.
+    life.events = world.event_counts - events
+    return tick
+
+
+def _steady(world: World, life: _Life, p: Player) -> bool:
+    """Whether what the player sees stays the same over quiet steps: a
+    prompt waits (and the bot has seen it), or the action found last tick
+    stays one to take (free, or paid by parents; off cooldown stays off,
+    and the action list does not change on quiet days)."""
+    if p.prompts:
+        seen = life.bot.seen
+        return all(pr.id in seen for pr in p.prompts)
+    if not life.fresh:
+        # The bot moved since the player last looked: look again.
+        life.hint = can_act_now(world, p, life.hint)
+        life.fresh = True
+    hint = life.hint
+    if hint is None:
+        return False
+    return world.content.actions[hint].cost <= 0 or spending_limit(world, p) == math.inf
+
+
+def _seen_quiet(life: _Life, p: Player, tick: int, n: int, adult: int) -> None:
+    """Count ``n`` quiet seconds up to ``tick`` (what :func:`_observe` would
+    count one by one): same stage, no prompt opened, no birthday, money on
+    the same side of zero, something to do throughout."""
+    if n <= 0:
+        return
+    life.ticks = tick - life.base
+    life.seconds[life.stage] += n
+    if p.money < 0:
+        life.debt_seconds += n
+        if p.age_days < adult:
+            life.minor_debt = True
 
 
 def _observe(world: World, life: _Life, p: Player, tick: int, starts: list[float], yd: int) -> None:
@@ -208,6 +299,7 @@ def _observe(world: World, life: _Life, p: Player, tick: int, starts: list[float
         life.stage += 1
         life.next_stage = starts[life.stage + 1]
     stage = life.stage
+    tick -= life.base
     life.ticks = tick
     life.seconds[stage] += 1
     if p.next_prompt_id != life.prompt_id:
@@ -227,8 +319,10 @@ def _observe(world: World, life: _Life, p: Player, tick: int, starts: list[float
     # What the player sees now, before the bot moves: a prompt, or an action to take.
     if p.prompts:
         busy = True
+        life.fresh = False
     else:
         life.hint = can_act_now(world, p, life.hint)
+        life.fresh = True
         busy = life.hint is not None
         if busy and life.first_action is None:
             life.first_action = tick
@@ -239,8 +333,12 @@ def _observe(world: World, life: _Life, p: Player, tick: int, starts: list[float
     else:
         life.idle += 1
     bot = life.bot
+    tick += life.base
     if p.prompts or bot.plans or tick >= bot.next_act:  # Bot.wants_turn, inlined
+        sent = bot.sent
         bot.on_tick(world, p, tick)
+        if bot.sent != sent:
+            life.fresh = False  # a command may have changed what the player can do
         if bot.acted:
             life.actions[stage] += bot.acted
             bot.acted = 0

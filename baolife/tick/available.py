@@ -19,7 +19,7 @@ from collections.abc import Hashable
 
 import attrs
 
-from ..content.schema import Conditions, Content
+from ..content.schema import NO_AGE_LIMIT, Conditions, Content
 from ..model import Player
 from .rules import Rules, first_day
 
@@ -51,7 +51,7 @@ class ActionList:
         for c in conds:
             if c.min_age > 0:
                 ages.add(first_day(c.min_age, yd))
-            if c.max_age < 1000:
+            if c.max_age < NO_AGE_LIMIT:
                 ages.add(first_day(c.max_age, yd))
         if any(c.stages for c in conds):
             ages |= {math.ceil(content.world.stages[s] * yd) for s in content.stage_order}

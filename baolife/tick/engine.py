@@ -6,12 +6,23 @@ in this order, for each tick:
 1. :meth:`World.apply` for each command that arrived, in arrival order, and
    :meth:`World.npc_reply` for each finished NPC reply;
 2. :meth:`World.advance` for the players whose day boundary is this tick;
-3. :meth:`World.take_output` for the ops of this tick, one list per player,
-   and :meth:`World.take_changed` for the players to mark dirty.
+3. :meth:`World.take_changed` for the players to mark dirty.
+
+The world writes its ops into :attr:`World.outbox`, one list per player in
+the order they happened. Under the tick loop that dict is the delivery
+core's outbox (:mod:`baolife.tick.delivery`), which adds the connections'
+own ops and takes them all out; runs without a loop (simulations,
+benchmarks) take them with :meth:`World.take_output`.
 
 Nothing here awaits, reads a clock or touches the network, the database or
 the AI layer: NPC jobs leave through the ``submit_say`` callable, which must
 not block (a bounded channel's ``send_nowait``) and returns False when full.
+
+One piece: World is the one owner of the online players' game state and its
+per-tick bookkeeping (step buckets, busy days, action-list keys, the fast-
+forward budget, counters), which commands, replies and steps all read and
+write; what it drives lives in its own modules (rules, pacing, registry,
+action lists, memory).
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import attrs
 
 from .. import protocol as wire
 from ..content.schema import Action, Content, Event
-from ..model import LIMITS, Npc, Player, Prompt, Turn
+from ..model import LIMITS, STAT_MAX, Npc, Player, Prompt, Turn
 from . import lives, story
 from .available import ActionList
 from .memory import remember
@@ -132,11 +143,15 @@ class World:
         submit_say: Callable[[SayJob], bool] | None = None,
         fast_forward_budget: int = 10_000,
         skip_quiet: bool = True,
+        views: bool = True,
     ) -> None:
         """``fast_forward_budget``: extra player-days (beyond the stages'
         pace) that fast-forwarding players may run per tick; past it they run
         at x1 for that tick. ``skip_quiet``: run quiet days in bulk (False:
-        every day in full, the reference the bulk path is tested against)."""
+        every day in full, the reference the bulk path is tested against).
+        ``views``: write out the texts a client shows (a prompt's op, an
+        outcome's title); False for a caller that reads no ops (the
+        simulation): no ``prompt`` op and untitled outcomes, the game the same."""
         self.content = content
         self.rules = Rules(content, year_days=year_days, rng=rng)
         # Each random event with what a check needs of it: (event, id, weight, compiled conditions).
@@ -152,10 +167,13 @@ class World:
         self.outbox: dict[int, list[wire.Op]] = {}
         self.changed: set[int] = set()
         self.saying: set[int] = set()
+        # Players whose NPC talk an operator turned off (baolife.admin keeps it).
+        self.muted: set[int] = set()
         self._advanced_through = -1
         self.fast_forward_budget = fast_forward_budget
         self._fast_forward_left = fast_forward_budget
         self.skip_quiet = skip_quiet
+        self.views = views
         # The pace each online player's client was last told (welcome or state).
         self._pace_sent: dict[int, int] = {}
         self._counters = _Counters()
@@ -208,7 +226,8 @@ class World:
         self.outbox.pop(pid, None)
 
     def take_output(self) -> dict[int, list[wire.Op]]:
-        """This tick's ops by player, in the order they happened."""
+        """This tick's ops by player, in the order they happened (for runs
+        without a tick loop, whose delivery core empties :attr:`outbox` itself)."""
         out, self.outbox = self.outbox, {}
         return out
 
@@ -220,6 +239,14 @@ class World:
     def statistics(self) -> WorldStatistics:
         c = self._counters
         return WorldStatistics(online=len(self.players), **attrs.asdict(c))
+
+    def reset_statistics(self) -> None:
+        """Start :meth:`statistics`, ``event_counts`` and ``error_counts``
+        again from zero (the simulation reuses a world, and the caches it
+        built, for one batch of lives after another)."""
+        self._counters = _Counters()
+        self.event_counts.clear()
+        self.error_counts.clear()
 
     # ----------------------------------------------------------------- views
 
@@ -407,7 +434,7 @@ class World:
         self.rules.apply(u, choice.effects, prompt.bind)
         if choice.outcomes:
             self.rules.apply(u, self.rules.pick(choice.outcomes), prompt.bind)
-        u.outcome("prompt", prompt.id, self.rules.render(event.title, u.p, prompt.bind), ref)
+        u.outcome("prompt", prompt.id, self.rules.render(event.title, u.p, prompt.bind) if self.views else "", ref)
 
     def _act(self, u: Unit, cmd: wire.Act, tick: int) -> None:
         p = u.p
@@ -417,7 +444,7 @@ class World:
         if not p.alive:
             return self._error(u, "not_allowed", "your life has ended; send new_life to start again", cmd.ref)
         r = self.rules
-        reason = r.why_not(action.when, p)
+        reason = "" if r.allows(action.when, p) else r.why_not(action.when, p)  # the reason only when refused
         if reason:
             return self._error(u, "not_allowed", f"cannot {action.label.lower()} now: {reason}", cmd.ref)
         target: Npc | None = None
@@ -483,6 +510,8 @@ class World:
             return self._error(u, "not_allowed", f"{npc.name} is no longer in your life", cmd.ref)
         if p.id in self.saying:
             return self._error(u, "busy", "wait for the reply to what you said before", cmd.ref)
+        if p.id in self.muted:
+            return self._error(u, "not_allowed", "an operator turned off talking to people for you", cmd.ref)
         job = SayJob.of(p, npc, cmd.text, cmd.ref, year_days=self.year_days, stage=self.rules.stage(p.age_days))
         if not self.submit_say(job):
             return self._error(u, "busy", "NPC replies are backed up; try again in a moment", cmd.ref)
@@ -506,9 +535,10 @@ class World:
         u.ops.append(wire.NpcSay(npc=npc_id, text=text, ref=ref))
         if npc is not None:
             remember(npc, Turn(who="npc", text=text))
-            if npc.closeness < 100:
+            closer = min(STAT_MAX, npc.closeness + self.content.world.talk_closeness)
+            if closer != npc.closeness:
                 # Talking brings people closer; the client sees it like any NPC change.
-                npc.closeness += 1
+                npc.closeness = closer
                 u.ops.append(wire.NpcOp(self.rules.npc_view(p, npc)))
             self.changed.add(pid)
 
@@ -613,6 +643,91 @@ class World:
             self._quiet_span(u, days, dies_on)
             self._end_step(u, stage)
         self._counters.player_days += quiet_days
+
+    def quiet_steps(self, pid: int, most: int) -> int:
+        """Run up to ``most`` wholly quiet steps of online player ``pid`` at
+        once, for a caller that steps players on their own (the simulation),
+        never the tick loop: what ``most`` calls of :meth:`advance` would do
+        while each step ends before the player's next busy day, with one
+        death roll for the whole span (the same law as one roll a step, see
+        ``death_day``), the span's money in one go and one ``state`` op.
+
+        Stops before a step that is not wholly quiet or would take money
+        across zero (those need :meth:`advance`); the last step run is the
+        one death came in, if it came (its ops as :meth:`advance` makes
+        them). At x1 only (fast-forward is budgeted per tick): 0 otherwise.
+        Returns the number of steps run."""
+        p = self.players[pid]
+        if most < 1 or not p.alive or p.speed != 1 or not self.skip_quiet:
+            return 0
+        rules = self.rules
+        first = p.age_days
+        stage = rules.stage(first)
+        pace = 1 if p.prompts else self._pace1[stage]
+        busy = self._busy.get(pid)
+        if busy is None or busy <= first:
+            busy = self._busy[pid] = rules.pacing.next_busy_day(p)
+        steps = min(most, (busy - 1 - first) // pace)
+        if steps < 1:
+            return 0
+        steps, money, low = self._quiet_money(p, first, pace, steps)
+        if steps < 1:
+            return 0
+        dies_on = death_day(rules.daily_death_chance(p), steps * pace, self.rng)
+        quiet = steps
+        if dies_on is not None:
+            # Death comes in step ``steps`` (run below as advance runs it); the ones before are quiet.
+            steps = (dies_on - 1) // pace + 1
+            quiet, money, low = self._quiet_money(p, first, pace, steps - 1)
+        if quiet:
+            end = first + quiet * pace
+            self._counters.player_days += quiet * pace
+            changes: dict[str, Any] = {"age_days": end}
+            if low < p.low_money:
+                p.low_money = low
+            if money != p.money:
+                p.money = money
+                changes["money"] = money
+            p.age_days = end
+            if self._pace_sent.get(pid) != pace:
+                self._pace_sent[pid] = pace
+                changes["pace"] = pace
+            self.ops_for(pid).append(wire.State(changes))
+            self.changed.add(pid)
+        if dies_on is not None:
+            u = Unit(p, self.ops_for(pid))
+            self._quiet_span(u, pace, dies_on - quiet * pace)
+            self._end_step(u, stage)
+        return steps
+
+    def _quiet_money(self, p: Player, first: int, pace: int, steps: int) -> tuple[int, int, int]:
+        """Of ``steps`` quiet steps of ``pace`` days from day ``first``: how
+        many run before money would cross zero, the money after them, and
+        the lowest money at the end of one of them (what ``low_money``
+        becomes). The money of days ``first + 1 .. d`` is ``pay_delta(p,
+        first, d)`` however the days are split (the daily amounts telescope)."""
+        pay_delta = self.rules.pay_delta
+        money = p.money
+        low = p.low_money
+        end = money + pay_delta(p, first, first + steps * pace)
+        if p.job is None and (money < 0 or end >= 0):
+            # Without income, money only goes down (costs paid from savings,
+            # stopping at zero or just below it) or stays: the end is the lowest.
+            return steps, end, min(low, end)
+        if p.job is not None and money >= 4 and end >= 4 and low <= 0:
+            # With an income, money at a step's end is within 2 of the straight
+            # line from start to end (two rounded shares): it stays above zero.
+            return steps, end, low
+        negative = money < 0
+        last = money
+        for i in range(1, steps + 1):
+            m = money + pay_delta(p, first, first + i * pace)
+            if (m < 0) != negative:
+                return i - 1, last, low
+            last = m
+            if m < low:
+                low = m
+        return steps, last, low
 
     def _step_days(self, p: Player, stage: str) -> int:
         """Days this step runs: :meth:`pace_of`, at x1 when the tick's
@@ -773,7 +888,7 @@ class World:
         if not event.choices:
             u.begin()
             self.rules.happen(u, event, bind)
-            u.outcome("event", event.id, self.rules.render(event.title, p, bind))
+            u.outcome("event", event.id, self.rules.render(event.title, p, bind) if self.views else "")
             return
         timeout = event.timeout_days or self.content.world.timeout_days
         prompt = Prompt(
@@ -782,7 +897,8 @@ class World:
         p.next_prompt_id += 1
         p.prompts.append(prompt)
         self._counters.prompts_opened += 1
-        u.ops.append(self._prompt_op(p, prompt, tick))
+        if self.views:
+            u.ops.append(self._prompt_op(p, prompt, tick))
 
 
 def _action_info(action: Action) -> dict[str, Any]:

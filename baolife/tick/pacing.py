@@ -19,7 +19,8 @@ import math
 import random
 from bisect import bisect_right
 
-from ..content.schema import Content
+from .. import protocol as wire
+from ..content.schema import NO_AGE_LIMIT, Content
 from ..model import Player
 
 __all__ = ["Pacing", "death_day", "share_between"]
@@ -48,12 +49,12 @@ class Pacing:
             math.ceil(bound * year_days)
             for a in content.actions.values()
             for bound in (a.when.min_age, a.when.max_age)
-            if 0 < bound < 1000
+            if 0 < bound < NO_AGE_LIMIT
         )
         self._fixed_days = sorted(stage_starts | auto_starts | self.action_days)
         self._level_days = {lv.id: round(lv.years * year_days) for lv in content.levels.values()}
         # Days per step by fast-forward factor and stage, for the factors a player may choose.
-        self._steps = {speed: {s: self._capped(s, speed) for s in order} for speed in (1, 2, 5)}
+        self._steps = {speed: {s: self._capped(s, speed) for s in order} for speed in wire.SPEEDS}
 
     def stage_days(self, stage: str) -> int:
         """The content's game days per step for ``stage`` (at speed 1)."""

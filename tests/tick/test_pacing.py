@@ -258,9 +258,8 @@ def test_death_day_has_the_law_of_one_roll_a_day() -> None:
 def test_lives_run_in_bulk_match_lives_run_day_by_day(mini: Content) -> None:
     # Mortal lives (about 30 years of 12 days), random checks, prompts left to time out.
     content = paced(mini, baby=6, child=5, adult=8, gap=20, first_check_days=10)
-    content = attrs.evolve(
-        content, world=attrs.evolve(content.world, hazard=Hazard(base=0.01, growth=0.12, infant=0.0))
-    )
+    hazard = Hazard(base=0.01, growth=0.12, health_scale=0.03, infant=0.0, npc_base=0.0001, npc_growth=0.085)
+    content = attrs.evolve(content, world=attrs.evolve(content.world, hazard=hazard))
     results = {}
     for skip in (True, False):
         game = Harness(content, seed=11, skip_quiet=skip)
