@@ -211,7 +211,10 @@ def test_rolling_restart_of_every_worker(cluster: Cluster, players: Players) -> 
 
 
 def test_database_50_ms_away(cluster: Cluster, players: Players) -> None:
-    wait_for("every player online", lambda: all_playing(players), 30)
+    online = wait_for("every player online", lambda: all_playing(players), 30)
+    # The logins measured are of the busiest worker's players (after the
+    # rolling restart the last worker restarted may hold none).
+    busiest = max(online["workers"], key=online["workers"].get)
     names = cluster.workers
     metrics = ("baolife_flush_seconds_sum", "baolife_flush_seconds_count", "baolife_flush_failures_total",
                "baolife_flush_rows_total")  # fmt: skip
@@ -220,7 +223,7 @@ def test_database_50_ms_away(cluster: Cluster, players: Players) -> None:
         """Players' figures and the workers' save figures over ``seconds``."""
         first = {m: sum(cluster.metric(n, m) for n in names) for m in metrics}
         players.mark()
-        players.ask("reconnect", worker="w3", count=LOGIN_BURST)
+        players.ask("reconnect", worker=busiest, count=LOGIN_BURST)
         time.sleep(seconds)  # a measuring window, not a wait for a state
         saves = {m: sum(cluster.metric(n, m) for n in names) - first[m] for m in metrics}
         return players.report(), saves
@@ -248,6 +251,7 @@ def test_database_50_ms_away(cluster: Cluster, players: Players) -> None:
         rows_saved_far=far_saves["baolife_flush_rows_total"],
     )
     assert ready
+    assert local["login_ms"]["n"] >= LOGIN_BURST // 2 and far["login_ms"]["n"] >= LOGIN_BURST // 2, (local, far)
     assert far["ping_ms"]["p95"] <= local["ping_ms"]["p95"] + 10, (local["ping_ms"], far["ping_ms"])
     # A login is a few round trips to the database: within ten of them.
     assert far["login_ms"]["p50"] <= local["login_ms"]["p50"] + 10 * 50, (local["login_ms"], far["login_ms"])
