@@ -81,6 +81,16 @@ def _networks(raw: Any) -> tuple[Any, ...]:
         raise ValueError(f"must be IP addresses or networks separated by commas ({exc})") from None
 
 
+def within(address: str, networks: tuple[Any, ...]) -> bool:
+    """True if ``address`` (an IP address as text) is in one of ``networks``
+    (as the ``trusted_proxies`` setting holds them); False for a non-address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
 def _parse_dsn(raw: Any) -> str:
     text = str(raw).strip()
     if not text:

@@ -14,11 +14,12 @@ the operator reads why, rather than the cluster splitting in silence.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
 import trio
+
+from ..config import within
 
 __all__ = ["REMEMBER", "ProxyCheck"]
 
@@ -36,7 +37,7 @@ class ProxyCheck:
 
     def handshake(self, peer: str, headers: Iterable[tuple[bytes, bytes]]) -> None:
         """A WebSocket handshake from TCP peer ``peer`` with ``headers``."""
-        if not self.trusted or not _within(peer, self.trusted):
+        if not self.trusted or not within(peer, self.trusted):
             return
         route = store = None
         for name, value in headers:
@@ -65,11 +66,3 @@ class ProxyCheck:
                 f" {self.store_kind} (BAOLIFE_DB_URL): its players would live apart"
             )
         return out
-
-
-def _within(address: str, networks: tuple[Any, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)

@@ -13,6 +13,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
+from ..config import within
+
 __all__ = ["client_address"]
 
 
@@ -27,24 +29,16 @@ def client_address(peer: str, headers: Iterable[tuple[bytes, bytes]], trusted: t
         headers: the handshake's headers (name, value), names in any case.
         trusted: the networks of the trusted proxies (``ipaddress`` networks).
     """
-    if not trusted or not _within(peer, trusted):
+    if not trusted or not within(peer, trusted):
         return peer
     hops: list[str] = []
     for name, value in headers:
         if name.lower() == b"x-forwarded-for":
             hops.extend(h.strip() for h in value.decode("latin-1").split(","))
     for hop in reversed(hops):
-        if not _within(hop, trusted):
+        if not within(hop, trusted):
             try:
                 return str(ipaddress.ip_address(hop))
             except ValueError:
                 return peer
     return peer
-
-
-def _within(address: str, networks: tuple[Any, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
