@@ -93,10 +93,16 @@ def _a_life(server: Server, page: Page) -> None:
                    return [b.dataset.action, label, b.closest('.group').dataset.group]; }"""
     )
     expect(page.locator(f'#actions .group[data-group="{group_id}"] .note')).to_contain_text(action_label)
-    again = page.locator(f'#actions button[data-action="{action_id}"]')
-    if again.count():
-        expect(again.locator(".meta")).to_contain_text("ready in")
-        expect(again).to_be_disabled()
+    # One look of the page at a time: the button may go between two looks
+    # when the player ages out of the action (a fast clock, a loaded machine).
+    page.wait_for_function(
+        """(id) => { const b = document.querySelector(`#actions button[data-action="${id}"]`);
+                     if (!b) return true;
+                     const meta = b.querySelector('.meta');
+                     return b.disabled && meta !== null && meta.textContent.includes('ready in'); }""",
+        arg=action_id,
+        timeout=10_000,
+    )
     expect(page.locator("#toast")).to_be_hidden()  # routine refusals never reach the page-wide toast
 
     # Talk to someone in the player's life and see the reply; on a phone the
