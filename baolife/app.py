@@ -347,7 +347,7 @@ class App:
         self.admin = AdminApi(
             s,
             actions=self.actions,
-            files=WebFiles.load(WEB_DIR / "admin", mount="/admin"),
+            files=WebFiles.load(WEB_DIR / "admin", mount="/admin", shared={"game-dom.js": WEB_DIR / "dom.js"}),
             loop=self.loop,
             world=self.world,
             directory=self.directory,

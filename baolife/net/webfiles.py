@@ -108,13 +108,18 @@ class WebFiles:
         return VERSION_PREFIX + self.version
 
     @classmethod
-    def load(cls, folder: Path, *, skip: tuple[str, ...] = (), mount: str = "") -> WebFiles:
+    def load(
+        cls, folder: Path, *, skip: tuple[str, ...] = (), mount: str = "", shared: Mapping[str, Path] | None = None
+    ) -> WebFiles:
         """Read every file under ``folder`` (not dotfiles or dot folders, not
         symbolic links leading out of it, not the top folders named in
         ``skip``); a missing folder serves nothing. ``%ASSETS%`` in HTML
         files becomes ``<mount>/v/<version>`` (``mount``: the path prefix the
-        files are served under, as the console's ``/admin``)."""
-        raw: dict[str, bytes] = {}
+        files are served under, as the console's ``/admin``). ``shared``
+        adds files from elsewhere under the given names (the console serves
+        the game client's ``dom.js`` as ``game-dom.js``: one ``h()``, one
+        escaping rule); they count in the version like the others."""
+        raw: dict[str, bytes] = {name: path.read_bytes() for name, path in (shared or {}).items()}
         if folder.is_dir():
             root = folder.resolve()
             for top, dirs, names in os.walk(root):

@@ -7,29 +7,11 @@
  * way the views build elements.
  */
 
-/** The element with this id. */
-export const $ = (id) => document.getElementById(id);
+// The game client's own helpers (served here as game-dom.js): one h(),
+// so one escaping rule for both pages.
+import { $, amount, h, words } from "./game-dom.js";
 
-/**
- * A new element. props: `class`, `text` (textContent), `data-*`, `aria-*`
- * and `role` (attributes), `on<event>` functions (listeners), anything else
- * as a DOM property. String children become Text nodes.
- */
-export function h(tag, props, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props || {})) {
-    if (value === undefined || value === null) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("data-") || key.startsWith("aria-") || key === "role") node.setAttribute(key, value);
-    else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
-    else node[key] = value;
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined && child !== false) node.append(child);
-  }
-  return node;
-}
+export { $, amount, h, words };
 
 /** Put `children` in place of what `parent` holds. */
 export const fill = (parent, children) => parent.replaceChildren(...children.filter(Boolean));
@@ -39,12 +21,6 @@ export const fill = (parent, children) => parent.replaceChildren(...children.fil
 export const facts = (pairs) =>
   pairs.filter(Boolean).map(([term, value]) =>
     h("div", { class: "fact" }, h("dt", { text: term }), h("dd", {}, value === null || value === undefined ? "—" : value)));
-
-/** `some_id` as words: "some id". */
-export const words = (id) => String(id ?? "").replace(/_/g, " ");
-
-/** A whole number with the reader's separators. */
-export const amount = (n) => Math.round(Number(n) || 0).toLocaleString();
 
 /** Money of the NPC bill: two decimals. */
 export const money = (n) => (Number(n) || 0).toFixed(2);
