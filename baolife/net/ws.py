@@ -60,11 +60,17 @@ class ConnectionDone(Exception):  # noqa: N818 - a state, not a failure
         self.reason = reason
 
 
+# The header of a frame shorter than 126 bytes, by its length (most game
+# frames are: one ``state`` op is about 90), taken from a table rather than
+# built per frame.
+_SHORT_HEADERS = tuple(bytes((0x81, n)) for n in range(126))
+
+
 def text_frame(payload: bytes) -> bytes:
     """An unmasked, final text frame holding ``payload`` (already UTF-8)."""
     n = len(payload)
     if n < 126:
-        return bytes((0x81, n)) + payload
+        return _SHORT_HEADERS[n] + payload
     if n < 65536:
         return struct.pack("!BBH", 0x81, 126, n) + payload
     return struct.pack("!BBQ", 0x81, 127, n) + payload

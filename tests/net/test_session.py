@@ -9,9 +9,12 @@ import struct
 import orjson
 import trio
 import trio.testing
+from wsproto import ConnectionType
+from wsproto.connection import Connection
+from wsproto.events import TextMessage
 
 from baolife.net.session import Session
-from baolife.net.ws import WsConnection
+from baolife.net.ws import WsConnection, text_frame
 
 
 def read_frames(data: bytes) -> tuple[list[bytes], bytes]:
@@ -82,3 +85,47 @@ async def test_frames_stay_in_order_when_the_socket_fills_and_drains() -> None:
         await server_stream.aclose()
         for listener in listeners:
             await listener.aclose()
+
+
+def test_text_frames_of_every_header_size_read_back_whole() -> None:
+    # The three header forms (7-bit, 16-bit, 64-bit length), at their edges,
+    # read by an independent WebSocket client parser.
+    client = Connection(ConnectionType.CLIENT)
+    sizes = [0, 1, 125, 126, 127, 65535, 65536]
+    payloads = [("é" * size)[: size // 2] + "x" * (size - 2 * (size // 2)) for size in sizes]
+    assert [len(p.encode()) for p in payloads] == sizes
+    client.receive_data(b"".join(text_frame(p.encode()) for p in payloads))
+    received = []
+    for event in client.events():
+        assert isinstance(event, TextMessage) and event.message_finished
+        received.append(event.data)
+    assert received == payloads
+
+
+async def test_a_peer_that_reset_the_connection_is_dropped_at_the_next_frame() -> None:
+    with trio.fail_after(10):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        client = trio.socket.socket()
+        await client.connect(("127.0.0.1", port))
+        server_stream = await listeners[0].accept()
+        await listeners[0].aclose()
+        session = Session(
+            WsConnection(server_stream, max_message_bytes=4096),
+            "127.0.0.1",
+            max_frames=8,
+            max_bytes=1 << 20,
+            rate=10,
+            burst=10,
+        )
+        assert session.send_frame(b'{"seq": 1}')
+        # SO_LINGER 0: the close sends RST, which loopback delivers at once.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        assert not session.send_frame(b'{"seq": 2}')
+        assert session.state == "dead" and session.abort_reason.startswith("lost: ")
+        assert (session.frames_sent, session.direct_writes, session.queued_frames) == (1, 1, 0)
+        assert not session.send_frame(b'{"seq": 3}')  # nothing more is tried
+        assert session.bytes_sent == len(text_frame(b'{"seq": 1}'))
+        session.release_socket()
+        await server_stream.aclose()

@@ -205,3 +205,33 @@ def test_kick_says_bye_with_the_message_then_closes_once() -> None:
     assert d.close_said_bye(1.0) == [2]
     assert s.ops() == [{"op": "bye", "reason": "kicked", "message": "be nice"}]
     assert s.closed == (wire.CloseCode.KICKED, "kicked")
+
+
+class DroppingSession(FakeSession):
+    """A connection being dropped: it takes nothing (Session.send_frame's False)."""
+
+    def send_frame(self, frame: bytes) -> bool:
+        return False
+
+
+def test_every_connection_gets_its_one_frame_whatever_another_does_with_its_own() -> None:
+    d = Delivery({})
+    first = logged_in(d, 1)
+    dropping = DroppingSession()
+    d.add(dropping)
+    d.joined(2, d.attach(dropping, 2, None))
+    last = logged_in(d, 3)
+    stranger = FakeSession()
+    d.add(stranger)
+    for pid in (1, 2, 3):
+        game_op(d, pid, pid)
+        game_op(d, pid, 10 * pid)
+    d.reject(stranger, wire.Error(code="bad_request", message="no"))
+    frames, nbytes = d.flush(1)
+    assert frames == 4  # handed over, taken or not
+    assert [[op["age_days"] for op in s.ops()] for s in (first, last)] == [[1, 10], [3, 30]]
+    assert [f["seq"] for f in stranger.frames] == [0] and stranger.ops()[0]["code"] == "bad_request"
+    assert nbytes == sum(len(raw) for s in (first, last, stranger) for raw in s.raw) + len(
+        wire.encode_frame(1, 1, [wire.State({"age_days": 2}), wire.State({"age_days": 20})])
+    )
+    assert d.op_counts == {"state": 6, "error": 1}
