@@ -42,7 +42,7 @@ from ..net.http import Reply, Request
 from ..net.listener import WsListener
 from ..net.proxy import client_address
 from ..net.webfiles import WebFiles
-from ..players import Directory
+from ..players import Directory, apply_progress
 from ..tick.engine import World
 from ..tick.loop import TickLoop
 from .actions import Actions, Actor, AdminError, erased, not_found, notice_json
@@ -300,17 +300,23 @@ class AdminApi:
         return {"players": out}
 
     async def _where(self, pid: int) -> tuple[bool, str | None]:
-        """Online (known for sure only on the worker that answers), and the
-        worker that holds the player: this one when they play here, else the
-        cluster's owner (issue 13: the live worker that last loaded them,
-        online there or not), None when no worker holds them."""
+        """Online or not, and the worker that holds the player, the same
+        answer from every worker: this one when they play here, else the
+        cluster's owner (issue 13: the live worker that last loaded them)
+        and whether they are online there (its owner row's flag,
+        :mod:`baolife.admin.presence`), None when no live worker holds them
+        (a crashed worker's lease has run out: offline)."""
+        here = self.actions.worker
         if self.actions.online_here(pid):
-            return True, self.actions.worker
-        owner = getattr(self.store, "owner", None)
-        if owner is not None:
-            worker = await owner(pid)
-            if worker:
-                return False, str(worker)
+            return True, here
+        presence = getattr(self.store, "presence", None)
+        if presence is not None:
+            found = await presence(pid)
+            if found is not None:
+                worker, online = found
+                # Our own row may still say online while its clearing is
+                # under way: this worker's sessions are the truth here.
+                return online and worker != here, str(worker)
         return False, None
 
     async def _current(self, pid: int) -> Player | None:
@@ -319,11 +325,11 @@ class AdminApi:
         entry = self.directory.get(pid)
         if entry is not None and not entry.fenced:
             return entry.player
-        state = await self.store.player_state(pid)
-        if state is None:
+        saved = await self.store.player_state(pid)
+        if saved is None:
             return None
         try:
-            player = load_player(state)
+            player = apply_progress(load_player(saved.state), saved.progress)
         except SaveError as exc:
             raise StoreCorrupt(f"player {pid}: {exc}") from exc
         player.id = pid

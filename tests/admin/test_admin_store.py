@@ -1,11 +1,17 @@
 """The store's operator methods (baolife.admin) on SQLite and MariaDB:
-search, bans, mutes, the notice, the audit log, last logins, and erasing
-a player in one transaction that leaves nothing of them but their id."""
+search, bans, mutes, the notice, the audit log, last logins, erasing
+a player in one transaction that leaves nothing of them but their id, and
+who is online on which worker."""
 
 from __future__ import annotations
 
+import secrets
+from typing import cast
+
 import trio
 
+from baolife.db import open_store
+from baolife.db.cluster import ClusterStore, WorkerInfo
 from baolife.db.store import AuditEntry, Ban, NoticeRow, Store, hash_token
 from baolife.model import Player, dump_player
 
@@ -15,6 +21,12 @@ def first_state(name: str):  # type: ignore[no-untyped-def]
         return dump_player(Player(id=pid, name=name)), 2
 
     return make
+
+
+def cluster_worker(name: str) -> WorkerInfo:
+    return WorkerInfo(
+        id=name, instance=secrets.token_hex(16), store_kind="x", bus="db", address=f"{name}:1", started_at=0
+    )
 
 
 async def test_search_account_and_state(store: Store) -> None:
@@ -30,7 +42,7 @@ async def test_search_account_and_state(store: Store) -> None:
     assert info is not None and info.name == "An Nguyen" and info.last_login is None
     assert await store.account_info(99999) is None
     state = await store.player_state(a)
-    assert state is not None and b'"An Nguyen"' in state
+    assert state is not None and b'"An Nguyen"' in state.state
     assert await store.player_state(c) is None
     await store.claim(a)
     info = await store.account_info(a)
@@ -110,3 +122,49 @@ async def test_concurrent_erase_and_ban_leave_no_ban_behind(store: Store) -> Non
             nursery.start_soon(erase)
         assert results["erase"] is True
         assert await store.get_ban(pid) is None
+
+
+async def test_online_and_owner_read_the_same_from_every_worker(store: Store, store_url: str) -> None:
+    """The owner row's online flag (migration 0006), what the console says
+    from any worker: set by the claim or registration that makes a worker
+    the owner, cleared by that worker under the epoch it loaded the player
+    with, and read as offline once the worker's lease has run out."""
+    a_info, b_info = cluster_worker("a"), cluster_worker("b")
+    with trio.fail_after(30):
+        async with open_store(store_url, pool_size=2) as other:
+            a, b = cast(ClusterStore, store), cast(ClusterStore, other)
+            a.worker, b.worker = "a", "b"
+            await a.join_cluster(a_info, 30)
+            await b.join_cluster(b_info, 30)
+            pid = await store.create_account("Online", hash_token("online"), first_state("Online"))
+            assert await b.presence(pid) == ("a", True)  # registered on a: a login there
+            assert await b.mark_offline("b", [(pid, 1)]) == 0  # b does not own it
+            assert await b.presence(pid) == ("a", True)
+            assert await a.mark_offline("a", [(pid, 1)]) == 1  # the session on a ended
+            assert await b.presence(pid) == ("a", False)
+            assert await a.mark_offline("a", [(pid, 1)]) == 0  # once
+
+            # Logged in on a again (the claim sets the flag in its own
+            # statement): a stale clear under the old epoch changes nothing.
+            assert (await store.claim(pid)).epoch == 2
+            assert await b.presence(pid) == ("a", True)
+            assert await a.mark_offline("a", [(pid, 1)]) == 0
+            assert await b.presence(pid) == ("a", True)
+
+            # Handed over to b: a's clear of its old session leaves b's flag.
+            assert await a.release(pid, "a", 2)
+            assert await a.presence(pid) is None
+            assert (await other.claim(pid)).epoch == 3
+            assert await a.presence(pid) == ("b", True)
+            assert await a.mark_offline("a", [(pid, 2)]) == 0
+            assert await a.presence(pid) == ("b", True)
+
+            # b crashes: once its lease has run out it says nothing, and a
+            # worker that left cleanly neither.
+            await b.renew_worker("b", b_info.instance, -1)
+            assert await a.presence(pid) is None and await b.presence(pid) is None
+            await b.join_cluster(b_info, 30)
+            assert await a.presence(pid) == ("b", True)
+            await b.leave_cluster("b", b_info.instance)
+            assert await a.presence(pid) is None
+            assert await a.mark_offline("a", []) == 0

@@ -57,6 +57,7 @@ ACTION_BUTTONS = (
     *("kick-btn", "ban-btn", "unban-btn", "mute-btn", "export-btn", "erase-btn"),
     *("notice-btn", "notice-clear", "budget-btn", "drain-btn", "undrain-btn"),
 )
+WORKER_MS = 3000  # the live panel's refresh (baolife/web/admin/main.js)
 OP_CONTROLS = "#console button.op:enabled, #console input.op:enabled, #console textarea.op:enabled"
 
 
@@ -189,6 +190,7 @@ def _operator(world: World, page: Page) -> None:
     page.add_init_script(WATCH_VIOLATIONS)
     loaded: list[str] = []
     page.on("response", lambda response: loaded.append(response.url))
+    page.clock.install()  # runs in real time; the panel's refresh below comes at once
     page.goto(world.admin)
     expect(page.locator("#sign-in")).to_be_visible()
     shot(page, "admin_sign_in")
@@ -213,6 +215,7 @@ def _operator(world: World, page: Page) -> None:
     assert number(_figure(page, "w-figures", "Players online")) >= 1
     expect(page.locator("#w-updated")).to_have_text(re.compile(r"^updated "))
     before = page.locator("#w-updated").inner_text()
+    page.clock.fast_forward(WORKER_MS)
     page.wait_for_function("(t) => document.getElementById('w-updated').textContent !== t", arg=before)
     expect(page.locator("#live")).to_contain_text("online")
     shot(page, "admin_console")
@@ -351,6 +354,11 @@ def _operator(world: World, page: Page) -> None:
     assert page.evaluate("window.__violations") == []
     scripts = [url for url in loaded if url.endswith(".js")]
     assert scripts and all(re.search(r"/admin/v/[0-9a-f]+/[a-z-]+\.js$", url) for url in scripts), scripts
+    styles = sorted(url.rsplit("/", 1)[1] for url in loaded if re.search(r"/admin/v/[0-9a-f]+/[a-z-]+\.css$", url))
+    assert styles == ["style.css", "theme.css"], loaded  # the game's colours, served as the console's own file
+    # Its dark mode is the game's theme (the page is in dark mode here).
+    colours = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--bg')")
+    assert colours.strip() == "#181a1b"
 
     # Sign out: the token and everything shown are gone.
     page.click("#sign-out")
