@@ -14,15 +14,18 @@ dialect and the stores' own modules only gain a base class and a few lines in
   (:mod:`baolife.cluster.ownership`) or waits for the lease to run out;
 * a worker's lease is one row in ``workers``, renewed every quarter lease,
   so renewing costs one statement whatever the number of players; a
-  player's owner row only names the worker;
+  player's owner row only names the worker, and whether the player is
+  online there (migration 0006: set by the statement that makes it the
+  owner, cleared by :meth:`mark_offline` once the session ends there; read
+  as offline once the worker's lease has run out);
 * times are milliseconds of the database's clock (MySQL), or of the host's
   clock (SQLite, whose workers all share one host), so workers never compare
   their own clocks with each other.
 
 Writes to ``player_owners`` are made only by transactions that hold the
 player's row lock in ``players`` (the claim's epoch bump, the account's
-insert, :meth:`release`'s locking read), so an owner row moves in step with
-the epoch that fences saves.
+insert, :meth:`release`'s and :meth:`mark_offline`'s locking reads), so an
+owner row moves in step with the epoch that fences saves.
 
 One piece: the cluster's SQL for both dialects, kept together so the SQLite
 and MySQL versions of each statement are read and changed side by side.
@@ -37,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
-from .mysql_dialect import bounded
+from .mysql_dialect import bounded, lock_epochs_statement
 
 __all__ = [
     "BusRow",
@@ -120,6 +123,17 @@ class ClusterStore(Protocol):
     async def owner(self, player_id: int) -> str | None:
         """The live worker that owns the player, or None."""
 
+    async def presence(self, player_id: int) -> tuple[str, bool] | None:
+        """The live worker that owns the player and whether the player is
+        online there (the owner row's flag, migration 0006), or None when no
+        live worker owns them."""
+
+    async def mark_offline(self, worker: str, players: Sequence[tuple[int, int]]) -> int:
+        """Clear the online flag of each ``(player id, epoch)`` that
+        ``worker`` still owns under that epoch (a later claim, here or
+        elsewhere, has bumped it: then the flag is that claim's); how many
+        were cleared."""
+
     async def live_workers(self) -> list[WorkerInfo]:
         """Workers whose lease has not expired."""
 
@@ -178,9 +192,10 @@ def sqlite_take_owner(conn: sqlite3.Connection, player_id: int, worker: str) -> 
 
 
 def sqlite_adopt(conn: sqlite3.Connection, player_id: int, worker: str) -> None:
+    # Online there too: a claim or a registration is a login (migration 0006).
     conn.execute(
-        "INSERT INTO player_owners (player_id, worker) VALUES (?, ?)"
-        " ON CONFLICT (player_id) DO UPDATE SET worker = excluded.worker",
+        "INSERT INTO player_owners (player_id, worker, online) VALUES (?, ?, 1)"
+        " ON CONFLICT (player_id) DO UPDATE SET worker = excluded.worker, online = 1",
         (player_id, worker),
     )
 
@@ -258,6 +273,28 @@ class SqliteCluster:
 
         return await self._run(read)
 
+    async def presence(self, player_id: int) -> tuple[str, bool] | None:
+        def read() -> tuple[str, bool] | None:
+            row = self._conn.execute(
+                "SELECT o.worker, o.online FROM player_owners o JOIN workers w ON w.id = o.worker"
+                " WHERE o.player_id = ? AND w.expires_at > ?",
+                (player_id, _now_ms()),
+            ).fetchone()
+            return None if row is None else (str(row[0]), bool(row[1]))
+
+        return await self._run(read)
+
+    async def mark_offline(self, worker: str, players: Sequence[tuple[int, int]]) -> int:
+        def body(conn: sqlite3.Connection) -> int:
+            cur = conn.executemany(
+                "UPDATE player_owners SET online = 0 WHERE player_id = ? AND worker = ? AND online = 1"
+                " AND EXISTS (SELECT 1 FROM players p WHERE p.id = ? AND p.epoch = ?)",
+                [(pid, worker, pid, epoch) for pid, epoch in players],
+            )
+            return int(cur.rowcount)
+
+        return await self._run(self._tx, body) if players else 0
+
     async def live_workers(self) -> list[WorkerInfo]:
         return await self._run(lambda: _sqlite_live(self._conn, _now_ms()))
 
@@ -329,7 +366,8 @@ M_TAKE_OWNER_READ = (
     " FROM player_owners o LEFT JOIN workers w ON w.id = o.worker WHERE o.player_id = %s"
 )
 M_ADOPT = (
-    "INSERT INTO player_owners (player_id, worker) VALUES (%s, %s) ON DUPLICATE KEY UPDATE worker = VALUES(worker)"
+    "INSERT INTO player_owners (player_id, worker, online) VALUES (%s, %s, 1)"
+    " ON DUPLICATE KEY UPDATE worker = VALUES(worker), online = 1"
 )
 M_WORKER_READ = (
     "SELECT id, instance, store_kind, bus, address, started_at,"
@@ -357,6 +395,11 @@ M_OWNER = (
     "SELECT o.worker FROM player_owners o JOIN workers w ON w.id = o.worker"
     " WHERE o.player_id = %s AND w.expires_at > CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
 )
+M_PRESENCE = (
+    "SELECT o.worker, o.online FROM player_owners o JOIN workers w ON w.id = o.worker"
+    " WHERE o.player_id = %s AND w.expires_at > CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
+)
+_M_OFFLINE = "UPDATE player_owners SET online = 0 WHERE worker = %s AND online = 1 AND player_id IN ({})"
 M_BUS_PUBLISH = (
     "INSERT INTO bus_events (at, origin, kind, player, body)"
     " VALUES (CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED), %s, %s, %s, %s)"
@@ -378,21 +421,27 @@ async def _send(cur: Any, text: str, args: Sequence[object], bound: float, maria
     await cur.execute(statement, params)
 
 
-async def mysql_take_owner(cur: Any, bound: float, mariadb: bool, player_id: int, worker: str) -> PlayerHeld | None:
-    """Inside a claim's transaction, after its epoch bump (which holds the
-    player's row lock): the refusal if another live worker owns the player,
-    else ``worker`` is its owner now. The owner and worker rows are read
-    without locks (a claim must not queue behind other claims of the same
-    old owner, nor behind its renewal)."""
-    await _send(cur, M_TAKE_OWNER_READ, (player_id,), bound, mariadb)
-    held = _held(player_id, worker, await cur.fetchone())
-    if held is None:
-        await _send(cur, M_ADOPT, (player_id, worker), bound, mariadb)
-    return held
+def mysql_take_owner(player_id: int, worker: str) -> list[tuple[str, tuple[object, ...]]]:
+    """The statements a claim's transaction sends after its epoch bump (which
+    holds the player's row lock), in the same round trip: read the owner row
+    as it was, then make ``worker`` the owner. The claim then reads the first
+    one's row with :func:`mysql_held` and rolls everything back when it is a
+    refusal (another live worker owns the player). The owner and worker rows
+    are read without locks (a claim must not queue behind other claims of
+    the same old owner, nor behind its renewal)."""
+    return [(M_TAKE_OWNER_READ, (player_id,)), mysql_adopt(player_id, worker)]
 
 
-async def mysql_adopt(cur: Any, bound: float, mariadb: bool, player_id: int, worker: str) -> None:
-    await _send(cur, M_ADOPT, (player_id, worker), bound, mariadb)
+def mysql_held(player_id: int, worker: str, row: Sequence[Any] | None) -> PlayerHeld | None:
+    """The refusal a claim by ``worker`` meets, from the row of
+    :func:`mysql_take_owner`'s read."""
+    return _held(player_id, worker, row)
+
+
+def mysql_adopt(player_id: int, worker: str) -> tuple[str, tuple[object, ...]]:
+    """The statement that makes ``worker`` the owner of a player (in a
+    transaction holding the player's row lock)."""
+    return M_ADOPT, (player_id, worker)
 
 
 async def _m_join(conn: Conn, bound: float, info: WorkerInfo, lease_ms: int, force: bool) -> JoinResult:
@@ -446,11 +495,41 @@ async def _m_release(conn: Conn, bound: float, player_id: int, worker: str, epoc
     return released
 
 
+def _m_offline_statement(count: int) -> str:
+    """Clear the flag of ``count`` players (ids as parameters, after the worker)."""
+    return _M_OFFLINE.format(", ".join(["%s"] * count))
+
+
+async def _m_offline(conn: Conn, bound: float, worker: str, players: Sequence[tuple[int, int]]) -> int:
+    """Like :func:`_m_release`, the owner rows are written under their
+    players' row locks, taken first (as a claim and a save take them, in id
+    order), so this never deadlocks with either: four round trips a batch."""
+    mariadb = _mariadb(conn)
+    wanted = dict(players)
+    cur = await conn.cursor()
+    await cur.execute("BEGIN")
+    await _send(cur, lock_epochs_statement(len(wanted)), sorted(wanted), bound, mariadb)
+    mine = sorted(int(pid) for pid, epoch in await cur.fetchall() if wanted.get(int(pid)) == int(epoch))
+    cleared = 0
+    if mine:
+        await _send(cur, _m_offline_statement(len(mine)), (worker, *mine), bound, mariadb)
+        cleared = int(cur.rowcount)
+    await cur.execute("COMMIT")
+    return cleared
+
+
 async def _m_one(conn: Conn, bound: float, statement: str, args: Sequence[object]) -> Any:
     cur = await conn.cursor()
     await _send(cur, statement, args, bound, _mariadb(conn))
     row = await cur.fetchone()
     return None if row is None else row[0]
+
+
+async def _m_presence(conn: Conn, bound: float, player_id: int) -> tuple[str, bool] | None:
+    cur = await conn.cursor()
+    await _send(cur, M_PRESENCE, (player_id,), bound, _mariadb(conn))
+    row = await cur.fetchone()
+    return None if row is None else (str(row[0]), bool(row[1]))
 
 
 async def _m_affected(conn: Conn, bound: float, statement: str, args: Sequence[object]) -> int:
@@ -515,6 +594,16 @@ class MysqlCluster:
         t, b = self._quick()
         found = await self._call("owner", t, _m_one, b, M_OWNER, (player_id,))
         return None if found is None else str(found)
+
+    async def presence(self, player_id: int) -> tuple[str, bool] | None:
+        t, b = self._quick()
+        return await self._call("presence", t, _m_presence, b, player_id)
+
+    async def mark_offline(self, worker: str, players: Sequence[tuple[int, int]]) -> int:
+        if not players:
+            return 0
+        t, b = self._quick()
+        return await self._call("mark_offline", t, _m_offline, b, worker, list(players))
 
     async def live_workers(self) -> list[WorkerInfo]:
         t, b = self._quick()

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from .store import Claim, FirstState, SaveRow, Store
+from .store import AccountLogin, Claim, FirstState, SaveRow, Store
 
 __all__ = ["TimedStore"]
 
@@ -58,6 +58,10 @@ class TimedStore:
     async def find_account(self, token_hash: bytes) -> int | None:
         """Timed :meth:`Store.find_account`."""
         return await self._timed("find_account", lambda: self.inner.find_account(token_hash))
+
+    async def find_login(self, token_hash: bytes) -> AccountLogin | None:
+        """Timed :meth:`Store.find_login` (a login's first call)."""
+        return await self._timed("find_login", lambda: self.inner.find_login(token_hash))
 
     async def claim(self, player_id: int) -> Claim:
         """Timed :meth:`Store.claim`."""

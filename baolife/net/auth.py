@@ -102,13 +102,14 @@ class Auth:
         self.inbox.put(Attach(session, entry.player, ref=cmd.ref, token=token))
 
     async def _login(self, session: Recipient, cmd: wire.Login | wire.Resume) -> None:
-        pid = await self.store.find_account(hash_token(cmd.token))
-        if pid is None:
+        # One round trip for the account and its ban (baolife.admin): read at
+        # every login, a ban set on any worker holds here at once, with
+        # nothing to keep in sync. The claim is the login's other store call.
+        found = await self.store.find_login(hash_token(cmd.token))
+        if found is None:
             self._refuse(session, "invalid_token", "no player has that token", cmd.ref)
             return
-        # An operator's ban (baolife.admin) is read at every login: a ban set
-        # on any worker holds here at once, with nothing to keep in sync.
-        ban = await self.store.get_ban(pid)
+        pid, ban = found.player_id, found.ban
         if ban is not None and (ban.until is None or ban.until > time.time()):
             log.info("login_banned", player=pid, until=ban.until)
             error = wire.Error(

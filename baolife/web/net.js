@@ -78,6 +78,16 @@ export async function discover() {
   net.url = url;
 }
 
+/** The WebSocket's URL for this connection: a returning player's names its
+ * player id (`?player=ID`, learnt at its last welcome), so a proxy that hashes
+ * on it sends the player back to the worker that holds it
+ * (deploy/haproxy/haproxy.cfg); a new player's names none. */
+function socketUrl() {
+  const id = game.pendingName === null && game.token ? game.tokenPlayer : null;
+  if (id === null) return net.url;
+  return `${net.url}${net.url.includes("?") ? "&" : "?"}player=${id}`;
+}
+
 export function connect() {
   clearTimeout(net.retryTimer);
   net.retryTimer = null;
@@ -93,7 +103,7 @@ export function connect() {
   setStatus("connecting", "Connecting…");
   let ws;
   try {
-    ws = new WebSocket(net.url);
+    ws = new WebSocket(socketUrl());
   } catch (e) {
     setStatus("offline", `Cannot connect: ${e.message}`, "Retry now");
     return;

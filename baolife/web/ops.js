@@ -5,7 +5,7 @@
  */
 import { signed, title, words } from "./dom.js";
 import { connect, net, retryLater, send, setStatus, settle } from "./net.js";
-import { STORY_KEEP, TALK_KEEP, clock, game, keepToken, mark, note, resetLife, setAge } from "./store.js";
+import { STORY_KEEP, TALK_KEEP, clock, game, keepToken, keepTokenPlayer, mark, note, resetLife, setAge } from "./store.js";
 
 const NAME_RULE = "Names can use letters, numbers and spaces, 1-32 characters.";
 const ERROR_TITLES = {
@@ -188,6 +188,7 @@ function onWelcome(op) {
     resetLife();
     game.player = op.player;
   }
+  if (game.token) keepTokenPlayer(op.player); // the next connections say whose they are
   game.view = s;
   setAge(s.age_days);
   game.prompts = new Map((s.prompts || []).map((p) => [p.id, { op: p, total: null }]));

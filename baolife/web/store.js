@@ -9,12 +9,14 @@
 import { stored } from "./dom.js";
 
 export const TOKEN_KEY = "baolife.token";
+export const PLAYER_KEY = "baolife.player"; // the player id of the stored token, once a welcome said it
 export const STORY_KEEP = 600; // lines kept in the page; the server keeps the whole story
 export const TALK_KEEP = 80;
 export const NOTE_MS = 8000; // how long a result or error stays next to its control
 
 export const game = {
   token: stored.get(TOKEN_KEY),
+  tokenPlayer: stored.get(TOKEN_KEY) ? playerId(stored.get(PLAYER_KEY)) : null, // whose the token is
   player: null,
   view: null, // welcome.snapshot, kept current by state ops
   prompts: new Map(), // id -> {op, total}
@@ -54,9 +56,23 @@ export function resetLife() {
 }
 
 export function keepToken(token) {
+  if (token !== game.token) keepTokenPlayer(null); // another key: its welcome says whose it is
   game.token = token;
   if (token) stored.set(TOKEN_KEY, token);
   else stored.remove(TOKEN_KEY);
+}
+
+/** Remember whose the stored token is (the welcome's player id), so that a
+ * returning player's connection names it (net.js, `?player=ID`). */
+export function keepTokenPlayer(id) {
+  game.tokenPlayer = playerId(id);
+  if (game.tokenPlayer === null) stored.remove(PLAYER_KEY);
+  else stored.set(PLAYER_KEY, String(game.tokenPlayer));
+}
+
+function playerId(value) {
+  const id = Number(value);
+  return value !== null && Number.isSafeInteger(id) && id > 0 ? id : null;
 }
 
 // ------------------------------------------------------------------ notes

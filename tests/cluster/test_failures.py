@@ -25,8 +25,9 @@ from tests.cluster.harness import Cluster, Players, cluster_for_module, record, 
 PLAYERS = int(os.environ.get("BL_CLUSTER_PLAYERS", "500"))
 # Logins measured at once in the 50 ms test: one per connection of a worker's
 # pool (BAOLIFE_DB_POOL, 8), so the figure is a login's own round trips. A
-# larger burst queues for the pool (a claim holds a connection for about six
-# round trips): size the pool for a far database, see docs/SCALING.md.
+# larger burst queues for the pool (a login holds a connection for three
+# round trips, tests/db/test_login_round_trips.py): size the pool for a far
+# database, see docs/SCALING.md.
 LOGIN_BURST = 8
 SAVE_INTERVAL = 5.0
 # Game time lost in a crash is at most one save interval, plus the tick and

@@ -14,7 +14,9 @@ A cut may be for every client or for the clients of one address (``peer``):
 the cluster of scripts/cluster runs one proxy in front of its database and
 partitions one worker host from it while the others go on.
 :meth:`set_latency` delays every chunk by half a round trip each way, keeping
-the order (the kernel here has no netem).
+the order (the kernel here has no netem). :attr:`round_trips` counts the
+client's turns to speak (a client sending after the server answered it):
+the round trips a call costs, whatever its driver does.
 
 :meth:`stall_replies_after` lets ``n`` more bytes through from the server and
 then holds the rest, to leave a client with half a result. :meth:`restore`
@@ -43,6 +45,7 @@ MODES = ("reset", "blackhole")
 class _Pair:
     scope: trio.CancelScope
     peer: str
+    client_spoke_last: bool = False
 
 
 class TcpProxy:
@@ -59,6 +62,7 @@ class TcpProxy:
         self.delay = 0.0  # added one way, seconds
         self.accepted = 0
         self.broken = 0
+        self.round_trips = 0
         self._pairs: set[_Pair] = set()
         self._reply_budget: int | None = None
         self._changed = trio.Event()
@@ -147,8 +151,8 @@ class TcpProxy:
                 self._pairs.add(pair)
                 try:
                     async with server, trio.open_nursery() as nursery:
-                        nursery.start_soon(self._pump, client, server, False, nursery.cancel_scope, peer)
-                        nursery.start_soon(self._pump, server, client, True, nursery.cancel_scope, peer)
+                        nursery.start_soon(self._pump, client, server, False, nursery.cancel_scope, pair)
+                        nursery.start_soon(self._pump, server, client, True, nursery.cancel_scope, pair)
                 finally:
                     self._pairs.discard(pair)
         finally:
@@ -159,8 +163,9 @@ class TcpProxy:
             await self._changed.wait()
 
     async def _pump(
-        self, src: trio.SocketStream, dst: trio.SocketStream, replies: bool, pair: trio.CancelScope, peer: str
+        self, src: trio.SocketStream, dst: trio.SocketStream, replies: bool, scope: trio.CancelScope, pair: _Pair
     ) -> None:
+        peer = pair.peer
         # A reader stamps each chunk with the time it may leave, a writer
         # waits for that time: with no latency set the stamp is "now" and a
         # chunk passes straight through.
@@ -174,11 +179,14 @@ class TcpProxy:
                         data = await src.receive_some(CHUNK)
                         if not data:
                             break
+                        if not replies and not pair.client_spoke_last:
+                            self.round_trips += 1
+                        pair.client_spoke_last = not replies
                         await send.send((trio.current_time() + self.delay, data))
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             self.broken += 1  # the other side hung up mid-send
         # One side ended: end the pair (both sockets close).
-        pair.cancel()
+        scope.cancel()
 
     async def _write(
         self, receive: trio.MemoryReceiveChannel[tuple[float, bytes]], dst: trio.SocketStream, replies: bool, peer: str

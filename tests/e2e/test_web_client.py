@@ -50,8 +50,12 @@ def _same_life(page: Page, player: str, token: str) -> None:
 
 
 def _a_life(server: Server, page: Page) -> None:
-    # Register: the page is born into a life and keeps the token.
+    # Register: the page is born into a life and keeps the token. A new
+    # player's socket names no player (the edge proxy sends it anywhere).
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
     _register(page, server)
+    assert sockets and not any("player=" in url for url in sockets), sockets
     expect(page.locator("#me-name")).to_have_text(NAME)
     expect(page.locator("#me-life")).to_have_text(re.compile(r"^Life 1\b"))
     token = page.evaluate("localStorage.getItem('baolife.token')")
@@ -142,6 +146,9 @@ def _a_life(server: Server, page: Page) -> None:
     expect(page.locator("#conn")).to_have_text("Online")
     expect(page.locator("#start")).to_be_hidden()
     _same_life(page, player, token)
+    # A returning player's socket names its player, for the edge proxy's
+    # hash (deploy/haproxy/haproxy.cfg): the same worker as last time.
+    assert sockets[-1].endswith(f"/ws?player={player}"), sockets
     expect(page.locator("#feed li", has_text=newest)).not_to_have_count(0)
     assert number(page.locator("#me-age").inner_text()) >= age_before
 
