@@ -49,6 +49,7 @@ from . import content as content_pkg
 from . import protocol as wire
 from .admin.actions import Actions
 from .admin.api import AdminApi
+from .admin.presence import Presence
 from .ai.llm import LlmProvider
 from .ai.offline import ScriptedProvider
 from .ai.reply import Provider
@@ -209,6 +210,7 @@ class App:
                 await root.start(self.ownership.run)
                 await root.start(self.bus.run, self._on_bus_event)
                 await root.start(self.actions.run)
+                await root.start(self.presence.run)
                 await root.start(self.npc.run)
                 await root.start(self.loop.run)
                 root.start_soon(self.health.watch_store)
@@ -302,6 +304,7 @@ class App:
             self.inbox,
             tick_hz=s.tick_hz,
             mark_dirty=self.directory.mark_dirty,
+            mark_progressed=self.directory.mark_progressed,
             on_online=self._on_online,
             on_tick=self._on_tick,
             welcome=self._welcome,
@@ -344,10 +347,23 @@ class App:
             erase_grace=3 * s.bus_poll + 0.1,
         )
         self.bus_handlers.update(self.actions.handlers())
+        # Every worker's console reads who is online where from the owner rows.
+        self.presence = Presence(
+            cluster_store if bus_kind == "db" else None,
+            self.worker_id,
+            online_here=lambda pid: pid in self.loop.by_player,
+            limit=s.max_loaded_players,
+            paused=self._shutdown.is_set,
+        )
         self.admin = AdminApi(
             s,
             actions=self.actions,
-            files=WebFiles.load(WEB_DIR / "admin", mount="/admin", shared={"game-dom.js": WEB_DIR / "dom.js"}),
+            # The game client's helpers and colours, one copy of each for both pages.
+            files=WebFiles.load(
+                WEB_DIR / "admin",
+                mount="/admin",
+                shared={"game-dom.js": WEB_DIR / "dom.js", "theme.css": WEB_DIR / "theme.css"},
+            ),
             loop=self.loop,
             world=self.world,
             directory=self.directory,
@@ -374,6 +390,7 @@ class App:
         add(partial(ai_metrics.families, self.npc))
         add(lambda: process_metrics.families(self.health.draining, self.notifier, self.log_writer))
         add(self.admin.metric_families)
+        add(self.presence.metric_families)
 
     async def _drain(self) -> None:
         s = self.settings
@@ -434,6 +451,9 @@ class App:
 
     def _on_online(self, pid: int, online: bool) -> None:
         if not online:
+            entry = self.directory.get(pid)
+            if entry is not None and pid not in self.loop.by_player:
+                self.presence.left(pid, entry.epoch)  # its owner row says offline soon
             self.directory.release(pid)
             self.vacate.offline(pid)  # a handoff waiting for it goes on at once
             if pid not in self.world.players:

@@ -235,6 +235,20 @@ class Player:
 
 
 _converter = cattrs.Converter(forbid_extra_keys=False, unstruct_collection_overrides={AbstractSet: sorted})
+# Fields that hold only JSON's own values (lists, tuples, dicts of str, int
+# and bool) go to orjson as they are: the same document, without cattrs
+# copying them item by item (the story alone is most of a save's bytes, and
+# saving is most of a busy server's work; see docs/BENCHMARKS.md, issue 15).
+_PLAIN = frozenset(
+    {
+        list[tuple[int, str]],
+        list[tuple[str, str, bool]],
+        list[str],
+        dict[str, int],
+        dict[str, str],
+    }
+)
+_converter.register_unstructure_hook_func(lambda t: t in _PLAIN, lambda value: value)
 
 
 def _upgrade(doc: dict[str, Any]) -> dict[str, Any]:

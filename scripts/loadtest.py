@@ -312,10 +312,13 @@ async def _run_node(
     seed: int,
     scrape: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     tokens_file: str | None = None,
+    interval: float = 0.0,
 ) -> dict[str, Any]:
     """Run scripts/loadgen.mjs pinned to CPU 1; the server's CPU and RSS are
     taken over the window the generator measures (it marks it on stderr), and
-    so are its tick and collector figures when ``scrape`` reads them."""
+    so are its tick and collector figures when ``scrape`` reads them. With
+    ``interval``, also the server's CPU and RSS over each ``interval`` seconds
+    of the window (``server_series``: does a long run level off?)."""
     gen = await trio.lowlevel.open_process(
         [
             "taskset",
@@ -360,11 +363,27 @@ async def _run_node(
                     window["ticks1"] = await scrape()
         cancel.cancel()
 
+    series: list[dict[str, float]] = []
+
     async def sample_rss() -> None:
+        mark: tuple[float, float] | None = None  # (seconds, cpu) where the interval began
         while True:
             await trio.sleep(1)
             if "cpu0" in window and "cpu1" not in window:
-                window["peak_rss"] = max(window["peak_rss"], proc_stat(server_pid)[1])
+                cpu, rss = proc_stat(server_pid)
+                window["peak_rss"] = max(window["peak_rss"], rss)
+                now = time.perf_counter()
+                if interval and mark is None:
+                    mark = (window["t0"], window["cpu0"])
+                if mark is not None and now - mark[0] >= interval:
+                    series.append(
+                        {
+                            "end_s": round(now - window["t0"], 1),
+                            "cpu_percent": round(100 * (cpu - mark[1]) / (now - mark[0]), 1),
+                            "rss_mb": round(rss / 2**20, 1),
+                        }
+                    )
+                    mark = (now, cpu)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read_out)
@@ -377,6 +396,8 @@ async def _run_node(
     result["server_rss_mb_peak"] = round(window["peak_rss"] / 2**20, 1)
     if "ticks0" in window and "ticks1" in window:
         result["server_ticks_measured"] = _minus(window["ticks1"], window["ticks0"])
+    if interval:
+        result["server_series"] = series
     return result
 
 
@@ -402,6 +423,7 @@ async def run_once(
     profile: str | None = None,
     lives: str = "newborn",
     templates: int = 500,
+    interval: float = 0.0,
 ) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="baolife-load-")
     tokens: list[str] | None = None
@@ -429,7 +451,7 @@ async def run_once(
             http_port = child.http_port
             scrape = partial(_scrape, http_port) if server == "ours" else None
             tokens_file = f"{tmp}/tokens" if tokens is not None else None
-            result = await _run_node(proc.pid, port, players, duration, ramp, seed, scrape, tokens_file)
+            result = await _run_node(proc.pid, port, players, duration, ramp, seed, scrape, tokens_file, interval)
             server_metrics = await _scrape(http_port) if server == "ours" else {}
             return await _report(child, server, players, duration, ramp, result, server_metrics, seeded)
         rng = random.Random(seed)
@@ -610,6 +632,7 @@ async def main(args: argparse.Namespace) -> int:
             args.profile,
             args.lives,
             args.templates,
+            args.interval,
         )
         report["result"] = result
         if args.peer:
@@ -747,6 +770,14 @@ if __name__ == "__main__":
     )
     parser.add_argument("--peer-dir", default=str(HERE.parents[1] / "shared" / "peers" / "colyseus"))
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also report the server's CPU and RSS over each SECONDS of the measured window (node generator; for "
+        "long runs: do they level off?)",
+    )
     parser.add_argument("--find-limit", action="store_true", help="step N up against both servers")
     parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy while measured (.svg/.json)")
     parser.add_argument("--start", type=int, default=1000)

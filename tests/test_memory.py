@@ -48,6 +48,7 @@ async def test_ten_thousand_loaded_players_stay_within_the_budget(content: Conte
                             world.npc_reply(p.id, p.life, p.npcs[0].id, tick, "Long, but good. And yours?")
                 world.take_output()
                 directory.mark_dirty(world.take_changed())
+                directory.mark_progressed(world.take_progressed())
             # Half go idle: offline, still loaded until the LRU needs room.
             idle = pids[: total // 2]
             last_state = {}

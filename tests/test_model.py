@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Set as AbstractSet
 
+import cattrs
 import orjson
 import pytest
 
@@ -29,6 +31,10 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
     assert load_player(data) == player
     # Mostly the story (LIMITS.story lines with their ages, ~8 KB) and one past life.
     assert len(data) < 16_000
+    # The fields handed to orjson as they are make the document cattrs makes item by item.
+    plain = cattrs.Converter(forbid_extra_keys=False, unstruct_collection_overrides={AbstractSet: sorted})
+    assert player.story and player.lives and player.cooldowns and player.lives[0].family
+    assert data == orjson.dumps({"v": SCHEMA_VERSION, "player": plain.unstructure(player)})
 
 
 @pytest.mark.parametrize(

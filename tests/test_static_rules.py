@@ -49,6 +49,18 @@ SQL_BUILT_SAFELY = {
         "baolife/db/mysql_dialect.py",
         '_AI_CACHE_PUT_HEAD + ", ".join([_AI_CACHE_PUT_ROW] * count) + _AI_CACHE_PUT_TAIL',
     ): "count copies of a constant row of %s marks; the replies go as parameters",
+    (
+        "baolife/db/mysql_dialect.py",
+        '_PROGRESS_HEAD + ", ".join([_PROGRESS_ROW] * count) + _PROGRESS_TAIL',
+    ): "count copies of a constant row of %s marks; the progress rows go as parameters",
+    (
+        "baolife/db/mysql_dialect.py",
+        '_DROP_PROGRESS.format(", ".join(["%s"] * count))',
+    ): "one %s per id; the ids go as parameters",
+    (
+        "baolife/db/cluster.py",
+        '_M_OFFLINE.format(", ".join(["%s"] * count))',
+    ): "one %s per player; the worker and the ids go as parameters",
 }
 
 

@@ -41,19 +41,22 @@ import trio
 import trio_asyncio
 
 from . import mysql_dialect as sql
-from .cluster import MysqlCluster, PlayerHeld, mysql_adopt, mysql_take_owner
+from .cluster import MysqlCluster, PlayerHeld, mysql_adopt, mysql_held, mysql_take_owner
 from .migrations import load_migrations
 from .mysql_dialect import MysqlOptions, bounded
 from .pool import ConnectionPool, PoolClosed
 from .store import (
     AccountInfo,
+    AccountLogin,
     AiDay,
     AuditEntry,
     Ban,
     Claim,
     FirstState,
     NoticeRow,
+    Progress,
     QueryStats,
+    Saved,
     SaveRow,
     StoreCorrupt,
     StoreError,
@@ -95,7 +98,10 @@ def _close(conn: Conn) -> None:
 def _compressed(rows: Sequence[SaveRow]) -> list[SaveRow]:
     """The rows in id order (the order their locks are taken in) with their
     states compressed for storage."""
-    return [attrs.evolve(row, state=sql.encode_state(row.state)) for row in sorted(rows, key=lambda r: r.player_id)]
+    return [
+        row if row.state is None else attrs.evolve(row, state=sql.encode_state(row.state))
+        for row in sorted(rows, key=lambda r: r.player_id)
+    ]
 
 
 def _usable(conn: Conn) -> bool:
@@ -154,8 +160,12 @@ async def _open(options: MysqlOptions) -> Conn:
         raise pymysql.err.OperationalError(2026, "TLS required by ssl_mode, but the server does not offer it")
     try:
         cur = await conn.cursor()
-        for statement, args in sql.session_setup(options, _is_mariadb(conn)):
-            await cur.execute(statement, args)
+        # In one round trip: a connection opened for a call is part of its wait.
+        setup = sql.session_setup(options, _is_mariadb(conn))
+        statements = sql.batch([statement for statement, _ in setup])
+        await cur.execute(statements, [a for _, args in setup for a in args])
+        while await cur.nextset():
+            pass
     except BaseException:
         conn.close()
         raise
@@ -184,11 +194,64 @@ async def _ping(conn: Conn, bound: float) -> None:
     await _send(cur, sql.PING, (time.time_ns(),), bound, _is_mariadb(conn))
 
 
+@attrs.frozen
+class _Result:
+    """What one statement of a batch returned."""
+
+    rowcount: int
+    lastrowid: int
+    rows: list[Any]
+
+
+async def _batch(
+    cur: Any,
+    steps: Sequence[tuple[str, Sequence[object]]],
+    bound: float,
+    mariadb: bool,
+    *,
+    begin: bool = False,
+    commit: bool = False,
+) -> list[_Result]:
+    """Send ``steps`` (statement, parameters; each bounded on the server) in
+    one round trip (:func:`sql.batch`), after a BEGIN and before a COMMIT
+    when asked, and read every result: one per step. The server stops at a
+    statement that fails; its error is raised here, with the transaction
+    left open (the connection is closed then, see :func:`_guarded`)."""
+    texts = ["BEGIN"] if begin else []
+    params: list[object] = []
+    for text, args in steps:
+        statement, bound_args = bounded(text, args, bound, mariadb)
+        texts.append(statement)
+        params += bound_args
+    if commit:
+        texts.append("COMMIT")
+    statements = sql.batch(texts)
+    await cur.execute(statements, params)
+    results = []
+    for i in range(len(texts)):
+        if i:
+            await cur.nextset()
+        if (begin and i == 0) or (commit and i == len(texts) - 1):
+            continue
+        results.append(_Result(int(cur.rowcount), int(cur.lastrowid or 0), list(await cur.fetchall())))
+    return results
+
+
 async def _find_account(conn: Conn, bound: float, token_hash: bytes) -> int | None:
     cur = await conn.cursor()
     await _send(cur, sql.FIND_ACCOUNT, (token_hash,), bound, _is_mariadb(conn))
     row = await cur.fetchone()
     return None if row is None else int(row[0])
+
+
+async def _find_login(conn: Conn, bound: float, token_hash: bytes) -> AccountLogin | None:
+    cur = await conn.cursor()
+    await _send(cur, sql.FIND_LOGIN, (token_hash,), bound, _is_mariadb(conn))
+    r = await cur.fetchone()
+    if r is None:
+        return None
+    ban = None if r[1] is None else Ban(str(r[1]), None if r[2] is None else int(r[2]), str(r[3]), int(r[4]))
+    return AccountLogin(int(r[0]), ban)
 
 
 async def _create_account(
@@ -202,43 +265,51 @@ async def _create_account(
 ) -> int:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
-    await cur.execute("BEGIN")
-    await _send(cur, sql.CREATE_ACCOUNT, (token_hash, name, now), bound, mariadb)
-    pid = int(cur.lastrowid)
+    # Two round trips: the account (its id is in the first state), then the
+    # player row, its owner and the COMMIT.
+    (account,) = await _batch(cur, [(sql.CREATE_ACCOUNT, (token_hash, name, now))], bound, mariadb, begin=True)
+    pid = account.lastrowid
     state: bytes | None = None
     version = 0
     if first_state is not None:
         # A newborn's document is a few hundred bytes: compressing it here costs less than a thread hop.
         document, version = first_state(pid)
         state = sql.encode_state(document)
-    await _send(cur, sql.CREATE_PLAYER, (pid, state, sql.CODEC_COMPRESSED, version, now), bound, mariadb)
+    steps: list[tuple[str, Sequence[object]]] = [(sql.CREATE_PLAYER, (pid, state, sql.CODEC_COMPRESSED, version, now))]
     if worker is not None:  # the creating worker owns the newborn (baolife.db.cluster)
-        await mysql_adopt(cur, bound, mariadb, pid, worker)
-    await cur.execute("COMMIT")
+        steps.append(mysql_adopt(pid, worker))
+    await _batch(cur, steps, bound, mariadb, commit=True)
     return pid
 
 
 async def _claim(conn: Conn, bound: float, player_id: int, worker: str | None = None) -> Claim | PlayerHeld:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
-    await cur.execute("BEGIN")
-    await _send(cur, sql.CLAIM_BUMP, (player_id,), bound, mariadb)
-    bumped = cur.rowcount
-    if worker is not None and bumped == 1:
-        # Returned, not raised: an exception would cost the connection (_guarded).
-        held = await mysql_take_owner(cur, bound, mariadb, player_id, worker)
-        if held is not None:
+    # One round trip: the epoch bump (which takes the row lock), the owner
+    # (a worker of a cluster), the console's "last login" (baolife.admin: a
+    # claim is a worker loading the player) and the read. Without a worker
+    # nothing is left to decide, and the COMMIT goes in the same trip (for
+    # a player row that is missing it commits a "last login" only); a
+    # worker's claim decides on the owner row it read: COMMIT or ROLLBACK.
+    owner = [] if worker is None else mysql_take_owner(player_id, worker)
+    login_at = (LOGIN_AT, (player_id, int(time.time())))
+    steps = [(sql.CLAIM_BUMP, (player_id,)), *owner, login_at, (sql.CLAIM_READ, (player_id,))]
+    done = await _batch(cur, steps, bound, mariadb, begin=True, commit=worker is None)
+    bumped, rows = done[0].rowcount, done[-1].rows
+    missing = bumped != 1 or not rows
+    if worker is not None:
+        held = None if missing else mysql_held(player_id, worker, next(iter(done[1].rows), None))
+        if missing or held is not None:
             await cur.execute("ROLLBACK")
-            return held
-    # The console's "last login" (baolife.admin): a claim is a worker loading the player.
-    await _send(cur, LOGIN_AT, (player_id, int(time.time())), bound, mariadb)
-    await _send(cur, sql.CLAIM_READ, (player_id,), bound, mariadb)
-    row = await cur.fetchone()
-    if bumped != 1 or row is None:
-        await cur.execute("ROLLBACK")
+            if held is not None:
+                # Returned, not raised: an exception would cost the connection (_guarded).
+                return held
+        else:
+            await cur.execute("COMMIT")
+    if missing:
         raise StoreCorrupt(f"player {player_id} has an account but no player row")
-    await cur.execute("COMMIT")
-    name, state, codec, epoch = row
+    row = rows[0]
+    name, state, codec, epoch, age_days, money, low_money = row
     if state is not None:
         try:
             state = sql.decode_state(bytes(state), int(codec))
@@ -250,6 +321,7 @@ async def _claim(conn: Conn, bound: float, player_id: int, worker: str | None = 
         state=state,
         previous_epoch=int(epoch) - 1,
         epoch=int(epoch),
+        progress=None if age_days is None else Progress(int(age_days), int(money), int(low_money)),
     )
 
 
@@ -264,12 +336,23 @@ async def _save(conn: Conn, bound: float, rows: list[SaveRow], now: int) -> set[
     await _send(cur, sql.lock_epochs_statement(len(ids)), ids, bound, mariadb)
     stored = {int(pid): int(epoch) for pid, epoch in await cur.fetchall()}
     accepted = [row for row in rows if stored.get(row.player_id) == row.epoch]
-    for part in sql.split_by_size([len(row.state) for row in accepted], STATEMENT_BYTES):
+    states = [(row, row.state) for row in accepted if row.state is not None]
+    for part in sql.split_by_size([len(state) for _, state in states], STATEMENT_BYTES):
         params: list[object] = []
         for i in part:
-            row = accepted[i]
-            params += (row.player_id, row.state.hex(), sql.CODEC_COMPRESSED, row.schema_version, row.epoch, now)
+            row, state = states[i]
+            params += (row.player_id, state.hex(), sql.CODEC_COMPRESSED, row.schema_version, row.epoch, now)
         await _send(cur, sql.save_statement(len(part)), params, bound, mariadb)
+    if states:
+        # The progress saved before these states is in them now.
+        ids = [row.player_id for row, _ in states]
+        await _send(cur, sql.drop_progress_statement(len(ids)), ids, bound, mariadb)
+    moved = [(row.player_id, row.progress) for row in accepted if row.state is None and row.progress is not None]
+    if moved:
+        params = []
+        for pid, g in moved:
+            params += (pid, g.age_days, g.money, g.low_money)
+        await _send(cur, sql.progress_statement(len(moved)), params, bound, mariadb)
     await cur.execute("COMMIT")
     return {row.player_id for row in rows if stored.get(row.player_id) != row.epoch}
 
@@ -369,7 +452,10 @@ ACCOUNT_INFO = (
     "SELECT a.id, a.name, a.created_at, l.at FROM accounts a LEFT JOIN logins l ON l.player_id = a.id WHERE a.id = %s"
 )
 ACCOUNT_LOCK = "SELECT id FROM accounts WHERE id = %s FOR UPDATE"
-PLAYER_STATE = "SELECT state, state_codec FROM players WHERE id = %s"
+PLAYER_STATE = (
+    "SELECT p.state, p.state_codec, g.age_days, g.money, g.low_money FROM players p"
+    " LEFT JOIN player_progress g ON g.player_id = p.id WHERE p.id = %s"
+)
 IS_ERASED = "SELECT 1 FROM erased WHERE player_id = %s"
 GET_BAN = "SELECT reason, until, by_name, at FROM bans WHERE player_id = %s"
 SET_BAN = (
@@ -395,6 +481,7 @@ ERASE_STATEMENTS = (
     "DELETE FROM mutes WHERE player_id = %s",
     "DELETE FROM logins WHERE player_id = %s",
     "DELETE FROM player_owners WHERE player_id = %s",
+    "DELETE FROM player_progress WHERE player_id = %s",
 )
 ADD_AUDIT = (
     "INSERT INTO admin_audit (at, who, role, action, player_id, detail, origin) VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -567,6 +654,10 @@ class MysqlStore(MysqlCluster):
         t = self.options.timeout
         return await self._call("find_account", t, _find_account, self._bound(t), token_hash)
 
+    async def find_login(self, token_hash: bytes) -> AccountLogin | None:
+        t = self.options.timeout
+        return await self._call("find_login", t, _find_login, self._bound(t), token_hash)
+
     async def claim(self, player_id: int) -> Claim:
         t = self.options.timeout
         claimed = await self._call("claim", t, _claim, self._bound(t), player_id, self.worker)
@@ -651,14 +742,16 @@ class MysqlStore(MysqlCluster):
         rows = await self._read("account_info", ACCOUNT_INFO, player_id)
         return _account(rows[0]) if rows else None
 
-    async def player_state(self, player_id: int) -> bytes | None:
+    async def player_state(self, player_id: int) -> Saved | None:
         rows = await self._read("player_state", PLAYER_STATE, player_id)
         if not rows or rows[0][0] is None:
             return None
+        state, codec, age_days, money, low_money = rows[0]
         try:
-            return sql.decode_state(bytes(rows[0][0]), int(rows[0][1]))
+            document = sql.decode_state(bytes(state), int(codec))
         except ValueError as exc:
             raise StoreCorrupt(f"player {player_id}: {exc}") from None
+        return Saved(document, None if age_days is None else Progress(int(age_days), int(money), int(low_money)))
 
     async def is_erased(self, player_id: int) -> bool:
         return bool(await self._read("is_erased", IS_ERASED, player_id))

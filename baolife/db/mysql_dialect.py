@@ -26,6 +26,7 @@ __all__ = [
     "CODEC_PLAIN",
     "ai_cache_put_statement",
     "ai_settle_players_statement",
+    "batch",
     "MysqlOptions",
     "decode_state",
     "encode_state",
@@ -50,13 +51,20 @@ _SESSION_MYSQL = "SET SESSION sql_notes = 0, innodb_lock_wait_timeout = %s"
 # save or a login's claim would: a read succeeds on a full disk or a locked table.
 PING = "UPDATE heartbeat SET beat_at = %s WHERE id = 1"
 FIND_ACCOUNT = "SELECT id FROM accounts WHERE token_hash = %s"
+# A login's first round trip: the account and its ban together.
+FIND_LOGIN = (
+    "SELECT a.id, b.reason, b.until, b.by_name, b.at FROM accounts a"
+    " LEFT JOIN bans b ON b.player_id = a.id WHERE a.token_hash = %s"
+)
 CREATE_ACCOUNT = "INSERT INTO accounts (token_hash, name, created_at) VALUES (%s, %s, %s)"
 CREATE_PLAYER = (
     "INSERT INTO players (id, state, state_codec, schema_version, epoch, updated_at) VALUES (%s, %s, %s, %s, 1, %s)"
 )
 CLAIM_BUMP = "UPDATE players SET epoch = epoch + 1 WHERE id = %s"
 CLAIM_READ = (
-    "SELECT a.name, p.state, p.state_codec, p.epoch FROM accounts a JOIN players p ON p.id = a.id WHERE a.id = %s"
+    "SELECT a.name, p.state, p.state_codec, p.epoch, g.age_days, g.money, g.low_money"
+    " FROM accounts a JOIN players p ON p.id = a.id"
+    " LEFT JOIN player_progress g ON g.player_id = p.id WHERE a.id = %s"
 )
 ADD_AI_USAGE = (
     "INSERT INTO ai_usage (day, player_id, calls, cost) VALUES (%s, %s, %s, %s)"
@@ -131,6 +139,14 @@ _SAVE_TAIL = (
 )
 
 
+_PROGRESS_HEAD = "INSERT INTO player_progress (player_id, age_days, money, low_money) VALUES "
+_PROGRESS_ROW = "(%s, %s, %s, %s)"
+_PROGRESS_TAIL = (
+    " ON DUPLICATE KEY UPDATE age_days = VALUES(age_days), money = VALUES(money), low_money = VALUES(low_money)"
+)
+_DROP_PROGRESS = "DELETE FROM player_progress WHERE player_id IN ({})"
+
+
 def bounded(sql: str, args: Sequence[object], seconds: float, mariadb: bool) -> tuple[str, tuple[object, ...]]:
     """``sql`` limited to ``seconds`` of server time (MariaDB only; MySQL has
     no per-statement limit for writes and runs ``sql`` as it is)."""
@@ -139,9 +155,30 @@ def bounded(sql: str, args: Sequence[object], seconds: float, mariadb: bool) -> 
     return _BOUND_PREFIX + sql, (seconds, *args)
 
 
+def batch(statements: Sequence[str]) -> str:
+    """``statements`` as one multi-statement query, sent and answered in one
+    round trip (aiomysql connects with CLIENT.MULTI_STATEMENTS); each keeps
+    its own ``%s`` marks, the parameters go in order. The server runs them in
+    order and stops at the first that fails."""
+    return "; ".join(statements)
+
+
 def lock_epochs_statement(count: int) -> str:
     """Lock ``count`` player rows (ids as parameters) and read their epochs."""
     return _LOCK_EPOCHS.format(", ".join(["%s"] * count))
+
+
+def progress_statement(count: int) -> str:
+    """Write ``count`` players' progress rows (baolife.db.store.Progress) in
+    one statement; parameters are ``player_id, age_days, money, low_money``
+    per row. Their player rows were locked and their epochs checked first."""
+    return _PROGRESS_HEAD + ", ".join([_PROGRESS_ROW] * count) + _PROGRESS_TAIL
+
+
+def drop_progress_statement(count: int) -> str:
+    """Delete ``count`` players' progress rows (ids as parameters): their
+    whole states were saved in the same transaction."""
+    return _DROP_PROGRESS.format(", ".join(["%s"] * count))
 
 
 def save_statement(count: int) -> str:

@@ -1,9 +1,14 @@
 """The embedded store: SQLite in one file, so ``baolife serve`` runs on a bare machine.
 
-All sqlite3 calls run in a worker thread (``trio.to_thread``) through a
-one-slot limiter, so the trio thread never waits on disk and the connection
-is used by one thread at a time. sqlite3 errors are translated into the
-store's exceptions here.
+All sqlite3 calls run in the store's own thread, one after another from a
+queue, so the trio thread never waits on disk and the connection is used by
+one thread only. The thread goes from one call to the next without waiting
+for the trio loop: with ``trio.to_thread`` behind a one-slot limiter, the
+slot was given back only when the trio loop next ran the caller, so the
+connection sat idle through every tick (and a login's three calls waited
+for three loop turns each). Saves queue behind every other call (a login
+never waits for a batch that was queued after it). sqlite3 errors are
+translated into the store's exceptions here.
 
 One piece: one class implementing the Store interface for SQLite, method for
 method beside mysql.py, under one threading rule that every method follows;
@@ -12,26 +17,34 @@ the cluster's SQL is in cluster.py.
 
 from __future__ import annotations
 
+import itertools
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
+import outcome
 import trio
 
 from .cluster import SqliteCluster, sqlite_adopt, sqlite_take_owner
 from .migrations import load_migrations
 from .store import (
     AccountInfo,
+    AccountLogin,
     AiDay,
     AuditEntry,
     Ban,
     Claim,
     FirstState,
     NoticeRow,
+    Progress,
     QueryStats,
+    Saved,
     SaveRow,
     StoreCorrupt,
     StoreError,
@@ -62,6 +75,22 @@ _AI_DAY_ROW = (
 )
 
 
+# Priorities of the store thread's queue: saves after every other call, and
+# closing after everything.
+_FIRST, _SAVES, _LAST = 0, 1, 2
+
+
+@attrs.frozen
+class _Job:
+    """A call queued for the store's thread, and the trio task waiting for it."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    task: trio.lowlevel.Task
+    token: trio.lowlevel.TrioToken
+    queued: float
+
+
 class SqliteStore(SqliteCluster):
     """The :class:`~baolife.db.store.Store` on SQLite."""
 
@@ -69,11 +98,32 @@ class SqliteStore(SqliteCluster):
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self._limiter = trio.CapacityLimiter(1)
         self._closed = False
         self._stats = QueryStats()
         self._borrows = 0
         self._wait_seconds = 0.0
+        # (priority, order, job); None as the job stops the thread.
+        self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._busy = False
+        self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        """The store's thread: run each queued call and hand its outcome back."""
+        while True:
+            _, _, job = self._jobs.get()
+            if job is None:
+                self._conn.close()
+                return
+            self._busy = True
+            self._borrows += 1
+            self._wait_seconds += time.monotonic() - job.queued
+            result = outcome.capture(job.fn, *job.args)
+            self._busy = False
+            # (Raises RunFinishedError only if the caller's trio run ended,
+            # which it cannot while the caller waits for this.)
+            job.token.run_sync_soon(trio.lowlevel.reschedule, job.task, result)
 
     @classmethod
     async def connect(cls, path: str) -> SqliteStore:
@@ -91,18 +141,20 @@ class SqliteStore(SqliteCluster):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(self, fn: Callable[..., T], *args: Any, priority: int = _FIRST) -> T:
+        """``fn(*args)`` in the store's thread, after the calls queued before it
+        with the same or a lower ``priority``. Not cancellable once queued
+        (like ``trio.to_thread``): the call runs, and its caller waits for it."""
         if self._closed:
             raise StoreUnavailable("store is closed")
         started = trio.current_time()
         failed = True
         try:
-            # The one connection is the pool of one: hold it while the
-            # thread runs (to_thread waits for the thread even when cancelled).
-            async with self._limiter:
-                self._borrows += 1
-                self._wait_seconds += trio.current_time() - started
-                result = await trio.to_thread.run_sync(fn, *args)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            job = _Job(fn, args, trio.lowlevel.current_task(), trio.lowlevel.current_trio_token(), time.monotonic())
+            self._jobs.put((priority, next(self._order), job))
+            # The outcome of the call: its value, or its exception raised here.
+            result: T = await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
             failed = False
             return result
         except sqlite3.OperationalError as exc:
@@ -113,13 +165,12 @@ class SqliteStore(SqliteCluster):
             self._stats.observe(trio.current_time() - started, failed=failed)
 
     def statistics(self) -> StoreStatistics:
-        limiter = self._limiter.statistics()
         return self._stats.report(
             self.kind,
             pool_size=1,
             pool_open=0 if self._closed else 1,
-            pool_in_use=limiter.borrowed_tokens,
-            pool_waiting=limiter.tasks_waiting,
+            pool_in_use=int(self._busy),
+            pool_waiting=self._jobs.qsize(),
             pool_acquires=self._borrows,
             pool_wait_seconds=self._wait_seconds,
         )
@@ -198,10 +249,26 @@ class SqliteStore(SqliteCluster):
 
         return await self._run(find)
 
+    async def find_login(self, token_hash: bytes) -> AccountLogin | None:
+        def find() -> AccountLogin | None:
+            r = self._conn.execute(
+                "SELECT a.id, b.reason, b.until, b.by_name, b.at FROM accounts a"
+                " LEFT JOIN bans b ON b.player_id = a.id WHERE a.token_hash = ?",
+                (token_hash,),
+            ).fetchone()
+            if r is None:
+                return None
+            ban = None if r[1] is None else Ban(r[1], None if r[2] is None else int(r[2]), r[3], int(r[4]))
+            return AccountLogin(int(r[0]), ban)
+
+        return await self._run(find)
+
     async def claim(self, player_id: int) -> Claim:
         def body(conn: sqlite3.Connection) -> Claim:
             row = conn.execute(
-                "SELECT a.name, p.state, p.epoch FROM accounts a JOIN players p ON p.id = a.id WHERE a.id = ?",
+                "SELECT a.name, p.state, p.epoch, g.age_days, g.money, g.low_money"
+                " FROM accounts a JOIN players p ON p.id = a.id"
+                " LEFT JOIN player_progress g ON g.player_id = p.id WHERE a.id = ?",
                 (player_id,),
             ).fetchone()
             if row is None:
@@ -217,7 +284,14 @@ class SqliteStore(SqliteCluster):
                 " ON CONFLICT (player_id) DO UPDATE SET at = excluded.at",
                 (player_id, int(time.time())),
             )
-            return Claim(player_id=player_id, name=row[0], state=row[1], previous_epoch=row[2], epoch=row[2] + 1)
+            return Claim(
+                player_id=player_id,
+                name=row[0],
+                state=row[1],
+                previous_epoch=row[2],
+                epoch=row[2] + 1,
+                progress=None if row[3] is None else Progress(row[3], row[4], row[5]),
+            )
 
         return await self._run(self._tx, body)
 
@@ -225,28 +299,53 @@ class SqliteStore(SqliteCluster):
         if not rows:
             return set()
 
+        states = [row for row in rows if row.state is not None]
+        moved = [row for row in rows if row.state is None and row.progress is not None]
+
         def body(conn: sqlite3.Connection) -> set[int]:
             now = int(time.time())
-            # One transaction, one executemany (the loop runs in C). Only when
-            # fewer rows changed than were sent are the epochs read back, to
-            # name the refused players; the common case costs nothing more.
-            cur = conn.executemany(
-                "UPDATE players SET state = ?, schema_version = ?, updated_at = ? WHERE id = ? AND epoch = ?",
-                [(row.state, row.schema_version, now, row.player_id, row.epoch) for row in rows],
-            )
-            if cur.rowcount == len(rows):
-                return set()
-            wanted = {row.player_id: row.epoch for row in rows}
-            stored: dict[int, int] = {}
-            ids = list(wanted)
-            for start in range(0, len(ids), 500):
-                part = ids[start : start + 500]
-                marks = ",".join("?" * len(part))
-                query = "SELECT id, epoch FROM players WHERE id IN (" + marks + ")"  # noqa: S608 - only ? marks
-                stored.update(conn.execute(query, part).fetchall())
-            return {pid for pid, epoch in wanted.items() if stored.get(pid) != epoch}
+            # One transaction, one executemany per kind of row (the loops run
+            # in C). Only when fewer rows changed than were sent are the
+            # epochs read back, to name the refused players; the common case
+            # costs nothing more.
+            written = 0
+            if states:
+                written += conn.executemany(
+                    "UPDATE players SET state = ?, schema_version = ?, updated_at = ? WHERE id = ? AND epoch = ?",
+                    [(row.state, row.schema_version, now, row.player_id, row.epoch) for row in states],
+                ).rowcount
+            if moved:
+                written += conn.executemany(
+                    "INSERT INTO player_progress (player_id, age_days, money, low_money)"
+                    " SELECT id, ?, ?, ? FROM players WHERE id = ? AND epoch = ?"
+                    " ON CONFLICT (player_id) DO UPDATE SET age_days = excluded.age_days,"
+                    " money = excluded.money, low_money = excluded.low_money",
+                    [
+                        (g.age_days, g.money, g.low_money, row.player_id, row.epoch)
+                        for row in moved
+                        if (g := row.progress) is not None
+                    ],
+                ).rowcount
+            refused: set[int] = set()
+            if written != len(states) + len(moved):
+                wanted = {row.player_id: row.epoch for row in rows}
+                stored: dict[int, int] = {}
+                ids = list(wanted)
+                for start in range(0, len(ids), 500):
+                    part = ids[start : start + 500]
+                    marks = ",".join("?" * len(part))
+                    query = "SELECT id, epoch FROM players WHERE id IN (" + marks + ")"  # noqa: S608 - only ? marks
+                    stored.update(conn.execute(query, part).fetchall())
+                refused = {pid for pid, epoch in wanted.items() if stored.get(pid) != epoch}
+            if states:
+                # The progress saved before these states is in them now.
+                conn.executemany(
+                    "DELETE FROM player_progress WHERE player_id = ?",
+                    [(row.player_id,) for row in states if row.player_id not in refused],
+                )
+            return refused
 
-        return await self._run(self._tx, body)
+        return await self._run(self._tx, body, priority=_SAVES)
 
     # ----------------------------------------------------------------- AI usage
 
@@ -382,10 +481,16 @@ class SqliteStore(SqliteCluster):
 
         return await self._run(read)
 
-    async def player_state(self, player_id: int) -> bytes | None:
-        def read() -> bytes | None:
-            row = self._conn.execute("SELECT state FROM players WHERE id = ?", (player_id,)).fetchone()
-            return None if row is None or row[0] is None else bytes(row[0])
+    async def player_state(self, player_id: int) -> Saved | None:
+        def read() -> Saved | None:
+            row = self._conn.execute(
+                "SELECT p.state, g.age_days, g.money, g.low_money FROM players p"
+                " LEFT JOIN player_progress g ON g.player_id = p.id WHERE p.id = ?",
+                (player_id,),
+            ).fetchone()
+            if row is None or row[0] is None:
+                return None
+            return Saved(bytes(row[0]), None if row[1] is None else Progress(row[1], row[2], row[3]))
 
         return await self._run(read)
 
@@ -530,8 +635,11 @@ class SqliteStore(SqliteCluster):
     async def aclose(self) -> None:
         if self._closed:
             return
+        # After every call queued before it (saves too) the thread closes the
+        # connection and ends.
         self._closed = True
-        await trio.to_thread.run_sync(self._conn.close, limiter=self._limiter)
+        self._jobs.put((_LAST, next(self._order), None))
+        await trio.to_thread.run_sync(self._thread.join)
 
 
 # What erasing a player deletes (each statement takes the player id), in an
@@ -544,6 +652,7 @@ ERASE_STATEMENTS = (
     "DELETE FROM mutes WHERE player_id = ?",
     "DELETE FROM logins WHERE player_id = ?",
     "DELETE FROM player_owners WHERE player_id = ?",
+    "DELETE FROM player_progress WHERE player_id = ?",
 )
 
 

@@ -13,6 +13,10 @@ Exceptions (foreign ones are translated where they enter)::
 
 A save of a player this process no longer owns is not an exception: it is
 reported by :meth:`Store.save` as a refused id (see "ownership" in DESIGN.md).
+
+One piece: the contract both stores implement, with the values its methods
+take and return and the statistics they report; an implementer or a caller
+reads it whole, and it holds no code of either store.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ __all__ = [
     "LATENCY_BUCKETS",
     "AiDay",
     "AccountInfo",
+    "AccountLogin",
     "AuditEntry",
     "Ban",
     "NoticeRow",
     "Claim",
+    "Progress",
     "QueryStats",
     "FirstState",
     "SaveRow",
+    "Saved",
     "Store",
     "StoreStatistics",
     "StoreCorrupt",
@@ -63,23 +70,53 @@ def hash_token(token: str) -> bytes:
 
 
 @attrs.frozen
+class Progress:
+    """What time alone moves in a life: its age, money and lowest money.
+
+    Most saves of an online player carry nothing else (the steps between
+    two saves were wholly quiet), so they are saved as this small row, apart
+    from the state document; a full save of the state supersedes it (the
+    store drops it in the same transaction), and whoever reads the state
+    reads it with its progress (:attr:`Claim.progress`, :class:`Saved`) and
+    lays it over the document (``baolife.players.apply_progress``)."""
+
+    age_days: int
+    money: int
+    low_money: int
+
+
+@attrs.frozen
 class Claim:
     """A player taken by this process: its saved state (None for a player
-    never saved), its name, and the owner epoch before and after the claim."""
+    never saved), its name, the owner epoch before and after the claim, and
+    the progress saved since that state (None: none)."""
 
     player_id: int
     name: str
     state: bytes | None
     previous_epoch: int
     epoch: int
+    progress: Progress | None = None
+
+
+@attrs.frozen
+class Saved:
+    """A player's saved state document and the progress saved since it."""
+
+    state: bytes
+    progress: Progress | None = None
 
 
 @attrs.frozen
 class SaveRow:
+    """One player's save: the whole state document (``state``), or only its
+    :class:`Progress` since the last one (``state`` None)."""
+
     player_id: int
-    state: bytes
+    state: bytes | None
     schema_version: int
     epoch: int
+    progress: Progress | None = None
 
 
 @attrs.frozen
@@ -101,6 +138,15 @@ class Ban:
     until: int | None
     by: str
     at: int
+
+
+@attrs.frozen
+class AccountLogin:
+    """What a login needs of an account before loading it: its player id
+    and its ban (expired or not; None: never banned or lifted)."""
+
+    player_id: int
+    ban: Ban | None = None
 
 
 @attrs.frozen
@@ -255,6 +301,10 @@ class Store(Protocol):
     async def find_account(self, token_hash: bytes) -> int | None:
         """The player id of a token hash, or None."""
 
+    async def find_login(self, token_hash: bytes) -> AccountLogin | None:
+        """The account of a token hash with its ban, read in one statement
+        (a login's first round trip), or None."""
+
     async def claim(self, player_id: int) -> Claim:
         """Take ownership of a player (bump its epoch) and read its state.
         With the store's ``worker`` set (a worker of a cluster), records that
@@ -263,7 +313,9 @@ class Store(Protocol):
 
     async def save(self, rows: Sequence[SaveRow]) -> set[int]:
         """Save ``rows`` in one transaction; a row whose epoch is not the
-        stored one is not written. Returns the refused player ids."""
+        stored one is not written. A state row drops the player's saved
+        progress; a progress row keeps the state and replaces the progress.
+        Returns the refused player ids."""
 
     async def add_ai_usage(self, day: str, player_id: int, calls: int, cost: float) -> None:
         """Add to a player's AI usage of a UTC day (``YYYY-MM-DD``)."""
@@ -308,8 +360,8 @@ class Store(Protocol):
     async def account_info(self, player_id: int) -> AccountInfo | None:
         """The account of ``player_id``, or None."""
 
-    async def player_state(self, player_id: int) -> bytes | None:
-        """The saved state document of ``player_id`` as stored (not claimed)."""
+    async def player_state(self, player_id: int) -> Saved | None:
+        """The saved state of ``player_id`` as stored (not claimed)."""
 
     async def is_erased(self, player_id: int) -> bool:
         """True if ``player_id`` was erased (:meth:`erase_player`)."""

@@ -10,7 +10,16 @@ state, so the database layer stays a leaf.
 
 from __future__ import annotations
 
-from .directory import Directory, DirectoryFull, DirectoryStatistics, Entry
+from .directory import Directory, DirectoryFull, DirectoryStatistics, Entry, apply_progress, progress_of
 from .saver import Saver, SaverStatistics
 
-__all__ = ["Directory", "DirectoryFull", "DirectoryStatistics", "Entry", "Saver", "SaverStatistics"]
+__all__ = [
+    "Directory",
+    "DirectoryFull",
+    "DirectoryStatistics",
+    "Entry",
+    "Saver",
+    "SaverStatistics",
+    "apply_progress",
+    "progress_of",
+]

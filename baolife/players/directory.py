@@ -2,9 +2,13 @@
 
 An :class:`Entry` is held while a connection uses its player (``holds``);
 held entries are never evicted. Every change the tick loop makes bumps the
-entry's ``version``; the saver records the version it wrote. An entry is
-*dirty* while ``version > saved``, and a dirty entry is never evicted, so a
-player leaves memory only after their state is in the database.
+entry's ``version``; the saver records the version it wrote. A step that
+only moved what time moves (:class:`~baolife.db.store.Progress`: age, money,
+lowest money) bumps ``moved`` instead, which a small progress row saves
+(:func:`progress_of`, laid back over the state at load by
+:func:`apply_progress`). An entry is *dirty* while either is ahead of what
+was saved, and a dirty entry is never evicted, so a player leaves memory
+only after their state is in the database.
 
 When the directory is full of entries it may not evict (held or dirty),
 :attr:`Directory.has_room` is False: logins are refused with ``busy`` and
@@ -19,10 +23,25 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
-from ..db.store import Claim, Store, StoreCorrupt, StoreUnavailable
+from ..db.store import Claim, Progress, Store, StoreCorrupt, StoreUnavailable
 from ..model import SCHEMA_VERSION, Player, SaveError, dump_player, load_player
 
-__all__ = ["Directory", "DirectoryFull", "DirectoryStatistics", "Entry"]
+__all__ = ["Directory", "DirectoryFull", "DirectoryStatistics", "Entry", "apply_progress", "progress_of"]
+
+
+def progress_of(player: Player) -> Progress:
+    """What time alone moves of ``player`` (what a quiet step changes:
+    baolife.tick.engine's ``World.take_progressed``)."""
+    return Progress(player.age_days, player.money, player.low_money)
+
+
+def apply_progress(player: Player, progress: Progress | None) -> Player:
+    """``player`` (loaded from a saved state) with the progress saved since."""
+    if progress is not None:
+        player.age_days = progress.age_days
+        player.money = progress.money
+        player.low_money = progress.low_money
+    return player
 
 
 class DirectoryFull(Exception):  # noqa: N818 - a state the caller answers with busy
@@ -37,9 +56,17 @@ class Entry:
     saved: int = 0
     holds: int = 0
     fenced: bool = False
+    moved: int = 0
+    moved_saved: int = 0
 
     @property
     def dirty(self) -> bool:
+        """Something of the player is not saved yet."""
+        return self.version > self.saved or self.moved > self.moved_saved
+
+    @property
+    def state_dirty(self) -> bool:
+        """More than its progress is not saved yet: the state must be."""
         return self.version > self.saved
 
 
@@ -75,6 +102,11 @@ class Directory:
         self._dirty: set[int] = set()
         self._loading: dict[int, trio.Event] = {}
         self.evictions = 0
+        # False once an eviction pass found every entry held or dirty, until
+        # one may be evicted again (released clean, saved, fenced, loaded):
+        # a full directory is not scanned whole at every login, logout and
+        # save, which made filling one quadratic in its size.
+        self._may_evict = True
         self.loads = 0
         self.coalesced = 0
 
@@ -107,7 +139,7 @@ class Directory:
         """True when another player can be loaded (now or after evicting)."""
         if len(self._entries) < self.capacity:
             return True
-        return any(not e.holds and not e.dirty for e in self._entries.values())
+        return self._may_evict and any(not e.holds and not e.dirty for e in self._entries.values())
 
     # ----------------------------------------------------------------- loading
 
@@ -163,7 +195,7 @@ class Directory:
             self._dirty.add(pid)
         else:
             try:
-                player = load_player(claim.state)
+                player = apply_progress(load_player(claim.state), claim.progress)
             except SaveError as exc:
                 # A saved state that does not load is the store's corrupt row,
                 # whatever layer found it: callers catch one tree.
@@ -174,6 +206,7 @@ class Directory:
             self._dirty.discard(pid)
         self._entries[pid] = entry
         self._entries.move_to_end(pid)
+        self._may_evict = True  # not held yet
         self.evict()
         return entry
 
@@ -220,6 +253,8 @@ class Directory:
         if entry is not None and entry.holds:
             entry.holds -= 1
             self._entries.move_to_end(pid)
+            if not entry.holds and not entry.dirty:
+                self._may_evict = True
             self.evict()
 
     # ----------------------------------------------------------------- dirty tracking
@@ -232,6 +267,15 @@ class Directory:
                 entry.version += 1
                 self._dirty.add(pid)
 
+    def mark_progressed(self, pids: set[int]) -> None:
+        """These players' steps moved only their progress (age, money, lowest money)."""
+        entries = self._entries
+        for pid in pids:
+            entry = entries.get(pid)
+            if entry is not None and not entry.fenced:
+                entry.moved += 1
+                self._dirty.add(pid)
+
     def dirty_entries(self) -> list[Entry]:
         """Entries with unsaved changes (oldest change first is not promised)."""
         return [self._entries[pid] for pid in self._dirty if pid in self._entries]
@@ -240,18 +284,25 @@ class Directory:
     def dirty_count(self) -> int:
         return len(self._dirty)
 
-    def saved(self, entry: Entry, version: int) -> None:
-        """The saver wrote ``entry`` at ``version``."""
+    def saved(self, entry: Entry, version: int, moved: int) -> None:
+        """The saver wrote ``entry`` at ``version`` and ``moved``."""
         if version > entry.saved:
             entry.saved = version
+        if moved > entry.moved_saved:
+            entry.moved_saved = moved
         if not entry.dirty:
             self._dirty.discard(entry.player.id)
+            if not entry.holds:
+                self._may_evict = True
 
     def fence(self, entry: Entry) -> None:
         """Another process owns this player now: our copy is stale; never save it."""
         entry.fenced = True
         entry.saved = entry.version
+        entry.moved_saved = entry.moved
         self._dirty.discard(entry.player.id)
+        if not entry.holds:
+            self._may_evict = True
 
     def distrust(self) -> None:
         """This process may have lost its players to another (its lease
@@ -265,7 +316,7 @@ class Directory:
         """Drop least-recently-used entries that are neither held nor dirty
         until within capacity; returns how many were dropped."""
         over = len(self._entries) - self.capacity
-        if over <= 0:
+        if over <= 0 or not self._may_evict:
             return 0
         victims = []
         for pid, entry in self._entries.items():
@@ -273,6 +324,8 @@ class Directory:
                 victims.append(pid)
                 if len(victims) >= over:
                     break
+        if len(victims) < over:
+            self._may_evict = False  # every entry left is held or dirty
         for pid in victims:
             del self._entries[pid]
         self.evictions += len(victims)

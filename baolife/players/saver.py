@@ -3,7 +3,9 @@
 Every ``interval`` seconds the saver serializes the dirty players in chunks
 of ``batch`` (yielding to the tick loop every few milliseconds) and writes
 each chunk in one store transaction, the next chunk being serialized while
-the previous one is written. A failed write leaves the players dirty;
+the previous one is written. A player whose steps since its last save only
+moved its progress (age, money, lowest money) is saved as a progress row,
+not a whole state (see :mod:`.directory`). A failed write leaves the players dirty;
 nothing is dropped. While saves fail, the saver probes every ``retry_every``
 seconds (one second at most) with a batch of one player: a cheap write that
 fails as the whole batch would, so the store is found working again within
@@ -26,7 +28,7 @@ import trio
 
 from ..db.store import SaveRow, Store, StoreError
 from ..model import SCHEMA_VERSION, dump_player
-from .directory import Directory, Entry
+from .directory import Directory, Entry, progress_of
 
 __all__ = ["Saver", "SaverStatistics"]
 
@@ -142,7 +144,7 @@ class Saver:
         written = 0
         slots = trio.Semaphore(self.in_flight)
 
-        async def write(rows: list[SaveRow], versions: list[tuple[Entry, int]]) -> None:
+        async def write(rows: list[SaveRow], versions: list[tuple[Entry, int, int]]) -> None:
             nonlocal written
             try:
                 error = await self._write(rows, versions)
@@ -186,7 +188,7 @@ class Saver:
                 failures=n,
             )
 
-    async def _serialize(self, chunk: list[Entry]) -> tuple[list[SaveRow], list[tuple[Entry, int]]]:
+    async def _serialize(self, chunk: list[Entry]) -> tuple[list[SaveRow], list[tuple[Entry, int, int]]]:
         rows = []
         versions = []
         slice_end = time.perf_counter() + SERIALIZE_SLICE
@@ -197,23 +199,21 @@ class Saver:
                 continue
             # Until its write ends (_unmark), nobody serializes it again.
             writing[entry.player.id] = done
-            # The version is taken with the state: a change after this point
+            # The versions are taken with the state: a change after this point
             # leaves the player dirty for the next flush.
-            rows.append(
-                SaveRow(
-                    player_id=entry.player.id,
-                    state=dump_player(entry.player),
-                    schema_version=SCHEMA_VERSION,
-                    epoch=entry.epoch,
-                )
-            )
-            versions.append((entry, entry.version))
+            player = entry.player
+            if entry.state_dirty:
+                row = SaveRow(player.id, dump_player(player), SCHEMA_VERSION, entry.epoch)
+            else:
+                row = SaveRow(player.id, None, SCHEMA_VERSION, entry.epoch, progress_of(player))
+            rows.append(row)
+            versions.append((entry, entry.version, entry.moved))
             if time.perf_counter() >= slice_end:
                 await trio.lowlevel.checkpoint()
                 slice_end = time.perf_counter() + SERIALIZE_SLICE
         return rows, versions
 
-    async def _write(self, rows: list[SaveRow], versions: list[tuple[Entry, int]]) -> str | None:
+    async def _write(self, rows: list[SaveRow], versions: list[tuple[Entry, int, int]]) -> str | None:
         """Save one batch; None, or what went wrong (the players stay dirty)."""
         started = trio.current_time()
         try:
@@ -227,9 +227,9 @@ class Saver:
         self.last_ok = trio.current_time()
         self.last_batch = len(rows)
         self.observe(len(rows), trio.current_time() - started, True)
-        for (entry, version), row in zip(versions, rows, strict=True):
+        for (entry, version, moved), row in zip(versions, rows, strict=True):
             if row.player_id not in refused:
-                self.directory.saved(entry, version)
+                self.directory.saved(entry, version, moved)
                 self.rows += 1
             elif entry.epoch != row.epoch:
                 pass  # we re-claimed the player meanwhile: stays dirty, saved with the new epoch

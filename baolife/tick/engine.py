@@ -166,6 +166,10 @@ class World:
         self._actions: dict[int, list[str]] = {}
         self.outbox: dict[int, list[wire.Op]] = {}
         self.changed: set[int] = set()
+        # Players whose steps since the last take only moved what time moves
+        # (age, money, lowest money): a save of those three is enough for them
+        # (:meth:`take_progressed`), unless they are in ``changed`` too.
+        self.progressed: set[int] = set()
         self.saying: set[int] = set()
         # Players whose NPC talk an operator turned off (baolife.admin keeps it).
         self.muted: set[int] = set()
@@ -235,6 +239,13 @@ class World:
         """Players whose saved state changed since the last call."""
         changed, self.changed = self.changed, set()
         return changed
+
+    def take_progressed(self) -> set[int]:
+        """Players whose wholly quiet steps since the last call changed only
+        their age, money and lowest money (:class:`~baolife.model.Progress`);
+        some may be in :meth:`take_changed` too."""
+        progressed, self.progressed = self.progressed, set()
+        return progressed
 
     def statistics(self) -> WorldStatistics:
         c = self._counters
@@ -592,7 +603,7 @@ class World:
         busy_days = self._busy
         pace_sent = self._pace_sent
         outbox = self.outbox
-        changed = self.changed
+        progressed = self.progressed
         rng = self.rng
         state = wire.State
         quiet_days = 0
@@ -637,7 +648,7 @@ class World:
                     if ops is None:
                         ops = outbox[pid] = []
                     ops.append(state(changes))
-                    changed.add(pid)
+                    progressed.add(pid)
                     continue
             u = Unit(p, self.ops_for(pid))
             self._quiet_span(u, days, dies_on)
@@ -693,7 +704,7 @@ class World:
                 self._pace_sent[pid] = pace
                 changes["pace"] = pace
             self.ops_for(pid).append(wire.State(changes))
-            self.changed.add(pid)
+            self.progressed.add(pid)
         if dies_on is not None:
             u = Unit(p, self.ops_for(pid))
             self._quiet_span(u, pace, dies_on - quiet * pace)

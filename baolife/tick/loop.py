@@ -148,10 +148,12 @@ class TickLoop:
     ``on_tick(tick, seconds, late, frames, frame_bytes)`` is called after every
     tick (``late``: how long after its deadline the tick started)
     (metrics, watchdog); ``mark_dirty(pids)`` receives the players changed by
-    the tick; ``on_online(pid, online)`` tracks presence for the directory
-    (called once the world has let go of a player who left); ``welcome(pid)``
-    gives ops sent right after the snapshot (after the ``ack`` of a resume
-    that replays) at every attach.
+    the tick, ``mark_progressed(pids)`` those whose steps moved only their
+    progress (``World.take_progressed``; default: ``mark_dirty``);
+    ``on_online(pid, online)`` tracks presence for the directory (called
+    once the world has let go of a player who left); ``welcome(pid)`` gives
+    ops sent right after the snapshot (after the ``ack`` of a resume that
+    replays) at every attach.
     """
 
     def __init__(
@@ -161,6 +163,7 @@ class TickLoop:
         *,
         tick_hz: float,
         mark_dirty: Callable[[set[int]], None],
+        mark_progressed: Callable[[set[int]], None] | None = None,
         on_online: Callable[[int, bool], None] = lambda pid, online: None,
         on_tick: Callable[[int, float, float, int, int], None] = lambda *a: None,
         welcome: Callable[[int], list[wire.Op]] | None = None,
@@ -172,6 +175,7 @@ class TickLoop:
         self.delivery = Delivery(world.outbox, welcome=welcome)
         self.period = 1.0 / tick_hz
         self.mark_dirty = mark_dirty
+        self.mark_progressed = mark_progressed or mark_dirty
         self.on_online = on_online
         self.on_tick = on_tick
         self.tick = 0
@@ -264,9 +268,7 @@ class TickLoop:
             self._leave(pid)
         if tick % 64 == 0:
             delivery.expire(now)
-        changed = world.take_changed()
-        if changed:
-            self.mark_dirty(changed)
+        self._mark(world)
         self.last_tick_seconds = time.perf_counter() - started
         self.on_tick(tick, self.last_tick_seconds, self._late, frames, nbytes)
         if not self.advanced.is_set():
@@ -326,6 +328,13 @@ class TickLoop:
         self.delivery.flush(tick)
         for pid in self.delivery.close_said_bye(now):
             self._leave(pid)
-        changed = self.world.take_changed()
+        self._mark(self.world)
+
+    def _mark(self, world: World) -> None:
+        """Hand the players this tick changed to the saver's bookkeeping."""
+        changed = world.take_changed()
         if changed:
             self.mark_dirty(changed)
+        progressed = world.take_progressed()
+        if progressed:
+            self.mark_progressed(progressed)

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from baolife.db.store import Claim, FirstState, QueryStats, SaveRow, StoreCorrupt, StoreStatistics
+from baolife.db.store import (
+    AccountLogin,
+    Claim,
+    FirstState,
+    Progress,
+    QueryStats,
+    SaveRow,
+    StoreCorrupt,
+    StoreStatistics,
+)
 
 
 class MemoryStore:
@@ -14,6 +23,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.accounts: dict[bytes, int] = {}
         self.rows: dict[int, list] = {}  # pid -> [name, state, epoch]
+        self.progress: dict[int, Progress] = {}  # saved since the state
         self.usage: dict[tuple[str, int], list[float]] = {}
         self.saved_rows = 0
 
@@ -32,12 +42,23 @@ class MemoryStore:
     async def find_account(self, token_hash: bytes) -> int | None:
         return self.accounts.get(token_hash)
 
+    async def find_login(self, token_hash: bytes) -> AccountLogin | None:
+        pid = self.accounts.get(token_hash)
+        return None if pid is None else AccountLogin(pid)  # no operator bans here
+
     async def claim(self, player_id: int) -> Claim:
         row = self.rows.get(player_id)
         if row is None:
             raise StoreCorrupt(f"no player {player_id}")
         row[2] += 1
-        return Claim(player_id=player_id, name=row[0], state=row[1], previous_epoch=row[2] - 1, epoch=row[2])
+        return Claim(
+            player_id=player_id,
+            name=row[0],
+            state=row[1],
+            previous_epoch=row[2] - 1,
+            epoch=row[2],
+            progress=self.progress.get(player_id),
+        )
 
     async def save(self, rows: Sequence[SaveRow]) -> set[int]:
         refused = set()
@@ -45,8 +66,12 @@ class MemoryStore:
             row = self.rows[r.player_id]
             if row[2] != r.epoch:
                 refused.add(r.player_id)
-            else:
+            elif r.state is not None:
                 row[1] = r.state
+                self.progress.pop(r.player_id, None)
+                self.saved_rows += 1
+            elif r.progress is not None:
+                self.progress[r.player_id] = r.progress
                 self.saved_rows += 1
         return refused
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiomysql
+import orjson
 import trio
 import trio_asyncio
 
@@ -33,6 +34,7 @@ DROP_TABLES = (
     "DROP TABLE IF EXISTS workers",
     "DROP TABLE IF EXISTS player_owners",
     "DROP TABLE IF EXISTS bus_events",
+    "DROP TABLE IF EXISTS player_progress",
 )
 
 
@@ -84,11 +86,22 @@ class MysqlAdmin:
             await self.execute(statement)
 
     async def player(self, player_id: int) -> tuple[bytes | None, int]:
-        """(state, epoch) of a player row, its state decoded."""
-        rows = await self.execute("SELECT state, state_codec, epoch FROM players WHERE id = %s", (player_id,))
+        """(state, epoch) of a player row, its state decoded, with the progress
+        saved since it laid over (as a load sees it: the same bytes a
+        ``dump_player`` of the loaded player makes)."""
+        rows = await self.execute(
+            "SELECT p.state, p.state_codec, p.epoch, g.age_days, g.money, g.low_money FROM players p"
+            " LEFT JOIN player_progress g ON g.player_id = p.id WHERE p.id = %s",
+            (player_id,),
+        )
         assert rows, f"no player row {player_id}"
-        state, codec, epoch = rows[0]
-        return (None if state is None else decode_state(bytes(state), codec)), int(epoch)
+        state, codec, epoch, age_days, money, low_money = rows[0]
+        document = None if state is None else decode_state(bytes(state), codec)
+        if document is not None and age_days is not None:
+            doc = orjson.loads(document)
+            doc["player"].update(age_days=int(age_days), money=int(money), low_money=int(low_money))
+            document = orjson.dumps(doc)
+        return document, int(epoch)
 
 
 def reset_database(url: str) -> None:

@@ -181,7 +181,16 @@ async def test_two_processes_migrating_at_once_apply_each_migration_once(mysql_u
         async with trio.open_nursery() as nursery:
             nursery.start_soon(migrate)
             nursery.start_soon(migrate)
-        assert sorted(results) == [[], ["0001_init", "0002_heartbeat", "0003_admin", "0004_cluster", "0005_ai_shared"]]
+        names = [
+            "0001_init",
+            "0002_heartbeat",
+            "0003_admin",
+            "0004_cluster",
+            "0005_ai_shared",
+            "0006_owner_online",
+            "0007_progress",
+        ]
+        assert sorted(results) == [[], names]
 
 
 async def test_serve_migrates_a_schema_that_is_behind_unless_told_not_to(mysql_url: str, settings: Settings) -> None:
@@ -199,7 +208,10 @@ def test_the_migrate_command_applies_pending_migrations_once(mysql_url: str) -> 
     env = {**os.environ, "BAOLIFE_DB_URL": mysql_url}
     command = [sys.executable, "-m", "baolife", "migrate"]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
-    applied = "applied 5 migration(s): 0001_init, 0002_heartbeat, 0003_admin, 0004_cluster, 0005_ai_shared"
+    applied = (
+        "applied 7 migration(s): 0001_init, 0002_heartbeat, 0003_admin, 0004_cluster, 0005_ai_shared,"
+        " 0006_owner_online, 0007_progress"
+    )
     assert (first.returncode, first.stdout.strip()) == (0, applied), first.stderr
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert (second.returncode, second.stdout.strip()) == (0, "applied 0 migration(s)"), second.stderr

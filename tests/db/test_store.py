@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from baolife.db import open_store
-from baolife.db.store import SaveRow, Store, StoreError, StoreUnavailable, hash_token
+from baolife.db.store import Progress, Saved, SaveRow, Store, StoreError, StoreUnavailable, hash_token
 
 _tokens = itertools.count()
 
@@ -28,7 +28,15 @@ def row(pid: int, epoch: int, state: bytes) -> SaveRow:
 async def test_migrate_applies_each_migration_once(store_url: str) -> None:
     with trio.fail_after(30):
         async with open_store(store_url) as store:
-            names = ["0001_init", "0002_heartbeat", "0003_admin", "0004_cluster", "0005_ai_shared"]
+            names = [
+                "0001_init",
+                "0002_heartbeat",
+                "0003_admin",
+                "0004_cluster",
+                "0005_ai_shared",
+                "0006_owner_online",
+                "0007_progress",
+            ]
             assert await store.pending_migrations() == names
             assert await store.migrate() == names
             assert await store.pending_migrations() == []
@@ -178,3 +186,43 @@ async def test_a_closed_store_refuses_calls(store_url: str) -> None:
         with pytest.raises(StoreUnavailable):
             await store.ping()
         await store.aclose()  # idempotent
+
+
+def moved(pid: int, epoch: int, age_days: int, money: int, low_money: int = 0) -> SaveRow:
+    return SaveRow(pid, None, 1, epoch, Progress(age_days, money, low_money))
+
+
+async def test_a_progress_row_is_read_with_the_state_until_a_state_save_supersedes_it(store: Store) -> None:
+    """Issue 15: a save that only moved age and money writes a small row; a
+    claim and the console read it with the state; the next whole state drops
+    it; erasing the player drops it too."""
+    with trio.fail_after(20):
+        pid = await new_player(store)
+        epoch = (await store.claim(pid)).epoch
+        assert await store.save([row(pid, epoch, b"S1")]) == set()
+        assert await store.save([moved(pid, epoch, 400, 12, -3)]) == set()
+        assert await store.save([moved(pid, epoch, 401, 14, -3)]) == set()  # replaces, not adds
+        claim = await store.claim(pid)
+        assert (claim.state, claim.progress) == (b"S1", Progress(401, 14, -3))
+        assert await store.player_state(pid) == Saved(b"S1", Progress(401, 14, -3))
+        assert await store.save([row(pid, claim.epoch, b"S2")]) == set()
+        again = await store.claim(pid)
+        assert (again.state, again.progress) == (b"S2", None)
+        assert await store.save([moved(pid, again.epoch, 500, 1)]) == set()
+        assert await store.erase_player(pid, 1)
+        assert await store.player_state(pid) is None
+
+
+async def test_a_stale_progress_row_is_refused_and_a_batch_mixes_both_kinds(store_url: str) -> None:
+    with trio.fail_after(30):
+        async with open_store(store_url) as a, open_store(store_url) as b:
+            await a.migrate()
+            pid, other = await new_player(a), await new_player(a)
+            claim_a, claim_other = await a.claim(pid), await a.claim(other)
+            assert await a.save([row(pid, claim_a.epoch, b"A1"), row(other, claim_other.epoch, b"O1")]) == set()
+            claim_b = await b.claim(pid)  # B takes the player from A
+            refused = await a.save([moved(pid, claim_a.epoch, 999, 999), moved(other, claim_other.epoch, 20, 5)])
+            assert refused == {pid}
+            assert (await b.claim(pid)).progress is None  # A's late progress never landed
+            assert (await b.claim(other)).progress == Progress(20, 5, 0)
+            assert claim_b.state == b"A1"
