@@ -12,14 +12,12 @@ import sys
 from collections.abc import Sequence
 
 import orjson
-import structlog
-import trio
 
 from . import config
 from .admin import cli as admin_cli
-from .content import ContentError
-from .content import load as load_content
-from .db.store import StoreError
+
+# The game (trio, structlog, the content, the store) is imported by the
+# commands that run it: `baolife admin` starts in half the time without it.
 
 __all__ = ["main"]
 
@@ -100,11 +98,16 @@ def _settings(args: argparse.Namespace) -> config.Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)  # a bad setting is one line at once, before the server is imported
+
+    import structlog
+    import trio
+
     from .app import App
+    from .content import load as load_content
     from .logs import configure_logging
     from .systemd import Notifier
 
-    settings = _settings(args)
     if args.log_format:
         settings = settings.replace(log_format=args.log_format)
     content = load_content()
@@ -126,6 +129,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    import trio
+
     from .db import open_store
 
     settings = _settings(args)
@@ -140,6 +145,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _content(args: argparse.Namespace) -> int:
+    from .content import load as load_content
     from .tick.registry import EventRegistry
 
     content = load_content(args.content)
@@ -164,6 +170,7 @@ def _content(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from .content import load as load_content
     from .sim import simulate
     from .sim.plots import PlotsUnavailable, require_matplotlib, write_plots
     from .sim.progress import Progress
@@ -213,6 +220,21 @@ def _list_settings(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(exc: Exception) -> str | None:
+    """The one line that reports an error of the content or of the store
+    (from `migrate`: the database is unreachable, a migration failed); None
+    for any other. `serve` never gets here: _serve logs any failure, a
+    behind schema included, as one `crashed` line."""
+    from .content import ContentError
+    from .db.store import StoreError
+
+    if isinstance(exc, ContentError):
+        return f"baolife: content: {exc}"
+    if isinstance(exc, StoreError):
+        return f"baolife: store: {exc}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -229,14 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"baolife: {exc}", file=sys.stderr)
         return 2
-    except ContentError as exc:
-        print(f"baolife: content: {exc}", file=sys.stderr)
-        return 1
-    except StoreError as exc:
-        # From `migrate` (the database is unreachable, a migration failed):
-        # one line, not a traceback. `serve` never gets here: _serve logs
-        # any failure, a behind schema included, as one `crashed` line.
-        print(f"baolife: store: {exc}", file=sys.stderr)
+    except Exception as exc:
+        line = _one_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 128 + signal.SIGINT  # as a shell reports a command ended by Ctrl-C

@@ -608,13 +608,18 @@ class Cluster:
         """Remove everything ``up`` made, whatever state it is in; what was removed."""
         removed = []
         spaces = namespaces()
-        for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-            pids = {pid: ns for ns in spaces for pid in _ns_pids(ns)}
-            for pid, ns in pids.items():
-                signal_in_ns(pid, ns, sig)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and any(alive(pid) for pid in pids):
-                time.sleep(0.1)
+        # The workers first, while the database is there to take their last
+        # saves: a draining worker cut from it would wait out its shutdown
+        # timeout (longer than the grace below). Then everything else.
+        workers = [ns for ns in spaces if ns.startswith(f"{PREFIX}w") and ns[len(PREFIX) + 1 :].isdigit()]
+        for group in (workers, spaces):
+            for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+                pids = {pid: ns for ns in group for pid in _ns_pids(ns)}
+                for pid, ns in pids.items():
+                    signal_in_ns(pid, ns, sig)
+                deadline = time.monotonic() + grace
+                while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+                    time.sleep(0.1)
         for ns in spaces:
             run(["ip", "netns", "del", ns], check=False)
             removed.append(ns)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -137,7 +138,9 @@ async def chromium_process(executable: str, profile: Path) -> AsyncIterator[Chro
             await _stop(process)
 
 
-def _run_page(cdp_url: str, shots: Path, name: str, scenario: Scenario, viewport: dict[str, int]) -> None:
+def _run_page(
+    cdp_url: Callable[[], str | None], shots: Path, name: str, scenario: Scenario, viewport: dict[str, int]
+) -> None:
     # Once imported (by the MySQL store and its tests), trio-asyncio makes every
     # new asyncio loop in the process its own SyncTrioEventLoop, on which
     # playwright's loop in this worker thread cannot run. A policy set in this
@@ -149,10 +152,15 @@ def _run_page(cdp_url: str, shots: Path, name: str, scenario: Scenario, viewport
         asyncio.set_event_loop_policy(None)
 
 
-def _drive_page(cdp_url: str, shots: Path, name: str, scenario: Scenario, viewport: dict[str, int]) -> None:
+def _drive_page(
+    cdp_url: Callable[[], str | None], shots: Path, name: str, scenario: Scenario, viewport: dict[str, int]
+) -> None:
     errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.connect_over_cdp(cdp_url, timeout=STEP_MS)
+        url = cdp_url()  # waits for Chromium, which started meanwhile
+        if url is None:
+            return  # Chromium did not start; in_browser raises why
+        browser = pw.chromium.connect_over_cdp(url, timeout=STEP_MS)
         try:
             phone = viewport["width"] < DESKTOP["width"]
             context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)  # type: ignore[arg-type]
@@ -179,27 +187,48 @@ async def in_browser(
     stopped here. Uncaught errors of the page's scripts fail it; on failure
     a screenshot goes to ``workdir/<name>.png``.
 
+    Playwright's driver (a Node process) starts in the worker thread while
+    Chromium starts here: each takes about a second, and neither needs the other.
+
     Raises:
         trio.TooSlowError: the scenario ran past ``budget`` seconds (the
             browser was stopped to end it).
     """
     late = False
     failure: BaseException | None = None
-    async with chromium_process(executable, workdir / f"{name}-profile") as browser:
+    urls: queue.Queue[str | None] = queue.Queue()
+    driven = trio.Event()
 
-        async def watchdog() -> None:
-            nonlocal late
-            await trio.sleep(budget)
-            late = True
-            browser.stop_soon()
+    def cdp_url() -> str | None:
+        return urls.get(timeout=START_TIMEOUT + STOP_TIMEOUT)
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watchdog)
-            try:
-                await trio.to_thread.run_sync(_run_page, browser.cdp_url, workdir, name, scenario, viewport or DESKTOP)
-            except Exception as exc:
-                failure = exc
-            nursery.cancel_scope.cancel()
+    async def drive() -> None:
+        nonlocal failure
+        try:
+            await trio.to_thread.run_sync(_run_page, cdp_url, workdir, name, scenario, viewport or DESKTOP)
+        except Exception as exc:
+            failure = exc
+        finally:
+            driven.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drive)
+        try:
+            async with chromium_process(executable, workdir / f"{name}-profile") as browser:
+                urls.put(browser.cdp_url)
+
+                async def watchdog() -> None:
+                    nonlocal late
+                    await trio.sleep(budget)
+                    late = True
+                    browser.stop_soon()
+
+                async with trio.open_nursery() as guard:
+                    guard.start_soon(watchdog)
+                    await driven.wait()
+                    guard.cancel_scope.cancel()
+        finally:
+            urls.put(None)  # Chromium never came up: the driver stops waiting for it
     if late:
         raise trio.TooSlowError(f"the browser scenario {name!r} ran past its {budget} s budget") from failure
     if failure is not None:

@@ -138,6 +138,7 @@ async def test_the_story_after_a_reload(
     await _play(chromium, fast_settings, lasting_content, tmp_path, "story", _story, viewport)
 
 
+HIDDEN_MS = 30_000  # hidden this long, the page closes its connection (baolife/web/net.js)
 HIDE = """(hidden) => {
   const state = hidden ? "hidden" : "visible";
   Object.defineProperty(document, "visibilityState", { get: () => state, configurable: true });
@@ -147,12 +148,23 @@ HIDE = """(hidden) => {
 
 def _hidden(server: Server, page: Page) -> None:
     """A page hidden for 30 s closes its connection, so the life pauses and
-    the tab costs the server nothing; seen again, it resumes where it was."""
+    the tab costs the server nothing; seen again, it resumes where it was.
+
+    The 30 s pass on the page's own clock (Playwright's fake timers), paused
+    once the player is born so that its timers run only as the test says."""
+    page.clock.install()
     _register(page, server)
+    page.clock.pause_at(page.evaluate("Date.now()") + 100)
     page.evaluate(HIDE, True)
     conn = page.locator("#conn")
-    expect(conn).to_have_text("Paused while this page is hidden", timeout=40_000)
+    page.clock.run_for(HIDDEN_MS - 1000)
+    expect(conn).to_have_text("Online")  # hidden for 29 s: still playing
+    page.clock.run_for(2000)
+    expect(conn).to_have_text("Paused while this page is hidden")
     assert server.app is not None and len(server.app.ws.sessions) == 0
+    # A second of the page's timers: its age drawn again, as it stands while
+    # paused (not as extrapolated across the jump while it was connected).
+    page.clock.run_for(1000)
     paused_at = number(page.locator("#me-age").inner_text().split(",")[1])
     years = number(page.locator("#me-age").inner_text())
     page.evaluate(HIDE, False)

@@ -35,10 +35,16 @@ async def test_out_of_descriptors_new_clients_get_503_at_once_and_probes_still_a
             held: list[RawClient] = []
             statuses: list[int] = []
             async with trio.open_nursery() as nursery:
-                players = []
-                for _ in range(100):
-                    c = await nursery.start(_player, server.ws_port)
-                    players.append(c)
+                players: list[Client] = []
+
+                async def join() -> None:
+                    players.append(await nursery.start(_player, server.ws_port))
+
+                # At once: one by one, each registration waits for its tick.
+                async with trio.open_nursery() as joining:
+                    for _ in range(100):
+                        joining.start_soon(join)
+                assert len(players) == 100
 
                 async def knock() -> None:
                     # Every new client gets an answer within seconds: 101 while there
