@@ -7,6 +7,10 @@ some with jobs; each tick carries the load generator's traffic mix: a ping
 every ~5 s, an answer to every prompt after 1-5 s, an action every ~20 s
 per player.
 
+``--lives mixed`` puts lives played by the simulation's bots online instead
+(scripts/seed_lives.py, the load test's ``--lives mixed``): grown lives with
+their NPCs, stories and past lives, whose days cost more than a newborn's.
+
 Prints mean, p50, p99 and max process CPU per tick, and per 1,000 players,
 for each N, with the command and the machine. Target: at most 10 ms per tick
 per 1,000 players.
@@ -23,11 +27,13 @@ import time
 from typing import Any
 
 import orjson
+from seed_lives import live_templates
 from serverlib import machine
 
 from baolife import content as content_pkg
 from baolife import protocol as wire
 from baolife.app import GC_THRESHOLDS
+from baolife.model import dump_player, load_player
 from baolife.tick.engine import World
 from baolife.tick.loop import Attach, Deliver, Inbox, TickLoop
 
@@ -53,7 +59,9 @@ class NullSession:
         pass
 
 
-def run(players: int, ticks: int, tick_hz: float, day_ticks: int, seed: int) -> dict[str, Any]:
+def run(
+    players: int, ticks: int, tick_hz: float, day_ticks: int, seed: int, templates: list[bytes] | None = None
+) -> dict[str, Any]:
     content = content_pkg.load()
     rng = random.Random(seed)
     world = World(content, day_ticks=day_ticks, year_days=365, rng=random.Random(seed))
@@ -62,12 +70,17 @@ def run(players: int, ticks: int, tick_hz: float, day_ticks: int, seed: int) -> 
     sessions = []
     jobs = list(content.jobs)
     for pid in range(1, players + 1):
-        p = world.rules.new_life(pid, f"Player {pid}", 1)
-        p.age_days = rng.randint(0, 80 * 365)
-        if p.age_days > 18 * 365 and rng.random() < 0.6:
-            p.job = rng.choice(jobs)
-            p.job_since = p.age_days - rng.randint(0, 3000)
-        p.next_check = p.age_days + rng.randint(1, 40)
+        if templates:
+            # A life played by the simulation's bots (scripts/seed_lives.py): NPCs, story, cooldowns...
+            p = load_player(templates[pid % len(templates)])
+            p.id = pid
+        else:
+            p = world.rules.new_life(pid, f"Player {pid}", 1)
+            p.age_days = rng.randint(0, 80 * 365)
+            if p.age_days > 18 * 365 and rng.random() < 0.6:
+                p.job = rng.choice(jobs)
+                p.job_since = p.age_days - rng.randint(0, 3000)
+            p.next_check = p.age_days + rng.randint(1, 40)
         s = NullSession(pid)
         sessions.append(s)
         loop.add_session(s)
@@ -112,11 +125,23 @@ def main() -> int:
     parser.add_argument("--tick-hz", type=float, default=10)
     parser.add_argument("--day-ticks", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--lives",
+        choices=("spread", "mixed"),
+        default="spread",
+        help="spread: new lives set to random ages (some with jobs); mixed: lives played by the simulation's bots "
+        "(scripts/seed_lives.py), with their NPCs, stories and past lives",
+    )
+    parser.add_argument("--templates", type=int, default=100, help="distinct lives played with --lives mixed")
     args = parser.parse_args()
+    templates = None
+    if args.lives == "mixed":
+        templates = [dump_player(p) for p in live_templates(args.templates, 4.0, args.seed)]
     gc.set_threshold(*GC_THRESHOLDS)  # as the server sets them
-    results = [run(n, args.ticks, args.tick_hz, args.day_ticks, args.seed) for n in args.players]
+    results = [run(n, args.ticks, args.tick_hz, args.day_ticks, args.seed, templates) for n in args.players]
     report = {
         "command": " ".join(["scripts/bench_tick", *sys.argv[1:]]),
+        "lives": args.lives,
         "machine": machine(),
         "target_cpu_ms_per_tick_per_1000_players": 10,
         "gc_thresholds": gc.get_threshold(),
