@@ -46,6 +46,7 @@ from typing import Any
 
 import orjson
 import trio
+from seed_lives import spread_life
 from serverlib import machine
 
 import baolife
@@ -118,14 +119,8 @@ def record_days(players: int, ticks: int, seed: int) -> list[dict[int, list[wire
     content = content_pkg.load()
     rng = random.Random(seed)
     world = World(content, day_ticks=1, year_days=YEAR, rng=random.Random(seed))
-    jobs = list(content.jobs)
     for pid in range(1, players + 1):
-        p = world.rules.new_life(pid, f"Player {pid}", 1)
-        p.age_days = rng.randint(0, 80 * YEAR)
-        if p.age_days > 18 * YEAR and rng.random() < 0.6:
-            p.job = rng.choice(jobs)
-            p.job_since = p.age_days - rng.randint(0, 3000)
-        p.next_check = p.age_days + rng.randint(1, 40)
+        p = spread_life(world, pid, rng, YEAR)
         world.join(p, 0)
     world.take_output()
     days = []

@@ -17,6 +17,7 @@ import sys
 import time
 
 import orjson
+from seed_lives import spread_life
 from serverlib import machine
 
 from baolife import content as content_pkg
@@ -30,14 +31,8 @@ def run(players: int, ticks: int, seed: int) -> tuple[float, float]:
     content = content_pkg.load()
     rng = random.Random(seed)
     world = World(content, day_ticks=1, year_days=YEAR, rng=random.Random(seed))
-    jobs = list(content.jobs)
     for pid in range(1, players + 1):
-        p = world.rules.new_life(pid, f"Player {pid}", 1)
-        p.age_days = rng.randint(0, 80 * YEAR)
-        if p.age_days > 18 * YEAR and rng.random() < 0.6:
-            p.job = rng.choice(jobs)
-            p.job_since = p.age_days - rng.randint(0, 3000)
-        p.next_check = p.age_days + rng.randint(1, 40)
+        p = spread_life(world, pid, rng, YEAR)
         world.join(p, 0)
     world.take_output()
     steps = 0

@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import orjson
-from seed_lives import live_templates
+from seed_lives import live_templates, spread_life
 from serverlib import machine
 
 from baolife import content as content_pkg
@@ -68,19 +68,13 @@ def run(
     inbox = Inbox(limit=10**7)
     loop = TickLoop(world, inbox, tick_hz=tick_hz, mark_dirty=lambda pids: None)
     sessions = []
-    jobs = list(content.jobs)
     for pid in range(1, players + 1):
         if templates:
             # A life played by the simulation's bots (scripts/seed_lives.py): NPCs, story, cooldowns...
             p = load_player(templates[pid % len(templates)])
             p.id = pid
         else:
-            p = world.rules.new_life(pid, f"Player {pid}", 1)
-            p.age_days = rng.randint(0, 80 * 365)
-            if p.age_days > 18 * 365 and rng.random() < 0.6:
-                p.job = rng.choice(jobs)
-                p.job_since = p.age_days - rng.randint(0, 3000)
-            p.next_check = p.age_days + rng.randint(1, 40)
+            p = spread_life(world, pid, rng)
         s = NullSession(pid)
         sessions.append(s)
         loop.add_session(s)

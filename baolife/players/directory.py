@@ -260,20 +260,22 @@ class Directory:
     # ----------------------------------------------------------------- dirty tracking
 
     def mark_dirty(self, pids: set[int]) -> None:
-        entries = self._entries
-        for pid in pids:
-            entry = entries.get(pid)
-            if entry is not None and not entry.fenced:
-                entry.version += 1
-                self._dirty.add(pid)
+        """These players' states changed."""
+        self._mark(pids, state=True)
 
     def mark_progressed(self, pids: set[int]) -> None:
         """These players' steps moved only their progress (age, money, lowest money)."""
+        self._mark(pids, state=False)
+
+    def _mark(self, pids: set[int], *, state: bool) -> None:
         entries = self._entries
         for pid in pids:
             entry = entries.get(pid)
             if entry is not None and not entry.fenced:
-                entry.moved += 1
+                if state:
+                    entry.version += 1
+                else:
+                    entry.moved += 1
                 self._dirty.add(pid)
 
     def dirty_entries(self) -> list[Entry]:
