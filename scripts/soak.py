@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from typing import Any
 
@@ -70,6 +71,11 @@ class Conn:
 
     @classmethod
     async def open(cls, port: int) -> Conn:
+        with trio.fail_after(10):  # a handshake the server never answers is a finding, not a hang
+            return await cls._open(port)
+
+    @classmethod
+    async def _open(cls, port: int) -> Conn:
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         ws = WSConnection(ConnectionType.CLIENT)
         await stream.send_all(ws.send(Request(host="127.0.0.1", target="/ws")))
@@ -143,6 +149,12 @@ class Conn:
 
     def text(self, text: str) -> bytes:
         return self.ws.send(TextMessage(data=text))
+
+    async def send_text(self, text: str) -> bool:
+        """Send one text message unless the connection is closing."""
+        if self.ws.state is not ConnectionState.OPEN:
+            return False
+        return await self.send(self.text(text))
 
 
 def masked_text_frame(payload: bytes) -> bytes:
@@ -273,7 +285,12 @@ async def hostile(port: int, fuzzer: Fuzzer, budget: int, rate: float, tally: di
     sent = 0
     next_at = trio.current_time()
     while sent < budget:
-        conn = await Conn.open(port)
+        try:
+            conn = await Conn.open(port)
+        except (ConnectionError, OSError, trio.TooSlowError) as exc:
+            # A refused handshake is a finding, not a crash of the soak.
+            tally["open_failures"].append(repr(exc))
+            break
         tally["connections"] += 1
         async with trio.open_nursery() as nursery:
             nursery.start_soon(conn.read)
@@ -331,27 +348,38 @@ async def good_player(port: int, stop: trio.Event, tally: dict[str, Any]) -> Non
     rtts: list[float] = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(conn.read)
-        await conn.send(conn.text('{"type":"register","name":"Good Player","id":"r"}'))
-        await conn.welcomed.wait()
+        await conn.send_text('{"type":"register","name":"Good Player","id":"r"}')
+        with trio.move_on_after(30):
+            await conn.welcomed.wait()
+        if not conn.welcomed.is_set():
+            tally["crash"] = "the good player was not welcomed within 30 s"
         n = 0
-        while not stop.is_set() and not conn.closed.is_set():
+        while conn.welcomed.is_set() and not stop.is_set() and not conn.closed.is_set():
             n += 1
             ref = f"p{n}"
             # Ping right as a fresh frame (tick T) arrives: the server is then
             # still in tick T, so a prompt server answers in the frame of T+1.
-            await conn.new_frame.wait()
+            with trio.move_on_after(5):
+                await conn.new_frame.wait()
+            if not conn.frames or conn.closed.is_set():
+                break
             last_tick = conn.frames[-1]["tick"]
             sent_at = time.perf_counter()
             conn.outstanding[ref] = "ping"
-            await conn.send(conn.text(orjson.dumps({"type": "ping", "id": ref}).decode()))
-            while ref in conn.outstanding and not conn.closed.is_set():
-                await conn.answered.wait()
+            await conn.send_text(orjson.dumps({"type": "ping", "id": ref}).decode())
+            with trio.move_on_after(5):
+                while ref in conn.outstanding and not conn.closed.is_set():
+                    await conn.answered.wait()
+            if ref in conn.outstanding:
+                if not conn.closed.is_set():
+                    tally["crash"] = f"ping {ref} got no pong within 5 s (tick {last_tick})"
+                break  # closed before its pong: reported as a disconnection
             rtts.append(time.perf_counter() - sent_at)
             pong_tick = next(f["tick"] for f in reversed(conn.frames) if any(op.get("ref") == ref for op in f["ops"]))
             lags.append(pong_tick - last_tick)
             while conn.prompts:
                 pid, key = conn.prompts.pop()
-                await conn.send(conn.text(orjson.dumps({"type": "answer", "prompt": pid, "choice": key}).decode()))
+                await conn.send_text(orjson.dumps({"type": "answer", "prompt": pid, "choice": key}).decode())
             conn.frames = conn.frames[-50:]
             await trio.sleep(0.1)
         disconnected = conn.close_code if conn.closed.is_set() else None
@@ -392,7 +420,10 @@ async def _collect_output(proc: trio.Process, into: dict[str, Any]) -> None:
     while chunk := await proc.stdout.receive_some(65536):
         data += chunk
     await proc.wait()
-    into.update(orjson.loads(data))
+    try:
+        into.update(orjson.loads(data))
+    except orjson.JSONDecodeError:
+        into["crash"] = f"the good player printed no figures (exit {proc.returncode})"
 
 
 async def good_player_main(port: int) -> int:
@@ -406,10 +437,13 @@ async def good_player_main(port: int) -> int:
             pass
         stop.set()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch_stdin)
-        await good_player(port, stop, tally)
-        nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_stdin)
+            await good_player(port, stop, tally)
+            nursery.cancel_scope.cancel()
+    except Exception as exc:  # reported in the figures: the soak must say why, not die silently
+        tally["crash"] = "".join(traceback.format_exception(exc))[-3000:]
     print(orjson.dumps(tally, option=orjson.OPT_NON_STR_KEYS).decode())
     return 0
 
@@ -458,6 +492,7 @@ async def main(args: argparse.Namespace) -> int:
             "ops": Counter(),
             "errors": Counter(),
             "unanswered_kinds": Counter(),
+            "open_failures": [],
         }
         good: dict[str, Any] = {}
         fuzzer = Fuzzer(random.Random(args.seed))
@@ -466,17 +501,28 @@ async def main(args: argparse.Namespace) -> int:
         player = await trio.lowlevel.open_process(
             [sys.executable, __file__, "--good-player", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
-        with trio.fail_after(args.max_seconds):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_collect_output, player, good)
-                await trio.sleep(1.0)  # let it register and settle before the attack
-                async with trio.open_nursery() as attackers:
-                    per = args.messages // args.connections
-                    for i in range(args.connections):
-                        budget = per + (1 if i < args.messages % args.connections else 0)
-                        attackers.start_soon(hostile, port, fuzzer, budget, args.rate / args.connections, tally)
-                assert player.stdin is not None
-                await player.stdin.aclose()  # tells the good player to stop
+        crash = None
+        try:
+            with trio.fail_after(args.max_seconds):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_collect_output, player, good)
+                    await trio.sleep(1.0)  # let it register and settle before the attack
+                    async with trio.open_nursery() as attackers:
+                        per = args.messages // args.connections
+                        for i in range(args.connections):
+                            budget = per + (1 if i < args.messages % args.connections else 0)
+                            attackers.start_soon(hostile, port, fuzzer, budget, args.rate / args.connections, tally)
+                    assert player.stdin is not None
+                    await player.stdin.aclose()  # tells the good player to stop
+        except trio.TooSlowError:
+            crash = f"the soak did not end within --max-seconds {args.max_seconds}"
+        except Exception as exc:  # the report says what broke instead of printing nothing
+            crash = "".join(traceback.format_exception(exc))[-3000:]
+        finally:
+            if player.returncode is None:
+                player.kill()
+                with trio.CancelScope(shield=True):
+                    await player.wait()
         elapsed = time.perf_counter() - started
         cpu_seconds = proc_stat(proc.pid)[0] - cpu_before
         metrics = await _scrape(http_port)
@@ -512,6 +558,12 @@ async def main(args: argparse.Namespace) -> int:
         "good_player": good,
     }
     failures = []
+    if crash:
+        failures.append(f"the soak itself broke: {crash}")
+    if good.get("crash"):
+        failures.append(f"the good player broke: {good['crash']}")
+    if tally["open_failures"]:
+        failures.append(f"{len(tally['open_failures'])} handshakes failed, e.g. {tally['open_failures'][0]}")
     if not alive:
         failures.append("server died")
     if rc != 0:

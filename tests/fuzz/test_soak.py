@@ -35,6 +35,7 @@ def test_a_short_soak_breaks_nothing() -> None:
         text=True,
         timeout=180,
     )
+    assert proc.stdout.strip(), f"the soak printed no report (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
     report = orjson.loads(proc.stdout)
     assert report["failures"] == [], report
     assert proc.returncode == 0
