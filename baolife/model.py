@@ -12,6 +12,7 @@ versions are upgraded step by step by :data:`_UPGRADES` when loaded.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -249,6 +250,27 @@ _PLAIN = frozenset(
     }
 )
 _converter.register_unstructure_hook_func(lambda t: t in _PLAIN, lambda value: value)
+
+
+def _story_lines(value: Any, _type: Any) -> list[tuple[int, str]]:
+    """Story lines and moments read back, their texts interned: most lines
+    are the content's fixed sentences ("You worked up a sweat."), so lives
+    loaded from saves share one copy of each instead of one per line (a
+    grown life's story is most of its memory; see docs/BENCHMARKS.md)."""
+    if not isinstance(value, list):
+        raise TypeError(f"story lines must be a list, not {type(value).__name__}")
+    lines = []
+    for item in value:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise ValueError(f"a story line must be [age_days, text], not {item!r:.60}")
+        age, text = item
+        if not isinstance(age, int) or isinstance(age, bool) or not isinstance(text, str):
+            raise TypeError(f"a story line must be [age_days, text], not {item!r:.60}")
+        lines.append((age, sys.intern(text)))
+    return lines
+
+
+_converter.register_structure_hook_func(lambda t: t == list[tuple[int, str]], _story_lines)
 
 
 def _upgrade(doc: dict[str, Any]) -> dict[str, Any]:

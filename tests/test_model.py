@@ -46,6 +46,9 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
         (b'{"v": 999, "player": {}}', "newer than this server"),
         (b'{"v": 1, "player": {"name": "x"}}', "does not match schema"),
         (b'{"v": 1, "player": {"id": 1, "name": "x", "stats": {"health": "high"}}}', "does not match schema"),
+        (b'{"v": 2, "player": {"id": 1, "name": "x", "story": [[3, "a", "b"]]}}', r"does not match.* @ \$\.story"),
+        (b'{"v": 2, "player": {"id": 1, "name": "x", "story": [["3", "a"]]}}', r"does not match.* @ \$\.story"),
+        (b'{"v": 2, "player": {"id": 1, "name": "x", "moments": {"a": 1}}}', r"does not match.* @ \$\.moments"),
     ],
 )
 def test_unreadable_saves_raise_save_error(data: bytes, says: str) -> None:
@@ -72,3 +75,21 @@ def test_a_version_1_save_loads_with_its_feed_as_story_lines_at_the_current_age(
     assert player.first_name == "Bao"
     again = orjson.loads(dump_player(player))
     assert again["v"] == SCHEMA_VERSION == 2 and "feed" not in again["player"]
+
+
+def test_lives_read_from_saves_share_one_copy_of_each_story_text(content: Content) -> None:
+    # Most story lines are the content's fixed sentences: a grown life's story
+    # is most of its memory, so a thousand lives must not hold a thousand copies.
+    world = World(content, day_ticks=1, year_days=365, rng=random.Random(9))
+    player = world.rules.new_life(1, "Bao Nguyen", 1)
+    world.join(player, 0)
+    for tick in range(1, 3 * 365):
+        world.advance(tick)
+        world.take_output()
+    data = dump_player(player)
+    a, b = load_player(data), load_player(data)
+    assert a == b == player and a.story
+    assert all(x[1] is y[1] for x, y in zip(a.story, b.story, strict=True))
+    assert all(x[1] is y[1] for x, y in zip(a.moments, b.moments, strict=True))
+    # Lines the tick tells are shared with those read back.
+    assert all(x[1] is y[1] for x, y in zip(a.story, player.story, strict=True))

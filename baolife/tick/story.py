@@ -9,6 +9,7 @@ the end-of-life page. Line numbers count from the oldest line kept, as the
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ..model import LIMITS, Player
@@ -25,7 +26,9 @@ def record(p: Player, text: str, *, key: bool = False) -> tuple[int, str]:
     ``key``) and return the line as kept."""
     if len(text) > LIMITS.story_chars:
         text = text[: LIMITS.story_chars - 1] + "…"
-    line = (p.age_days, text)
+    # Interned: most lines are the content's fixed sentences, kept once for
+    # every life that tells them (see model._story_lines).
+    line = (p.age_days, sys.intern(text))
     story = p.story
     story.append(line)
     if len(story) > LIMITS.story:
