@@ -584,6 +584,9 @@ async def main(args: argparse.Namespace) -> int:
     if metrics.get("overruns", 1) > 0:
         failures.append(f"the server's tick loop overran {metrics.get('overruns')} times")
     report["failures"] = failures
+    if failures:
+        # What the server said last, for a failure seen only on another machine.
+        report["server_log_tail"] = [x for x in lines if x.get("level") != "debug"][-20:]
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
     return 1 if failures else 0
 
