@@ -358,11 +358,15 @@ class App:
         self.admin = AdminApi(
             s,
             actions=self.actions,
-            # The game client's helpers and colours, one copy of each for both pages.
+            # The game client's helpers, colours and base rules, one copy of each for both pages.
             files=WebFiles.load(
                 WEB_DIR / "admin",
                 mount="/admin",
-                shared={"game-dom.js": WEB_DIR / "dom.js", "theme.css": WEB_DIR / "theme.css"},
+                shared={
+                    "game-dom.js": WEB_DIR / "dom.js",
+                    "theme.css": WEB_DIR / "theme.css",
+                    "base.css": WEB_DIR / "base.css",
+                },
             ),
             loop=self.loop,
             world=self.world,

@@ -118,8 +118,8 @@ class WebFiles:
         files are served under, as the console's ``/admin``). ``shared``
         adds files from elsewhere under the given names (the console serves
         the game client's ``dom.js`` as ``game-dom.js``: one ``h()``, one
-        escaping rule; and its ``theme.css``: one set of colours); they count
-        in the version like the others."""
+        escaping rule; its ``theme.css``: one set of colours; its ``base.css``:
+        one set of base rules); they count in the version like the others."""
         raw: dict[str, bytes] = {name: path.read_bytes() for name, path in (shared or {}).items()}
         if folder.is_dir():
             root = folder.resolve()

@@ -355,7 +355,8 @@ def _operator(world: World, page: Page) -> None:
     scripts = [url for url in loaded if url.endswith(".js")]
     assert scripts and all(re.search(r"/admin/v/[0-9a-f]+/[a-z-]+\.js$", url) for url in scripts), scripts
     styles = sorted(url.rsplit("/", 1)[1] for url in loaded if re.search(r"/admin/v/[0-9a-f]+/[a-z-]+\.css$", url))
-    assert styles == ["style.css", "theme.css"], loaded  # the game's colours, served as the console's own file
+    # The game's colours and base rules, served as the console's own files.
+    assert styles == ["base.css", "style.css", "theme.css"], loaded
     # Its dark mode is the game's theme (the page is in dark mode here).
     colours = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--bg')")
     assert colours.strip() == "#181a1b"
