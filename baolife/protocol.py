@@ -561,5 +561,19 @@ def compact(data: bytes) -> bytes:
 
 
 def encode_frame(seq: int, tick: int, ops: list[Op]) -> bytes:
-    """One server frame as UTF-8 JSON bytes, encoded once for the wire."""
-    return orjson.dumps({"type": "frame", "seq": seq, "tick": tick, "ops": [op.wire() for op in ops]})
+    """One server frame as UTF-8 JSON bytes, encoded once for the wire.
+
+    The bytes are those of ``orjson.dumps({"type": "frame", "seq": seq,
+    "tick": tick, "ops": [...]})``, but only the ops go through orjson and the
+    head is formatted around them: no outer dict per frame, and the result
+    is exact-size (no :func:`compact` copy needed), about a fifth less per
+    frame (docs/BENCHMARKS.md, issue 15). ``seq`` and ``tick`` must be ints."""
+    if type(seq) is not int or type(tick) is not int:
+        raise TypeError(f"frame seq and tick must be ints, not {type(seq).__name__} and {type(tick).__name__}")
+    # Most frames carry one op (a player's state of the second): no list comprehension for those.
+    body = orjson.dumps([ops[0].wire()] if len(ops) == 1 else [op.wire() for op in ops])
+    return _FRAME % (seq, tick, body)
+
+
+# What orjson writes for the frame's head (compact, keys in this order).
+_FRAME = b'{"type":"frame","seq":%d,"tick":%d,"ops":%b}'

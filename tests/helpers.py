@@ -73,7 +73,7 @@ class FrameRuleBroken(AssertionError):
 class Client:
     """One connection. Every frame read is checked: a JSON object of type
     frame, at least one op, ticks strictly increasing, seq 0 before login and
-    1, 2, 3... without gaps within a stream."""
+    1, 2, 3... without gaps within a stream, nothing after a ``bye``."""
 
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
@@ -151,6 +151,10 @@ class Client:
             raise FrameRuleBroken(f"not a frame: {frame}")
         if not frame["ops"]:
             raise FrameRuleBroken(f"empty frame: {frame}")
+        if self.frames and self.frames[-1]["ops"][-1]["op"] == "bye":
+            raise FrameRuleBroken(f"a frame after the bye: {frame}")
+        if any(op["op"] == "bye" for op in frame["ops"][:-1]):
+            raise FrameRuleBroken(f"an op after the bye: {frame}")
         if frame["tick"] <= self._last_tick:
             raise FrameRuleBroken(f"two frames in tick {frame['tick']} (or ticks went back)")
         self._last_tick = frame["tick"]

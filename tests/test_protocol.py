@@ -142,6 +142,25 @@ def test_frames_are_encoded_once_with_ops_in_order() -> None:
     }
 
 
+def test_a_frame_is_byte_for_byte_what_orjson_makes_of_the_whole_frame() -> None:
+    # encode_frame formats the head around orjson's ops (issue 15): the bytes
+    # must stay those of one orjson.dumps of the frame, for every kind of value.
+    ops: list[wire.Op] = [
+        wire.State({"money": -12, "age_days": 10**12, "stats": {"health": 0}, "note": 'é " \\ \n 中'}),
+        wire.Feed(text="Bao \u2603 <b>", age_days=None),
+        wire.Error(code="busy", message="later", ref={"k": [1, 2.5, None, True]}),
+        wire.Pong(ref=0),
+    ]
+    for seq, tick in ((0, 0), (1, 99), (2**40, 2**63 - 1), (-1, 7)):
+        for kept in (ops, ops[:1], []):
+            whole = {"type": "frame", "seq": seq, "tick": tick, "ops": [op.wire() for op in kept]}
+            assert wire.encode_frame(seq, tick, kept) == orjson.dumps(whole)
+    with pytest.raises(TypeError, match="ints"):
+        wire.encode_frame(1, 2.0, ops)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ints"):
+        wire.encode_frame(True, 2, ops)
+
+
 def test_error_ops_only_carry_codes_of_the_protocol() -> None:
     with pytest.raises(ValueError, match="code"):
         wire.Error(code="oops", message="x")

@@ -18,11 +18,17 @@ waiting. It owns:
   stream once logged in, seq 0 before;
 * the resume ring: each player's last frames, kept a while after a drop so
   a client that comes back with ``resume`` gets exactly what it missed.
+
+One piece: sessions, the outbox, frame numbers and the ring are one state
+(a frame's number is the ring's next, a replaced session hands its stream
+on, a ``bye`` decides the last frame and the close), and :meth:`Delivery.flush`
+touches all of them for every player a second; split, each half would reach
+into the other's dicts on the hottest path of the tick.
 """
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -56,34 +62,45 @@ class Recipient(Protocol):
 class _Stream:
     """A player's numbered frame stream and its last frames, for resume.
 
-    The frames kept are numbered ``seq - len(frames) + 1`` to ``seq`` (one
+    The frames kept are the last :meth:`kept` numbered up to ``seq`` (one
     number per frame, in order), so no (number, frame) pair is built per
     frame: such pairs are the collector's to walk, and with one frame per
     player per game day they were most of what its young passes walked at
-    16,000 players (docs/BENCHMARKS.md, issue 8)."""
+    16,000 players (docs/BENCHMARKS.md, issue 8). Frame ``n`` sits at
+    ``frames[n % REPLAY_FRAMES]`` of a fixed list: a quarter of the memory of
+    a bounded deque of the same length, and one slot written per frame
+    (docs/BENCHMARKS.md, issue 15: the tick of grown lives)."""
 
-    __slots__ = ("seq", "frames")
+    __slots__ = ("seq", "base", "frames")
 
     def __init__(self, seq: int = 0) -> None:
         self.seq = seq
-        self.frames: deque[bytes] = deque(maxlen=REPLAY_FRAMES)
+        # The number the stream started after: frames base + 1 .. seq were made here.
+        self.base = seq
+        self.frames: list[bytes] = [b""] * REPLAY_FRAMES
 
     def append(self, frame: bytes) -> int:
         """Number and keep the next frame; returns its number."""
-        self.seq += 1
-        self.frames.append(frame)
-        return self.seq
+        seq = self.seq = self.seq + 1
+        self.frames[seq % REPLAY_FRAMES] = frame
+        return seq
+
+    def kept(self) -> int:
+        """How many of the last frames are here."""
+        made = self.seq - self.base
+        return made if made < REPLAY_FRAMES else REPLAY_FRAMES
 
     def covers(self, last_seq: int) -> bool:
         """True if every frame after ``last_seq`` is still here."""
         if last_seq == self.seq:
             return True
-        return last_seq < self.seq and self.seq - len(self.frames) <= last_seq
+        return last_seq < self.seq and self.seq - self.kept() <= last_seq
 
     def after(self, last_seq: int) -> list[bytes]:
         """The frames numbered above ``last_seq`` that are still here, in order."""
-        skip = len(self.frames) - (self.seq - last_seq)
-        return list(self.frames)[max(skip, 0) :]
+        frames = self.frames
+        first = max(last_seq, self.seq - self.kept()) + 1
+        return [frames[n % REPLAY_FRAMES] for n in range(first, self.seq + 1)]
 
 
 @attrs.frozen
@@ -109,9 +126,10 @@ def _frame(stream: _Stream | None, tick: int, ops: list[wire.Op], counts: dict[s
     for op in ops:
         kind = op.op
         counts[kind] = counts.get(kind, 0) + 1
+    # encode_frame's bytes are exact-size: the ring keeps them as they are.
     if stream is None:
-        return wire.compact(wire.encode_frame(0, tick, ops))
-    frame = wire.compact(wire.encode_frame(stream.seq + 1, tick, ops))
+        return wire.encode_frame(0, tick, ops)
+    frame = wire.encode_frame(stream.seq + 1, tick, ops)
     stream.append(frame)
     return frame
 
@@ -307,8 +325,9 @@ class Delivery:
     def kick(self, session: Recipient, reason: str, code: int, message: str | None = None) -> None:
         """``bye`` ``reason`` (with ``message`` if given), then close with
         ``code`` after this tick's frame. Nothing of this core's follows the
-        ``bye`` (the game's ops of the same tick still go in that frame). A
-        connection gone or already saying its ``bye`` is left as it is."""
+        ``bye``; the game's ops of the same tick still go in that frame,
+        before it (:meth:`flush`). A connection gone or already saying its
+        ``bye`` is left as it is."""
         if self.open(session):
             self.ops_for(session).append(wire.Bye(reason=reason, message=message))
             self._close_after_flush(session, code, reason)
@@ -335,6 +354,23 @@ class Delivery:
         self._closing.append((session, code, reason))
         self._closing_set.add(session)
 
+    def _bye_last(self) -> None:
+        """PROTOCOL.md: ``bye`` ends the connection, so nothing follows it in
+        its frame. The game may still add ops for a leaving player later in
+        the tick (a logout or a kick is applied before the player's day
+        runs): the bye moves behind them, so the frame keeps everything the
+        tick made, in order, and a client that resumes from that frame's
+        seq misses no change."""
+        for session, _code, _reason in self._closing:
+            pid = self.holds(session)
+            ops = self.outbox.get(pid) if pid is not None else self._session_ops.get(session)
+            if not ops or isinstance(ops[-1], wire.Bye):
+                continue
+            for at in range(len(ops) - 2, -1, -1):
+                if isinstance(ops[at], wire.Bye):
+                    ops.append(ops.pop(at))
+                    break
+
     # ----------------------------------------------------------------- frames
 
     def flush(self, tick: int) -> tuple[int, int]:
@@ -345,21 +381,36 @@ class Delivery:
         a system call whose kernel work evicts the encoder's code and data
         from the CPU caches, so alternating the two cost 3-5 us more per
         frame, of about 25 (docs/BENCHMARKS.md, issue 15). What is held
-        between the two passes is exact-size
-        (:func:`~baolife.protocol.compact`): the frames the resume ring keeps
-        anyway, not a 4 KiB encoder block each."""
+        between the two passes is exact-size (what
+        :func:`~baolife.protocol.encode_frame` returns): the frames the
+        resume ring keeps anyway, not a 4 KiB encoder block each."""
         op_counts = self.op_counts
         by_player = self.by_player
         streams = self._streams
         outbox = self.outbox
+        encode = wire.encode_frame
+        ring = REPLAY_FRAMES
         sessions: list[Recipient] = []
         frames: list[bytes] = []
+        if self._closing:
+            self._bye_last()
         for pid, ops in outbox.items():
             session = by_player.get(pid)
             if session is None or not ops:
                 continue
+            # _frame, inlined: this loop runs for every player a second.
+            for op in ops:
+                kind = op.op
+                op_counts[kind] = op_counts.get(kind, 0) + 1
+            stream = streams.get(session)
+            if stream is None:
+                frame = encode(0, tick, ops)
+            else:
+                stream.seq = seq = stream.seq + 1
+                frame = encode(seq, tick, ops)
+                stream.frames[seq % ring] = frame
             sessions.append(session)
-            frames.append(_frame(streams.get(session), tick, ops, op_counts))
+            frames.append(frame)
         outbox.clear()
         if self._session_ops:
             for session, ops in self._session_ops.items():

@@ -36,7 +36,7 @@ import attrs
 
 from .. import protocol as wire
 from ..content.schema import Action, Content, Event
-from ..model import LIMITS, STAT_MAX, Npc, Player, Prompt, Turn
+from ..model import LIMITS, MAX_AGE_YEARS, STAT_MAX, Npc, Player, Prompt, Turn
 from . import lives, story
 from .available import ActionList
 from .memory import remember
@@ -154,8 +154,12 @@ class World:
         simulation): no ``prompt`` op and untitled outcomes, the game the same."""
         self.content = content
         self.rules = Rules(content, year_days=year_days, rng=rng)
-        # Each random event with what a check needs of it: (event, id, weight, compiled conditions).
-        self.registry = EventRegistry(content, item=lambda e: (e, e.id, e.weight, self.rules.checks(e.when)))
+        # Each random event with what a check needs of it in each year of age:
+        # (event, id, weight, compiled conditions less those that hold all that year).
+        self.registry = EventRegistry(
+            content,
+            item=lambda e, year: (e, e.id, e.weight, self.rules.checks_within(e.when, *_year_span(year, year_days))),
+        )
         self.rng = rng
         self.day_ticks = day_ticks
         self.year_days = year_days
@@ -866,17 +870,18 @@ class World:
         pool: list[Event] = []
         weights: list[float] = []
         evaluations = 0
-        for event, ident, weight, checks in self.registry.items(p, day // self.year_days):
-            evaluations += 1
-            if cooldowns.get(ident, 0) > day:
-                continue
-            # Rules.allows, inlined: this is the hottest loop of a busy day.
-            for check in checks:
-                if not check(p):
-                    break
-            else:
-                pool.append(event)
-                weights.append(weight)
+        for items in self.registry.item_lists(p, day // self.year_days):
+            evaluations += len(items)
+            for event, ident, weight, checks in items:
+                if cooldowns.get(ident, 0) > day:
+                    continue
+                # Rules.allows, inlined: this is the hottest loop of a busy day.
+                for check in checks:
+                    if not check(p):
+                        break
+                else:
+                    pool.append(event)
+                    weights.append(weight)
         c.evaluations += evaluations
         if pool:
             self._fire(u, self.rng.choices(pool, weights=weights)[0], tick)
@@ -910,6 +915,12 @@ class World:
         self._counters.prompts_opened += 1
         if self.views:
             u.ops.append(self._prompt_op(p, prompt, tick))
+
+
+def _year_span(year: int, year_days: int) -> tuple[int, int | None]:
+    """The first and last age in days of the registry's bucket ``year``
+    (None: no last, the bucket of every age from MAX_AGE_YEARS on)."""
+    return year * year_days, (year + 1) * year_days - 1 if year < MAX_AGE_YEARS else None
 
 
 def _action_info(action: Action) -> dict[str, Any]:

@@ -85,9 +85,11 @@ class _Bucket:
 class EventRegistry:
     """Indexed access to the events of a content pack."""
 
-    def __init__(self, content: Content, item: Callable[[Event], Any] | None = None) -> None:
-        """``item``: what :meth:`items` yields for an event (the engine
-        keeps each event with its compiled conditions); without it, the event."""
+    def __init__(self, content: Content, item: Callable[[Event, int], Any] | None = None) -> None:
+        """``item(event, year)``: what :meth:`items` yields for an event in
+        the bucket of ``year`` (0..MAX_AGE_YEARS; the last one holds every
+        age past it): the engine keeps each event with its compiled
+        conditions for that year; without it, the event."""
         self.events = content.events
         order = content.stage_order
         starts = [content.world.stages[s] for s in order]
@@ -103,11 +105,10 @@ class EventRegistry:
             if event.followup:
                 continue
             self._indexed += 1
-            made = item(event) if item is not None else None
             for year in self.years_of(event):
                 self._years[year].add(event)
-                if made is not None:
-                    self._items[year].add(event, made)
+                if item is not None:
+                    self._items[year].add(event, item(event, year))
 
     def stages_of(self, event: Event) -> list[str]:
         """The stages in which ``event``'s age bounds and stage list can hold."""
@@ -151,6 +152,22 @@ class EventRegistry:
     def items(self, p: Player, years: int) -> Iterator[Any]:
         """The items (see ``item``) of :meth:`candidates`, in the same order."""
         return _walk(self._items[years if years < MAX_AGE_YEARS else MAX_AGE_YEARS], p)
+
+    def item_lists(self, p: Player, years: int) -> list[list[Any]]:
+        """The items of :meth:`items` as the bucket's lists that hold them, in
+        the same order: a loop over lists, without a generator to resume for
+        every item (the random-event check's hottest loop)."""
+        b = self._items[years if years < MAX_AGE_YEARS else MAX_AGE_YEARS]
+        lists = [b.always, b.without_job] if p.job is None else [b.always, b.with_job, b.by_job.get(p.job, [])]
+        if b.by_education:
+            lists.append(b.by_education.get(p.education, []))
+        if b.by_flag and p.flags:
+            flags = p.flags
+            lists.extend(keyed for flag, keyed in b.by_flag.items() if flag in flags)
+        if b.by_role:
+            roles = {n.role for n in p.npcs if n.alive}
+            lists.extend(keyed for role, keyed in b.by_role.items() if role in roles)
+        return lists
 
     def statistics(self) -> RegistryStatistics:
         sizes: dict[str, int] = {}

@@ -197,6 +197,10 @@ class Rules:
         # (kept in the entry, so the id cannot be reused while it is here).
         # Only the content's are kept: the dict is bounded by the content.
         self._compiled: dict[int, tuple[Conditions, tuple[Callable[[Player], bool], ...]]] = {}
+        # Their variants for an age span (checks_within), by (id, age kept, stage kept).
+        self._compiled_within: dict[
+            tuple[int, bool, bool], tuple[Conditions, tuple[Callable[[Player], bool], ...]]
+        ] = {}
         for cond in content_conditions(content):
             self._compiled[id(cond)] = (cond, self._compile(cond))
 
@@ -261,21 +265,61 @@ class Rules:
         entry = self._compiled.get(id(cond))
         return entry[1] if entry is not None and entry[0] is cond else self._compile(cond)
 
-    def _compile(self, cond: Conditions) -> tuple[Callable[[Player], bool], ...]:
-        """Predicates for the fields ``cond`` sets, mirroring :meth:`why_not`."""
+    def checks_within(self, cond: Conditions, first: int, last: int | None) -> tuple[Callable[[Player], bool], ...]:
+        """:meth:`checks` for players aged ``first`` to ``last`` days (None:
+        no end): without the age bounds and the stage list where they hold on
+        every one of those days, so they answer as :meth:`checks` does for
+        such a player. The event registry keeps each event's checks by year
+        of age this way: a random-event check then tests what can differ
+        within the year, not the age band that put the event in that year's
+        bucket (docs/BENCHMARKS.md, issue 15). At most four variants of a
+        ``cond``, each compiled once."""
+        age, stage = self._age_bounds(cond), bool(cond.stages)
+        if age is not None:
+            low_day, high_day = age
+            if first >= low_day and (high_day is None or (last is not None and last < high_day)):
+                age = None
+        if stage:
+            top = self._stage_names[-1] if last is None else self.stage(last)
+            names = self._stage_names
+            span = names[names.index(self.stage(first)) : names.index(top) + 1]
+            stage = not all(s in cond.stages for s in span)
+        key = (id(cond), age is not None, stage)
+        entry = self._compiled_within.get(key)
+        if entry is None or entry[0] is not cond:
+            entry = (cond, self._compile(cond, age=age is not None, stage=stage))
+            if self._compiled.get(id(cond), (None,))[0] is cond:
+                # Bounded like _compiled: only the content's conditions are kept.
+                self._compiled_within[key] = entry
+        return entry[1]
+
+    def _age_bounds(self, cond: Conditions) -> tuple[int, int | None] | None:
+        """``cond``'s age band as days: ``low <= age_days`` and ``age_days <
+        high`` (None: no upper bound); None when it sets no bound."""
         yd = self.year_days
-        checks: list[Callable[[Player], bool]] = []
-        # Age bounds as whole days: ``age_days / yd >= years`` from the first
-        # such day on (found exactly), compared as integers, one check for both.
+        # ``age_days / yd >= years`` from the first such day on (found exactly).
         low_day = first_day(cond.min_age, yd) if cond.min_age > 0 else 0
         if cond.max_age < NO_AGE_LIMIT:
-            high_day = first_day(cond.max_age, yd)
-            checks.append(lambda p: low_day <= p.age_days < high_day)
-        elif low_day:
-            checks.append(lambda p: p.age_days >= low_day)
-        if cond.stages:
-            stages, stage = frozenset(cond.stages), self.stage
-            checks.append(lambda p: stage(p.age_days) in stages)
+            return low_day, first_day(cond.max_age, yd)
+        return (low_day, None) if low_day else None
+
+    def _compile(
+        self, cond: Conditions, *, age: bool = True, stage: bool = True
+    ) -> tuple[Callable[[Player], bool], ...]:
+        """Predicates for the fields ``cond`` sets, mirroring :meth:`why_not`
+        (``age``, ``stage``: False leaves out the age bounds, the stage list)."""
+        checks: list[Callable[[Player], bool]] = []
+        # Age bounds as whole days compared as integers, one check for both.
+        bounds = self._age_bounds(cond) if age else None
+        if bounds is not None:
+            low_day, high_day = bounds
+            if high_day is not None:
+                checks.append(lambda p: low_day <= p.age_days < high_day)
+            else:
+                checks.append(lambda p: p.age_days >= low_day)
+        if cond.stages and stage:
+            stages, stage_of = frozenset(cond.stages), self.stage
+            checks.append(lambda p: stage_of(p.age_days) in stages)
         if cond.flags:
             flags = frozenset(cond.flags)
             checks.append(lambda p: flags <= p.flags)

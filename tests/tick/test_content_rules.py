@@ -11,10 +11,10 @@ import pytest
 
 from baolife import protocol as wire
 from baolife.content.schema import Conditions, Content, Effects, Event, Outcome, ScheduleRef
-from baolife.model import Npc, Player
+from baolife.model import MAX_AGE_YEARS, Npc, Player
 from baolife.tick.engine import World
 from baolife.tick.registry import EventRegistry
-from baolife.tick.rules import Rules, Unit, content_conditions
+from baolife.tick.rules import Rules, Unit, content_conditions, first_day
 
 YEAR = 365
 
@@ -276,3 +276,48 @@ def test_event_counts_count_what_happened(content: Content) -> None:
         world.take_output()
     assert sum(world.event_counts.values()) == world.statistics().events_fired > 0
     assert set(world.event_counts) <= set(content.events)
+
+
+def test_checks_kept_by_year_of_age_answer_as_the_whole_conditions(content: Content) -> None:
+    # The registry keeps each event's checks per year bucket without the age
+    # bounds and stage list that hold on every day of that year (issue 15):
+    # for any player of that year they must answer exactly as Rules.allows,
+    # on the first and last day of each year and around every bound's day.
+    world = _world(content)
+    rules, registry = world.rules, world.registry
+    rng = random.Random(11)
+    days = set()
+    for year in range(MAX_AGE_YEARS + 3):
+        days.update((year * YEAR, year * YEAR + YEAR // 2, (year + 1) * YEAR - 1))
+    for cond in content_conditions(content):
+        for years in (cond.min_age, cond.max_age):
+            if 0 < years < 200:
+                day = first_day(years, YEAR)
+                days.update(range(max(0, day - 2), day + 2))
+    trimmed = full = 0
+    for pid, age in enumerate(sorted(days)):
+        p = _random_player(content, rules, rng, pid)
+        p.age_days = age
+        p.cooldowns.clear()
+        lists = registry.item_lists(p, age // YEAR)
+        items = [item for keyed in lists for item in keyed]
+        assert items == list(registry.items(p, age // YEAR))  # the same items, in the same order
+        for event, ident, _weight, checks in items:
+            assert ident == event.id
+            assert all(check(p) for check in checks) == rules.allows(event.when, p), (event.id, age)
+            trimmed += len(checks)
+            full += len(rules.checks(event.when))
+    assert trimmed < full / 2  # most age and stage checks are gone from the loop
+
+
+def test_checks_within_keeps_a_bound_that_cuts_the_span(content: Content) -> None:
+    rules = Rules(content, year_days=YEAR, rng=random.Random(12))
+    cond = Conditions(min_age=10.5, max_age=12, stages=("child",))
+    assert len(rules.checks(cond)) == 2
+    assert rules.checks_within(cond, 11 * YEAR, 12 * YEAR - 1) == ()  # both hold all year
+    assert len(rules.checks_within(cond, 10 * YEAR, 11 * YEAR - 1)) == 1  # the age bound cuts year 10
+    assert len(rules.checks_within(cond, 12 * YEAR, None)) == 2  # no end: the stage changes
+    # Each variant is compiled once for the content's conditions (bounded by them).
+    event = next(e for e in content.events.values() if e.when.stages)
+    first = rules.checks_within(event.when, 0, None)
+    assert rules.checks_within(event.when, 0, None) is first

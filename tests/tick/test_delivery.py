@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+from collections import deque
 from typing import Any
 
 import orjson
 
 from baolife import protocol as wire
-from baolife.tick.delivery import RECENT_STREAMS, REPLAY_FRAMES, RESUME_WINDOW, Delivery
+from baolife.tick.delivery import RECENT_STREAMS, REPLAY_FRAMES, RESUME_WINDOW, Delivery, _Stream
 
 
 class FakeSession:
@@ -90,6 +92,27 @@ def test_a_game_command_is_admitted_for_its_player_and_ping_and_logout_are_answe
     assert s.closed is None  # closed only after the frame with the bye went out
     assert d.close_said_bye(1.0) == [5]
     assert s.closed == (1000, "logout") and d.by_player == {} and d.sessions == set()
+
+
+def test_the_bye_is_the_last_op_even_when_the_game_adds_ops_after_it_in_its_tick() -> None:
+    # A logout and a kick are applied before the players' days run in the same tick.
+    d = Delivery({})
+    leaving, kicked, staying = logged_in(d, 1), logged_in(d, 2), logged_in(d, 3)
+    game_op(d, 1, 10)
+    assert d.admit(leaving, wire.Logout(ref="o")) is None
+    d.kick(kicked, "kicked", wire.CloseCode.KICKED, "enough")
+    for pid in (1, 2, 3):
+        game_op(d, pid, 11)  # the day, after the bye was queued
+    d.flush(1)
+    assert [(op["op"], op.get("age_days") or op.get("reason")) for op in leaving.ops()] == [
+        ("state", 10),
+        ("state", 11),
+        ("bye", "logout"),
+    ]
+    assert [op["op"] for op in kicked.ops()] == ["state", "bye"] and kicked.ops()[-1]["message"] == "enough"
+    assert [op["op"] for op in staying.ops()] == ["state"]
+    assert sorted(d.close_said_bye(1.0)) == [1, 2]
+    assert (leaving.closed, kicked.closed) == ((1000, "logout"), (wire.CloseCode.KICKED, "kicked"))
 
 
 def test_a_newer_login_takes_the_player_and_the_older_gets_what_was_made_for_it() -> None:
@@ -235,3 +258,21 @@ def test_every_connection_gets_its_one_frame_whatever_another_does_with_its_own(
         wire.encode_frame(1, 1, [wire.State({"age_days": 2}), wire.State({"age_days": 20})])
     )
     assert d.op_counts == {"state": 6, "error": 1}
+
+
+def test_the_resume_ring_keeps_what_a_bounded_deque_of_the_last_frames_would() -> None:
+    # The ring is a fixed list indexed by frame number (issue 15); it must keep
+    # and replay exactly what a deque(maxlen=REPLAY_FRAMES) of the stream's
+    # frames did, for streams started at any number (a replaced connection's copy).
+    rng = random.Random(3)
+    for _ in range(500):
+        start = rng.randint(0, 50)
+        stream, reference, seq = _Stream(start), deque[bytes](maxlen=REPLAY_FRAMES), start
+        for _ in range(rng.randint(0, 3 * REPLAY_FRAMES)):
+            frame = bytes([rng.randrange(256)]) * rng.randint(1, 4)
+            seq += 1
+            assert stream.append(frame) == seq
+            reference.append(frame)
+        for last in range(start - 3, seq + 3):
+            assert stream.covers(last) == (last == seq or seq - len(reference) <= last < seq)
+            assert stream.after(last) == list(reference)[max(len(reference) - (seq - last), 0) :]
