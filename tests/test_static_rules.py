@@ -59,8 +59,8 @@ SQL_BUILT_SAFELY = {
     ): "one %s per id; the ids go as parameters",
     (
         "baolife/db/cluster.py",
-        '_M_OFFLINE.format(", ".join(["%s"] * count))',
-    ): "one %s per player; the worker and the ids go as parameters",
+        '_M_OFFLINE.format(", ".join(["%s"] * count), ", ".join(["(%s, %s)"] * count))',
+    ): "one %s per player, then one (%s, %s) per player; the worker, the ids and the epochs go as parameters",
 }
 
 

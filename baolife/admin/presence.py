@@ -48,7 +48,8 @@ __all__ = ["BATCH", "Presence"]
 log = structlog.get_logger("baolife.admin")
 
 # Players cleared per transaction: each holds its players' row locks until
-# it commits, so a batch is kept short for the claims and saves behind it.
+# it commits (one round trip on MySQL: the locks, the clear and the commit
+# go in one batch), so a batch is kept short for the claims and saves behind it.
 BATCH = 100
 # Seconds before writing again after the store failed.
 RETRY = 1.0

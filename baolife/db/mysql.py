@@ -1,8 +1,10 @@
 """The production store: MySQL or MariaDB through aiomysql, in a trio-asyncio loop.
 
-This is the only module of the server that runs asyncio code. Everything
-else, the connection pool included (:mod:`baolife.db.pool`), is plain trio;
-what is said to the server is in :mod:`baolife.db.mysql_dialect`.
+This module runs the server's asyncio code (with the statement bodies it
+calls: the cluster's in :mod:`baolife.db.cluster`, the one-round-trip
+batches of :mod:`baolife.db.mysql_batch`). Everything else, the connection
+pool included (:mod:`baolife.db.pool`), is plain trio; what is said to the
+server is in :mod:`baolife.db.mysql_dialect`.
 
 How a store call runs: under its own deadline (``timeout`` or
 ``save_timeout`` from the URL) it borrows a connection from the bounded pool
@@ -43,6 +45,7 @@ import trio_asyncio
 from . import mysql_dialect as sql
 from .cluster import MysqlCluster, PlayerHeld, mysql_adopt, mysql_held, mysql_take_owner
 from .migrations import load_migrations
+from .mysql_batch import send_batch
 from .mysql_dialect import MysqlOptions, bounded
 from .pool import ConnectionPool, PoolClosed
 from .store import (
@@ -194,49 +197,6 @@ async def _ping(conn: Conn, bound: float) -> None:
     await _send(cur, sql.PING, (time.time_ns(),), bound, _is_mariadb(conn))
 
 
-@attrs.frozen
-class _Result:
-    """What one statement of a batch returned."""
-
-    rowcount: int
-    lastrowid: int
-    rows: list[Any]
-
-
-async def _batch(
-    cur: Any,
-    steps: Sequence[tuple[str, Sequence[object]]],
-    bound: float,
-    mariadb: bool,
-    *,
-    begin: bool = False,
-    commit: bool = False,
-) -> list[_Result]:
-    """Send ``steps`` (statement, parameters; each bounded on the server) in
-    one round trip (:func:`sql.batch`), after a BEGIN and before a COMMIT
-    when asked, and read every result: one per step. The server stops at a
-    statement that fails; its error is raised here, with the transaction
-    left open (the connection is closed then, see :func:`_guarded`)."""
-    texts = ["BEGIN"] if begin else []
-    params: list[object] = []
-    for text, args in steps:
-        statement, bound_args = bounded(text, args, bound, mariadb)
-        texts.append(statement)
-        params += bound_args
-    if commit:
-        texts.append("COMMIT")
-    statements = sql.batch(texts)
-    await cur.execute(statements, params)
-    results = []
-    for i in range(len(texts)):
-        if i:
-            await cur.nextset()
-        if (begin and i == 0) or (commit and i == len(texts) - 1):
-            continue
-        results.append(_Result(int(cur.rowcount), int(cur.lastrowid or 0), list(await cur.fetchall())))
-    return results
-
-
 async def _find_account(conn: Conn, bound: float, token_hash: bytes) -> int | None:
     cur = await conn.cursor()
     await _send(cur, sql.FIND_ACCOUNT, (token_hash,), bound, _is_mariadb(conn))
@@ -267,7 +227,7 @@ async def _create_account(
     cur = await conn.cursor()
     # Two round trips: the account (its id is in the first state), then the
     # player row, its owner and the COMMIT.
-    (account,) = await _batch(cur, [(sql.CREATE_ACCOUNT, (token_hash, name, now))], bound, mariadb, begin=True)
+    (account,) = await send_batch(cur, [(sql.CREATE_ACCOUNT, (token_hash, name, now))], bound, mariadb, begin=True)
     pid = account.lastrowid
     state: bytes | None = None
     version = 0
@@ -278,7 +238,7 @@ async def _create_account(
     steps: list[tuple[str, Sequence[object]]] = [(sql.CREATE_PLAYER, (pid, state, sql.CODEC_COMPRESSED, version, now))]
     if worker is not None:  # the creating worker owns the newborn (baolife.db.cluster)
         steps.append(mysql_adopt(pid, worker))
-    await _batch(cur, steps, bound, mariadb, commit=True)
+    await send_batch(cur, steps, bound, mariadb, commit=True)
     return pid
 
 
@@ -294,7 +254,7 @@ async def _claim(conn: Conn, bound: float, player_id: int, worker: str | None = 
     owner = [] if worker is None else mysql_take_owner(player_id, worker)
     login_at = (LOGIN_AT, (player_id, int(time.time())))
     steps = [(sql.CLAIM_BUMP, (player_id,)), *owner, login_at, (sql.CLAIM_READ, (player_id,))]
-    done = await _batch(cur, steps, bound, mariadb, begin=True, commit=worker is None)
+    done = await send_batch(cur, steps, bound, mariadb, begin=True, commit=worker is None)
     bumped, rows = done[0].rowcount, done[-1].rows
     missing = bumped != 1 or not rows
     if worker is not None:
@@ -328,33 +288,48 @@ async def _claim(conn: Conn, bound: float, player_id: int, worker: str | None = 
 async def _save(conn: Conn, bound: float, rows: list[SaveRow], now: int) -> set[int]:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
-    await cur.execute("BEGIN")
-    # Lock the rows (in id order, as every saver does, so two processes
-    # saving overlapping batches queue rather than deadlock) and read the
-    # owner epochs; a claim by another process now waits for our commit.
+    # Round trip 1: lock the rows (in id order, as every saver does, so two
+    # processes saving overlapping batches queue rather than deadlock) and
+    # read the owner epochs; a claim by another process now waits for our commit.
     ids = [row.player_id for row in rows]
-    await _send(cur, sql.lock_epochs_statement(len(ids)), ids, bound, mariadb)
-    stored = {int(pid): int(epoch) for pid, epoch in await cur.fetchall()}
+    (locked,) = await send_batch(cur, [(sql.lock_epochs_statement(len(ids)), ids)], bound, mariadb, begin=True)
+    stored = {int(pid): int(epoch) for pid, epoch in locked.rows}
     accepted = [row for row in rows if stored.get(row.player_id) == row.epoch]
+    # Round trip 2: every write and the COMMIT (one more per statement-size
+    # budget of states beyond the first: see _save_batches).
+    batches = _save_batches(accepted, now)
+    for i, steps in enumerate(batches):
+        await send_batch(cur, steps, bound, mariadb, commit=i == len(batches) - 1)
+    return {row.player_id for row in rows if stored.get(row.player_id) != row.epoch}
+
+
+def _save_batches(accepted: Sequence[SaveRow], now: int) -> list[list[tuple[str, Sequence[object]]]]:
+    """The writes of a save, as batches of statements sent one round trip
+    each, the COMMIT going with the last: the whole states of ``accepted``
+    in multi-row statements of at most :data:`STATEMENT_BYTES` of state each
+    (one such statement a batch, so that neither a packet nor the building
+    of one grows with the batch), then the progress rows. Always at least one
+    batch (it may be empty: the COMMIT alone)."""
     states = [(row, row.state) for row in accepted if row.state is not None]
+    batches: list[list[tuple[str, Sequence[object]]]] = []
     for part in sql.split_by_size([len(state) for _, state in states], STATEMENT_BYTES):
         params: list[object] = []
         for i in part:
             row, state = states[i]
             params += (row.player_id, state.hex(), sql.CODEC_COMPRESSED, row.schema_version, row.epoch, now)
-        await _send(cur, sql.save_statement(len(part)), params, bound, mariadb)
+        batches.append([(sql.save_statement(len(part)), params)])
+    last = batches[-1] if batches else []
     if states:
         # The progress saved before these states is in them now.
         ids = [row.player_id for row, _ in states]
-        await _send(cur, sql.drop_progress_statement(len(ids)), ids, bound, mariadb)
+        last.append((sql.drop_progress_statement(len(ids)), ids))
     moved = [(row.player_id, row.progress) for row in accepted if row.state is None and row.progress is not None]
     if moved:
         params = []
         for pid, g in moved:
             params += (pid, g.age_days, g.money, g.low_money)
-        await _send(cur, sql.progress_statement(len(moved)), params, bound, mariadb)
-    await cur.execute("COMMIT")
-    return {row.player_id for row in rows if stored.get(row.player_id) != row.epoch}
+        last.append((sql.progress_statement(len(moved)), params))
+    return batches or [last]
 
 
 async def _add_ai_usage(conn: Conn, bound: float, day: str, player_id: int, calls: int, cost: float) -> None:
@@ -668,6 +643,8 @@ class MysqlStore(MysqlCluster):
     async def save(self, rows: Sequence[SaveRow]) -> set[int]:
         """Save ``rows`` (distinct players) in one transaction: lock them,
         write those whose epoch matches (compressed) in multi-row statements, commit.
+        Two round trips (the locks, then the writes with the COMMIT), one
+        more per :data:`STATEMENT_BYTES` of states beyond the first.
         Returns the ids refused (another process owns them, or no such row);
         those are never written. Safe to repeat: same rows, same result."""
         if not rows:

@@ -23,6 +23,20 @@ Figures, all measured in this run:
   batched flush could be here, and so the ratio's ceiling on this machine;
 - the ratios, and the targets: batched at least 10x row-by-row, a full flush
   within one save interval (5 s).
+
+With ``--latency-ms 1,10,50`` the store is reached through the test proxy
+(tests/db/tcp_proxy.py, in this process, as ``scripts/bench_login`` does),
+which holds the database that many milliseconds of round trip away and counts
+round trips on the wire; at each latency the batched flushes are timed and
+their round trips per save batch counted, with the load average beside each
+figure. The row-by-row path and the database's share are not run then (at
+50 ms one UPDATE a player is minutes), nor are the targets judged. The
+package measured is the ``baolife`` first on ``sys.path`` (its path is
+printed): ``PYTHONPATH`` picks a copy of an earlier tree for a before/after.
+
+One piece: a benchmark read from top to bottom (the players it makes, the
+database it fills, each measurement and the lines it prints), so that what
+a printed figure measures is found next to where it is printed.
 """
 
 from __future__ import annotations
@@ -36,10 +50,12 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import trio
 
+import baolife
 from baolife import content as content_pkg
 from baolife import protocol as wire
 from baolife.ai.offline import ScriptedProvider
@@ -51,12 +67,13 @@ from baolife.model import SCHEMA_VERSION, Player, dump_player, load_player
 from baolife.players import Directory, Saver
 from baolife.tick.engine import SayJob, World
 
-DROP_TABLES = (
-    "DROP TABLE IF EXISTS players",
-    "DROP TABLE IF EXISTS accounts",
-    "DROP TABLE IF EXISTS ai_usage",
-    "DROP TABLE IF EXISTS schema_migrations",
-)
+# The proxy comes from this tree's tests/; appended, so that the baolife of
+# PYTHONPATH (an earlier tree, for a before/after) stays the one measured.
+sys.path.append(str(Path(__file__).resolve().parents[2]))
+
+from tests.db.mysql_admin import reset_database  # noqa: E402
+from tests.db.tcp_proxy import TcpProxy, proxied  # noqa: E402
+
 INSERT_ACCOUNT = "INSERT INTO accounts (id, token_hash, name, created_at) VALUES (%s, %s, %s, %s)"
 INSERT_PLAYER = "INSERT INTO players (id, state, schema_version, epoch, updated_at) VALUES (%s, %s, %s, %s, %s)"
 # The state is stored and sent as in the batched statement (compressed, as
@@ -152,12 +169,6 @@ def make_players(templates: Sequence[Player], count: int, first_id: int, seed: i
 
 
 # --------------------------------------------------------------------- database setup
-
-
-async def _setup_body(conn: Any, ids: list[int]) -> None:
-    cur = await conn.cursor()
-    for statement in DROP_TABLES:
-        await cur.execute(statement)
 
 
 async def _insert_body(conn: Any, ids: list[int]) -> None:
@@ -285,6 +296,41 @@ async def row_by_row(store: MysqlStore, players: dict[int, Player], concurrency:
     return seconds
 
 
+def load() -> str:
+    """The machine's load average (1, 5, 15 minutes), printed beside each figure."""
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def far_rounds(
+    proxy: TcpProxy, store: MysqlStore, players: dict[int, Player], args: argparse.Namespace
+) -> dict[float, float]:
+    """Batched flushes with the database ``args.latency_ms`` away, each
+    latency in turn: saves per second (median of the rounds) by latency."""
+    batches = -(-len(players) // args.batch)
+    # Untimed, at no latency: the pool opens its connections (their
+    # handshakes would count as the first round's round trips).
+    await batched_rounds(store, players, 1, args.batch, args.in_flight)
+    rates = {}
+    for ms in args.latency_ms:
+        proxy.set_latency(ms / 1000)
+        trips = proxy.round_trips
+        rounds = await batched_rounds(store, players, args.rounds, args.batch, args.in_flight)
+        per_batch = (proxy.round_trips - trips) / (len(rounds) * batches)
+        for i, r in enumerate(rounds, 1):
+            print(
+                f"round trip {ms:g} ms, batched round {i}: {len(players)} players in {r['seconds']:.2f} s"
+                f" = {len(players) / r['seconds']:.0f} saves/s; longest loop stall {r['stall'] * 1000:.1f} ms; {load()}"
+            )
+        median = statistics.median(r["seconds"] for r in rounds)
+        rates[ms] = len(players) / median
+        print(
+            f"round trip {ms:g} ms: median {rates[ms]:.0f} saves/s, {per_batch:.2f} round trips per save batch"
+            f" of {args.batch} (on the wire); {load()}"
+        )
+    proxy.set_latency(0)
+    return rates
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -294,6 +340,14 @@ def cpu_model() -> str:
     except OSError as exc:
         return f"unknown ({exc.strerror})"
     return platform.processor() or "unknown"
+
+
+async def prepare(store: MysqlStore, players: dict[int, Player], pool: int) -> None:
+    """Tables (just made, see ``reset_database``) holding ``players`` (no states yet)."""
+    await store.migrate()
+    await store._call("insert", 300, _insert_body, sorted(players))
+    version, flush = await store._call("facts", 10, _server_facts)
+    print(f"server: MariaDB/MySQL {version}, innodb_flush_log_at_trx_commit={flush}, pool {pool}")
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -319,12 +373,14 @@ async def main(args: argparse.Namespace) -> int:
         f"serialization alone (dump_player, paid by both paths): {serialize:.2f} s"
         f" = {serialize / len(players) * 1e6:.0f} us per player"
     )
+    print(f"package: {Path(baolife.__file__).parent}")
+    if args.latency_ms:
+        async with proxied(args.url) as proxy, open_mysql(proxy.url(args.url), pool_size=args.pool) as store:
+            await prepare(store, players, args.pool)
+            await far_rounds(proxy, store, players, args)
+        return 0
     async with open_mysql(args.url, pool_size=args.pool) as store:
-        await store._call("reset", 60, _setup_body, [])
-        await store.migrate()
-        await store._call("insert", 300, _insert_body, sorted(players))
-        version, flush = await store._call("facts", 10, _server_facts)
-        print(f"server: MariaDB/MySQL {version}, innodb_flush_log_at_trx_commit={flush}, pool {args.pool}")
+        await prepare(store, players, args.pool)
 
         rounds = await batched_rounds(store, players, args.rounds, args.batch, args.in_flight)
         best = min(r["seconds"] for r in rounds)
@@ -375,8 +431,28 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--chat", choices=sorted(CHAT_PROFILES), default="mixed", help="how much players talk to NPCs (default mixed)"
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=latencies,
+        default=[],
+        help="round trips to hold the database away, comma-separated (e.g. 1,10,50): batched flushes only,"
+        " through the test proxy",
+    )
     return parser.parse_args(argv)
 
 
+def latencies(text: str) -> list[float]:
+    """``--latency-ms``: milliseconds, comma-separated, each 0-10000."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of milliseconds: {text!r}") from None
+    if not all(0 <= v <= 10_000 for v in values):
+        raise argparse.ArgumentTypeError(f"each latency must be 0-10000 ms: {text!r}")
+    return values
+
+
 if __name__ == "__main__":
-    sys.exit(trio.run(main, parse(sys.argv[1:])))
+    arguments = parse(sys.argv[1:])
+    reset_database(arguments.url)  # every table of ours, made again by the migrations
+    sys.exit(trio.run(main, arguments))
