@@ -16,9 +16,11 @@
                 its /config.json (where the WebSocket is, the tick rate), and
                 the operators' console /admin/ when admin tokens are set
 
-Graceful shutdown, inside ``shutdown_timeout``: stop accepting, stop the
-tick loop at a tick boundary (it queues ``bye`` shutdown and close 1001 to
-every connection), let the connections close, flush every dirty player,
+Graceful shutdown, inside ``shutdown_timeout``: stop accepting, tell the
+other workers on the bus that this one drains, stop the tick loop at a tick
+boundary (the players stay connected, frozen), flush every dirty player,
+leave the cluster (every player free to be claimed at once), then ``bye``
+shutdown and close 1001 to every connection, let the connections close,
 close the store. The exit status is 0 when everything was saved.
 
 Under systemd (``Type=notify``) the app sends ``READY=1`` once it listens,
@@ -103,6 +105,11 @@ WEB_DIR = Path(__file__).parent / "web"
 # (150 ms at 14,500 connections). A fifth as many passes halved the tick
 # overruns under the load test (baolife_gc_pause_seconds measures them).
 GC_THRESHOLDS = (10_000, 100, 10)
+
+# Seconds a drain gives the bus to take its "draining" event (one insert)
+# before its players are sent away anyway: a store that does not answer
+# must not hold the shutdown up.
+ANNOUNCE_DRAIN_WITHIN = 1.0
 
 
 class App:
@@ -270,6 +277,7 @@ class App:
         self.bus_handlers["handoff"] = self.ownership.on_handoff
         self.bus_handlers["released"] = self.ownership.on_released
         self.bus_handlers["left"] = self.ownership.on_left
+        self.bus_handlers["draining"] = self.ownership.on_draining
         self.inbox = Inbox(limit=s.effective_inbox_limit)
         fallback = ScriptedProvider(self.content)
         provider = self.provider
@@ -405,14 +413,30 @@ class App:
         log.info("shutdown_started", connections=len(self.ws.sessions), dirty=self.directory.dirty_count)
         with trio.move_on_after(s.shutdown_timeout) as scope:
             self.ws.stop_accepting()
-            await self.loop.stop()
+            # Before the players go: the others' logins then wait for our
+            # "left" without asking us (baolife.cluster.ownership).
+            with trio.move_on_after(ANNOUNCE_DRAIN_WITHIN):
+                await self.ownership.announce_drain()
+            # Saved and released before the players go: wherever they land
+            # they are free, so their logins claim at once instead of
+            # waiting for this drain, answered busy and trying again
+            # (thousands at once in a reconnect storm; docs/BENCHMARKS.md).
+            await self.loop.stop(goodbye=False)
+            try:
+                unsaved = await self.saver.flush_all(attempts=1)
+                if not unsaved:
+                    # Every player saved: the others may take ours at once.
+                    await self.ownership.leave()
+            finally:
+                self.loop.goodbye()
             cut = await self.ws.drain(min(5.0, s.shutdown_timeout / 4))
-            # During a store outage this keeps probing until the shutdown
-            # timeout ends it; then the log names who was not saved.
-            unsaved = await self.saver.flush_all(attempts=None)
-            if not unsaved:
-                # Every player saved: the others may take ours at once.
-                await self.ownership.leave()
+            if unsaved:
+                # A store outage: the players went all the same; this keeps
+                # probing until the shutdown timeout ends it, and then the
+                # log names who was not saved.
+                unsaved = await self.saver.flush_all(attempts=None)
+                if not unsaved:
+                    await self.ownership.leave()
         if scope.cancelled_caught:
             unsaved = self.directory.dirty_count
             cut = len(self.ws.sessions)

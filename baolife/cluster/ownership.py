@@ -17,8 +17,11 @@ so nothing played on A is lost and the two never run P at once. When A
 cannot answer (crashed, cut off) B looks again every ``recheck`` seconds
 (a read without locks) until A's lease expires, then claims; A's later
 saves are refused by the epoch (and counted). A worker shutting down
-cleanly serves no handoffs: it saves everyone, deletes its row and says
-"left" on the bus, and the logins waiting for its players claim them.
+cleanly serves no handoffs: it says "draining" on the bus, saves everyone,
+deletes its row and says "left", and the logins waiting for its players
+claim them then; meanwhile they neither ask it nor read its rows again
+(a drain moves thousands of players at once: an ask and a read a second
+each would crowd the logins they wait for).
 
 With a local bus (one process alone, SQLite's default) none of this is
 enforced: the worker row is written and renewed only so that a second
@@ -150,6 +153,7 @@ class Ownership:
         self.address = address
         self.recheck = recheck
         self.joined = False
+        self._ever_joined = False
         self.draining = False
         self.valid_until = 0.0
         self.lapsed = False
@@ -167,6 +171,10 @@ class Ownership:
         self._handoff_seconds = 0.0
         self._waiters: dict[int, trio.Event] = {}
         self._held_by: dict[int, str] = {}  # players our logins wait for, by owner
+        # Workers that said they are draining, until when we believe it (one
+        # lease: a drain that outlives it, or a process under the same id
+        # after one that never said "left", is asked and read again).
+        self._draining_peers: dict[str, float] = {}
         self._vacating: set[int] = set()
         self._nursery: trio.Nursery | None = None
 
@@ -186,9 +194,13 @@ class Ownership:
         """Write our worker row before serving anyone. When a live row of
         another process holds our id, watch it for a lease: if it is renewed
         that process is running and :class:`WorkerIdInUse` is raised; if it
-        runs out (a crashed predecessor under a fixed id) we take the id."""
+        runs out (a crashed predecessor under a fixed id) we take the id.
+        The first join of this process also drops the owner rows under our
+        id: a predecessor's (stopped or crashed), whose players we do not
+        hold, so other workers claim them without asking us."""
         started = trio.current_time()
-        result = await self.store.join_cluster(self._info(), self.lease)
+        fresh = not self._ever_joined
+        result = await self.store.join_cluster(self._info(), self.lease, fresh=fresh)
         first = result.holder
         first_expiry = started + first.expires_in if first is not None else 0.0
         while result.holder is not None and first is not None:
@@ -202,10 +214,11 @@ class Ownership:
             if trio.current_time() - started > self.lease + 1:
                 break
             await trio.sleep(min(0.5, max(0.05, holder.expires_in)))
-            result = await self.store.join_cluster(self._info(), self.lease)
+            result = await self.store.join_cluster(self._info(), self.lease, fresh=fresh)
         if result.holder is not None:
-            result = await self.store.join_cluster(self._info(), self.lease, force=True)
+            result = await self.store.join_cluster(self._info(), self.lease, force=True, fresh=fresh)
         self.joined = True
+        self._ever_joined = True
         self.valid_until = started + self.lease - self.margin
         self.peers = result.workers
         log.info(
@@ -274,6 +287,22 @@ class Ownership:
         log.error("lease_lapsed", worker=self.worker, lease=self.lease)
         self.on_lapse()
 
+    async def announce_drain(self) -> None:
+        """At the start of a clean shutdown: serve no more handoffs, and tell
+        the others so that their logins wait for our "left" without asking."""
+        self.draining = True
+        if not self.joined:
+            return
+        try:
+            await self.bus.publish(BusEvent("draining", None, {"worker": self.worker}))
+        except StoreError as exc:
+            log.warning("drain_unannounced", error=str(exc))
+
+    def peer_draining(self, worker: str) -> bool:
+        """True while ``worker`` is believed to drain (it said so, less than
+        a lease ago, and has not said "left")."""
+        return self._draining_peers.get(worker, 0.0) > trio.current_time()
+
     async def leave(self) -> None:
         """At the end of a clean shutdown (every player saved): drop our
         row, so every player we own can be claimed at once."""
@@ -310,7 +339,8 @@ class Ownership:
                     expires = now + held.remaining
                     if held.worker != asked:
                         asked, asked_at = held.worker, now
-                        await self._ask(pid, held.worker)
+                        if not self.peer_draining(held.worker):
+                            await self._ask(pid, held.worker)
                     self._held_by[pid] = held.worker
                     asked_at = await self._wait(pid, waiter, held, expires, asked_at)
                     continue
@@ -344,6 +374,8 @@ class Ownership:
             now = trio.current_time()
             if waiter.is_set() or now >= expires - 0.05:
                 return asked_at
+            if self.peer_draining(held.worker):
+                continue  # its "left" (or its lease) frees the player
             try:
                 owner = await self.store.owner(pid)
             except StoreError:
@@ -386,9 +418,18 @@ class Ownership:
         self._vacating.add(pid)
         self._nursery.start_soon(self._serve_handoff, pid, str(event.body.get("to", "")))
 
+    def on_draining(self, event: BusEvent) -> None:
+        """A worker started a clean shutdown: its players come free all at
+        once when it says "left" (or when its lease runs out)."""
+        worker = event.body.get("worker")
+        if isinstance(worker, str) and worker != self.worker:
+            self._draining_peers[worker] = trio.current_time() + self.lease
+
     def on_left(self, event: BusEvent) -> None:
         """A worker shut down cleanly: every player it owned is free."""
         gone = event.body.get("worker")
+        if isinstance(gone, str):
+            self._draining_peers.pop(gone, None)
         for pid, owner in list(self._held_by.items()):
             if owner == gone:
                 waiter = self._waiters.pop(pid, None)

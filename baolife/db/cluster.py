@@ -25,7 +25,10 @@ dialect and the stores' own modules only gain a base class and a few lines in
 Writes to ``player_owners`` are made only by transactions that hold the
 player's row lock in ``players`` (the claim's epoch bump, the account's
 insert, :meth:`release`'s and :meth:`mark_offline`'s locking reads), so an
-owner row moves in step with the epoch that fences saves.
+owner row moves in step with the epoch that fences saves. The one
+exception deletes only: a process's first join drops the rows naming its
+id (an earlier process's, which the new one does not hold), and a row a
+claim has just made another worker's no longer matches it.
 
 One piece: the cluster's SQL for both dialects, kept together so the SQLite
 and MySQL versions of each statement are read and changed side by side.
@@ -40,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
+from .mysql_batch import send_batch
 from .mysql_dialect import bounded, lock_epochs_statement
 
 __all__ = [
@@ -106,9 +110,15 @@ class ClusterStore(Protocol):
     async def claim(self, player_id: int) -> Any:
         """The store's claim: with ``worker`` set, raises :class:`PlayerHeld`."""
 
-    async def join_cluster(self, info: WorkerInfo, lease: float, *, force: bool = False) -> JoinResult:
+    async def join_cluster(
+        self, info: WorkerInfo, lease: float, *, force: bool = False, fresh: bool = False
+    ) -> JoinResult:
         """Write our worker row (unless another live process holds the id and
-        not ``force``) and list the live workers."""
+        not ``force``) and list the live workers. ``fresh``: the process has
+        loaded no player yet (its first join), so the owner rows naming its
+        id are an earlier process's and go in the same transaction; kept,
+        they would make that process's players held again by a worker that
+        has none of them (every claim elsewhere a needless handoff)."""
 
     async def renew_worker(self, worker: str, instance: str, lease: float) -> list[WorkerInfo] | None:
         """Extend our lease; None if our row is gone or another process's."""
@@ -212,7 +222,9 @@ class SqliteCluster:
 
         def _tx(self, body: Callable[[sqlite3.Connection], T]) -> T: ...
 
-    async def join_cluster(self, info: WorkerInfo, lease: float, *, force: bool = False) -> JoinResult:
+    async def join_cluster(
+        self, info: WorkerInfo, lease: float, *, force: bool = False, fresh: bool = False
+    ) -> JoinResult:
         def body(conn: sqlite3.Connection) -> JoinResult:
             now = _now_ms()
             row = conn.execute(
@@ -230,6 +242,8 @@ class SqliteCluster:
                 " started_at = excluded.started_at, expires_at = excluded.expires_at",
                 (info.id, info.instance, info.store_kind, info.bus, info.address, now, now + round(lease * 1000)),
             )
+            if fresh:
+                conn.execute("DELETE FROM player_owners WHERE worker = ?", (info.id,))
             return JoinResult(None, _sqlite_live(conn, now))
 
         return await self._run(self._tx, body)
@@ -389,8 +403,17 @@ M_RENEW = (
     "UPDATE workers SET expires_at = CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED) + %s WHERE id = %s AND instance = %s"
 )
 M_LEAVE = "DELETE FROM workers WHERE id = %s AND instance = %s"
+M_DISOWN = "DELETE FROM player_owners WHERE worker = %s"
 M_RELEASE_LOCK = "SELECT epoch FROM players WHERE id = %s FOR UPDATE"
-M_RELEASE = "DELETE FROM player_owners WHERE player_id = %s AND worker = %s"
+# A release's DELETE runs in the batch that took the player's row lock
+# (M_RELEASE_LOCK, just before it): the epoch it reads is the locked row's.
+M_RELEASE = (
+    "DELETE FROM player_owners WHERE player_id = %s AND worker = %s AND EXISTS (SELECT 1 FROM players WHERE id = %s)"
+)
+M_RELEASE_AT = (
+    "DELETE FROM player_owners WHERE player_id = %s AND worker = %s"
+    " AND EXISTS (SELECT 1 FROM players WHERE id = %s AND epoch = %s)"
+)
 M_OWNER = (
     "SELECT o.worker FROM player_owners o JOIN workers w ON w.id = o.worker"
     " WHERE o.player_id = %s AND w.expires_at > CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
@@ -399,7 +422,12 @@ M_PRESENCE = (
     "SELECT o.worker, o.online FROM player_owners o JOIN workers w ON w.id = o.worker"
     " WHERE o.player_id = %s AND w.expires_at > CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
 )
-_M_OFFLINE = "UPDATE player_owners SET online = 0 WHERE worker = %s AND online = 1 AND player_id IN ({})"
+# The players' rows were locked (in id order) by the statement before, in
+# the same batch: the epochs compared are those of the locked rows.
+_M_OFFLINE = (
+    "UPDATE player_owners o JOIN players p ON p.id = o.player_id SET o.online = 0"
+    " WHERE o.worker = %s AND o.online = 1 AND o.player_id IN ({}) AND (p.id, p.epoch) IN ({})"
+)
 M_BUS_PUBLISH = (
     "INSERT INTO bus_events (at, origin, kind, player, body)"
     " VALUES (CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED), %s, %s, %s, %s)"
@@ -444,7 +472,7 @@ def mysql_adopt(player_id: int, worker: str) -> tuple[str, tuple[object, ...]]:
     return M_ADOPT, (player_id, worker)
 
 
-async def _m_join(conn: Conn, bound: float, info: WorkerInfo, lease_ms: int, force: bool) -> JoinResult:
+async def _m_join(conn: Conn, bound: float, info: WorkerInfo, lease_ms: int, force: bool, fresh: bool) -> JoinResult:
     mariadb = _mariadb(conn)
     cur = await conn.cursor()
     await cur.execute("BEGIN")
@@ -457,6 +485,8 @@ async def _m_join(conn: Conn, bound: float, info: WorkerInfo, lease_ms: int, for
             return JoinResult(holder, await _m_live(cur, bound, mariadb))
     args = (info.id, info.instance, info.store_kind, info.bus, info.address, lease_ms)
     await _send(cur, M_WORKER_PUT, args, bound, mariadb)
+    if fresh:
+        await _send(cur, M_DISOWN, (info.id,), bound, mariadb)
     await cur.execute("COMMIT")
     return JoinResult(None, await _m_live(cur, bound, mariadb))
 
@@ -481,41 +511,41 @@ async def _m_workers(conn: Conn, bound: float) -> list[WorkerInfo]:
 
 
 async def _m_release(conn: Conn, bound: float, player_id: int, worker: str, epoch: int | None) -> bool:
-    mariadb = _mariadb(conn)
+    """One round trip: lock the player's row (as a claim and a save take
+    it, before the owner row), drop the owner row if it is ``worker``'s and
+    the epoch is still ``epoch`` (the DELETE's own condition), commit."""
+    release: tuple[str, Sequence[object]]
+    if epoch is None:
+        release = (M_RELEASE, (player_id, worker, player_id))
+    else:
+        release = (M_RELEASE_AT, (player_id, worker, player_id, epoch))
+    steps = [(M_RELEASE_LOCK, (player_id,)), release]
     cur = await conn.cursor()
-    await cur.execute("BEGIN")
-    await _send(cur, M_RELEASE_LOCK, (player_id,), bound, mariadb)
-    row = await cur.fetchone()
-    if row is None or (epoch is not None and int(row[0]) != epoch):
-        await cur.execute("ROLLBACK")
-        return False
-    await _send(cur, M_RELEASE, (player_id, worker), bound, mariadb)
-    released = cur.rowcount == 1
-    await cur.execute("COMMIT")
-    return released
+    _, deleted = await send_batch(cur, steps, bound, _mariadb(conn), begin=True, commit=True)
+    return deleted.rowcount == 1
 
 
 def _m_offline_statement(count: int) -> str:
-    """Clear the flag of ``count`` players (ids as parameters, after the worker)."""
-    return _M_OFFLINE.format(", ".join(["%s"] * count))
+    """Clear the flag of ``count`` players; parameters: the worker, the
+    ``count`` ids, then ``id, epoch`` of each."""
+    return _M_OFFLINE.format(", ".join(["%s"] * count), ", ".join(["(%s, %s)"] * count))
 
 
 async def _m_offline(conn: Conn, bound: float, worker: str, players: Sequence[tuple[int, int]]) -> int:
     """Like :func:`_m_release`, the owner rows are written under their
     players' row locks, taken first (as a claim and a save take them, in id
-    order), so this never deadlocks with either: four round trips a batch."""
-    mariadb = _mariadb(conn)
+    order), so this never deadlocks with either; the UPDATE's own condition
+    compares the epochs: one round trip a batch."""
     wanted = dict(players)
+    ids = sorted(wanted)
+    pairs = [x for pid in ids for x in (pid, wanted[pid])]
+    steps: list[tuple[str, Sequence[object]]] = [
+        (lock_epochs_statement(len(ids)), ids),
+        (_m_offline_statement(len(ids)), [worker, *ids, *pairs]),
+    ]
     cur = await conn.cursor()
-    await cur.execute("BEGIN")
-    await _send(cur, lock_epochs_statement(len(wanted)), sorted(wanted), bound, mariadb)
-    mine = sorted(int(pid) for pid, epoch in await cur.fetchall() if wanted.get(int(pid)) == int(epoch))
-    cleared = 0
-    if mine:
-        await _send(cur, _m_offline_statement(len(mine)), (worker, *mine), bound, mariadb)
-        cleared = int(cur.rowcount)
-    await cur.execute("COMMIT")
-    return cleared
+    _, cleared = await send_batch(cur, steps, bound, _mariadb(conn), begin=True, commit=True)
+    return cleared.rowcount
 
 
 async def _m_one(conn: Conn, bound: float, statement: str, args: Sequence[object]) -> Any:
@@ -574,9 +604,11 @@ class MysqlCluster:
         t = self.options.timeout
         return t, self._bound(t)
 
-    async def join_cluster(self, info: WorkerInfo, lease: float, *, force: bool = False) -> JoinResult:
+    async def join_cluster(
+        self, info: WorkerInfo, lease: float, *, force: bool = False, fresh: bool = False
+    ) -> JoinResult:
         t, b = self._quick()
-        return await self._call("join_cluster", t, _m_join, b, info, round(lease * 1000), force)
+        return await self._call("join_cluster", t, _m_join, b, info, round(lease * 1000), force, fresh)
 
     async def renew_worker(self, worker: str, instance: str, lease: float) -> list[WorkerInfo] | None:
         t, b = self._quick()

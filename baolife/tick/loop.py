@@ -184,6 +184,7 @@ class TickLoop:
         self._late = 0.0
         self._stop = trio.Event()
         self._stopped = trio.Event()
+        self._goodbye_at_stop = True
         self.advanced = trio.Event()
 
     # ----------------------------------------------------------------- views
@@ -226,7 +227,8 @@ class TickLoop:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Tick until :meth:`stop`; then say ``bye`` (shutdown) to every
-        connection and close it with 1001, at a tick boundary."""
+        connection and close it with 1001, at a tick boundary (unless the
+        stop asked for :meth:`goodbye` later)."""
         deadline = trio.current_time()
         task_status.started()
         try:
@@ -247,10 +249,22 @@ class TickLoop:
         finally:
             self._stopped.set()
 
-    async def stop(self) -> None:
-        """Stop at the next tick boundary and wait until the goodbyes are queued."""
+    async def stop(self, *, goodbye: bool = True) -> None:
+        """Stop at the next tick boundary and wait until what had arrived is
+        applied and, with ``goodbye``, the goodbyes are queued. Without, the
+        connections stay open, their players frozen, until :meth:`goodbye`
+        (a drain saves everyone first, so that the players it sends away
+        find themselves free wherever they land)."""
+        self._goodbye_at_stop = goodbye
         self._stop.set()
         await self._stopped.wait()
+
+    def goodbye(self) -> None:
+        """After ``stop(goodbye=False)``: ``bye`` (shutdown) and close 1001
+        to every connection now. What arrived since the stop is dropped:
+        it was never acknowledged, and the players are saved already."""
+        self.inbox.drain()
+        self._say_goodbye(trio.current_time())
 
     # ----------------------------------------------------------------- one tick
 
@@ -324,11 +338,15 @@ class TickLoop:
         # Apply what already arrived so nothing a client was acked for is lost.
         for item in self.inbox.drain():
             self._handle(item, tick, now)
+        if self._goodbye_at_stop:
+            self._say_goodbye(now)
+        self._mark(self.world)
+
+    def _say_goodbye(self, now: float) -> None:
         self.delivery.goodbye("shutdown", wire.CloseCode.SHUTDOWN)
-        self.delivery.flush(tick)
+        self.delivery.flush(self.tick + 1)
         for pid in self.delivery.close_said_bye(now):
             self._leave(pid)
-        self._mark(self.world)
 
     def _mark(self, world: World) -> None:
         """Hand the players this tick changed to the saver's bookkeeping."""

@@ -11,8 +11,16 @@ that ``down`` finds all of it, also after a crash)::
     bl-db     eth0 10.213.7.10 --+-- bridge br0 in namespace bl-net
     bl-w1..3  eth0 10.213.7.11.. -+   (10.213.7.0/25)
 
-The root namespace has a route to the edge's /30 only, so clients reach the
-edge and nothing else; the rest of the /24 is an ``unreachable`` route there,
+With ``--edges 2`` a second edge, ``bl-edge2`` (eth0 10.213.7.3, eth1
+10.213.7.134 behind the root namespace's bl-client2 10.213.7.133/30), runs
+HAProxy with the same generated configuration: the same server lines in the
+same order give the same consistent-hash ring, so either edge sends a player
+to the same worker. One HAProxy holds two descriptors per player and a
+process here cannot pass 20,000, so more players than about 9,900 need a
+second edge (docs/SCALING.md).
+
+The root namespace has a route to the edges' /30s only, so clients reach the
+edges and nothing else; the rest of the /24 is an ``unreachable`` route there,
 added before anything else, so nothing meant for it takes the default route
 off this machine. On ``db`` MariaDB (its own datadir under the run
 directory) listens on 127.0.0.1:3306 of that namespace, and the database
@@ -60,9 +68,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "bl-"
 SWITCH = "bl-net"
 NET = "10.213.7"
-EDGE_IN = f"{NET}.2"
+# Edges (HAProxy) for ``up --edges``: edge k (from 0) is 10.213.7.(2+k) on the
+# bridge and 10.213.7.(130+4k) to the clients (edge_in, edge_out below).
+MAX_EDGES = 4
 DB = f"{NET}.10"
-CLIENT_ROOT = f"{NET}.129"
 EDGE_OUT = f"{NET}.130"
 WS_PORT, HTTP_PORT = 8765, 8080
 DEFAULT_DIR = Path(os.environ.get("BL_CLUSTER_DIR", "/run/bl-cluster"))
@@ -72,6 +81,9 @@ CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 # half as many players.
 OPEN_FILES = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 EDGE_MAXCONN = max(1000, (OPEN_FILES - 200) // 2)
+# Seconds a rolling restart waits, after a worker is back in rotation, for
+# the players it sent away to be online again before the next worker goes.
+SETTLE = 60.0
 
 
 class ClusterError(Exception):
@@ -80,6 +92,26 @@ class ClusterError(Exception):
 
 def worker_ip(name: str) -> str:
     return f"{NET}.{10 + int(name[1:])}"
+
+
+def edge_hosts(edges: int) -> list[str]:
+    """The host names of ``edges`` edges: ``edge``, ``edge2``, ..."""
+    return ["edge" if k == 0 else f"edge{k + 1}" for k in range(edges)]
+
+
+def edge_in(k: int) -> str:
+    """Edge ``k``'s (from 0) address on the hosts' bridge."""
+    return f"{NET}.{2 + k}"
+
+
+def client_root(k: int) -> str:
+    """The root namespace's end of edge ``k``'s /30 (the clients' side)."""
+    return f"{NET}.{129 + 4 * k}"
+
+
+def edge_out(k: int) -> str:
+    """Edge ``k``'s address for clients."""
+    return f"{NET}.{130 + 4 * k}"
 
 
 def run(args: Sequence[str], *, check: bool = True, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -197,7 +229,18 @@ class Cluster:
 
     @property
     def edge(self) -> str:
+        """The first edge's address for clients."""
         return EDGE_OUT
+
+    @property
+    def edges(self) -> list[str]:
+        """Every edge's address for clients (``up --edges``)."""
+        return [edge_out(k) for k in range(len(self.edge_hosts))]
+
+    @property
+    def edge_hosts(self) -> list[str]:
+        """The edges' host names: ``edge``, ``edge2``, ..."""
+        return edge_hosts(int(self.state().get("edges", 1)))
 
     # ------------------------------------------------------------ up
 
@@ -208,10 +251,13 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         tls: bool = True,
         latency_ms: float = 0.0,
+        edges: int = 1,
     ) -> None:
         """Build the whole cluster; on any failure remove what was made."""
         if not 1 <= workers <= 9:
             raise ClusterError("--workers must be between 1 and 9")
+        if not 1 <= edges <= MAX_EDGES:
+            raise ClusterError(f"--edges must be between 1 and {MAX_EDGES}")
         if os.geteuid() != 0:
             raise ClusterError("needs root (network namespaces)")
         if namespaces() or root_links() or _our_route():
@@ -228,11 +274,12 @@ class Cluster:
             "password": password,
             "tls": tls,
             "env": dict(env or {}),
+            "edges": edges,
             "pids": {},
         }
         self._save(state)
         try:
-            self._network(names)
+            self._network(names, edge_hosts(edges))
             self._certificates()
             self._database(password)
             self._proxy()
@@ -243,8 +290,9 @@ class Cluster:
                 self.start(name, wait=False)
             for name in names:
                 self.wait_ready(name)
-            self._edge(names)
-            wait_until("the edge to see every worker up", lambda: self.edge_sees_up(names), 30)
+            for host in edge_hosts(edges):
+                self._edge(names, host)
+            wait_until("the edges to see every worker up", lambda: self.edge_sees_up(names), 30)
         except BaseException:
             self.down()
             raise
@@ -255,14 +303,15 @@ class Cluster:
         if proc.returncode != 0:
             raise ClusterError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "deb-ensure failed")
 
-    def _network(self, names: list[str]) -> None:
+    def _network(self, names: list[str], edges: list[str]) -> None:
         # First of all: from the root namespace the /24 is unreachable but for
         # the edge's /30 (added below), so nothing for it takes the default route.
         run(["ip", "route", "replace", "unreachable", f"{NET}.0/24"])
         run(["ip", "netns", "add", SWITCH])
         run(in_ns(SWITCH, "ip", "link", "add", "br0", "type", "bridge"))
         run(in_ns(SWITCH, "ip", "link", "set", "br0", "up"))
-        hosts = {"edge": EDGE_IN, "db": DB} | {name: worker_ip(name) for name in names}
+        hosts = {host: edge_in(k) for k, host in enumerate(edges)} | {"db": DB}
+        hosts |= {name: worker_ip(name) for name in names}
         for host, address in hosts.items():
             ns = PREFIX + host
             run(["ip", "netns", "add", ns])
@@ -274,13 +323,15 @@ class Cluster:
             run(in_ns(SWITCH, "ip", "link", "set", outer, "master", "br0", "up"))
             run(in_ns(ns, "ip", "addr", "add", f"{address}/25", "dev", "eth0"))
             run(in_ns(ns, "ip", "link", "set", "eth0", "up"))
-        # The clients' link: the root namespace reaches the edge's /30 only.
-        run(["ip", "link", "add", "bl-client", "type", "veth", "peer", "name", "bl-client1"])
-        run(["ip", "link", "set", "bl-client1", "netns", "bl-edge", "name", "eth1"])
-        run(["ip", "addr", "add", f"{CLIENT_ROOT}/30", "dev", "bl-client"])
-        run(["ip", "link", "set", "bl-client", "up"])
-        run(in_ns("bl-edge", "ip", "addr", "add", f"{EDGE_OUT}/30", "dev", "eth1"))
-        run(in_ns("bl-edge", "ip", "link", "set", "eth1", "up"))
+        # The clients' links: the root namespace reaches each edge's /30 only.
+        for k, host in enumerate(edges):
+            link = "bl-client" if k == 0 else f"bl-client{k + 1}"
+            run(["ip", "link", "add", link, "type", "veth", "peer", "name", f"{link}-e"])
+            run(["ip", "link", "set", f"{link}-e", "netns", PREFIX + host, "name", "eth1"])
+            run(["ip", "addr", "add", f"{client_root(k)}/30", "dev", link])
+            run(["ip", "link", "set", link, "up"])
+            run(in_ns(PREFIX + host, "ip", "addr", "add", f"{edge_out(k)}/30", "dev", "eth1"))
+            run(in_ns(PREFIX + host, "ip", "link", "set", "eth1", "up"))
 
     def _certificates(self) -> None:
         tls = self.dir / "tls"
@@ -288,7 +339,9 @@ class Cluster:
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         run(["openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=bl-cluster throwaway CA",
              "-keyout", str(tls / "ca.key"), "-out", str(tls / "ca.pem")])  # fmt: skip
-        for name, san in (("db", f"IP:{DB},DNS:db"), ("edge", f"IP:{EDGE_OUT},DNS:edge")):
+        # One certificate for every edge (any of them may answer a client).
+        edges = "".join(f"IP:{edge_out(k)}," for k in range(MAX_EDGES))
+        for name, san in (("db", f"IP:{DB},DNS:db"), ("edge", f"{edges}DNS:edge")):
             (tls / f"{name}.ext").write_text(f"subjectAltName={san}\n")
             run(["openssl", "req", "-new", *ec, "-subj", f"/CN={name}",
                  "-keyout", str(tls / f"{name}.key"), "-out", str(tls / f"{name}.csr")])  # fmt: skip
@@ -385,7 +438,7 @@ class Cluster:
             BAOLIFE_WS_BIND=f"0.0.0.0:{WS_PORT}",
             BAOLIFE_HTTP_BIND=f"0.0.0.0:{HTTP_PORT}",
             BAOLIFE_WORKER_ID=name,
-            BAOLIFE_TRUSTED_PROXIES=EDGE_IN,
+            BAOLIFE_TRUSTED_PROXIES=",".join(edge_in(k) for k in range(len(self.edge_hosts))),
             BAOLIFE_CONN_PER_IP="1000000",
             BAOLIFE_REGISTER_PER_IP_HOUR="1000000",
             BAOLIFE_MAX_CONNECTIONS="9000",
@@ -442,27 +495,54 @@ class Cluster:
             raise ClusterError(f"{name} is not running")
         wait_until(f"{name} to die", lambda: not alive(pid), 10)
 
-    def restart(self, names: Iterable[str]) -> None:
+    def restart(self, names: Iterable[str], *, settle: float = SETTLE) -> list[dict[str, Any]]:
         """A rolling restart, as an operator does it: each worker in turn is
         taken out of the edge's rotation (so its players reconnect to the
         others at once, not to it), stops (drains: every player saved),
-        starts, and is back in rotation before the next one goes."""
+        starts, is back in rotation, and the next one goes only once as many
+        players are online as before this one stopped: a worker stopped
+        while the last one's players are still logging in on it sends them
+        away a second time, mid-login, and they come back last (issue 13).
+        Raises :class:`ClusterError` when they are not back within
+        ``settle`` seconds (the restart stops there). Returns, per worker,
+        the players online before it stopped and the seconds from its stop
+        until they were all back."""
+        steps = []
         for name in names:
             self._known(name)
+            before = self.players_online()
             self.edge_server(name, "disable")
+            stopped = time.monotonic()
             try:
                 self.stop(name)
                 self.start(name)
             finally:
                 self.edge_server(name, "enable")
             wait_until(f"the edge to see {name} up", lambda n=name: self.edge_sees_up([n]), 30)
+            try:
+                wait_until(f"the {before} players online before {name} stopped to be back",
+                           lambda b=before: self.players_online() >= b, settle, every=0.5)  # fmt: skip
+            except ClusterError as exc:
+                raise ClusterError(f"{exc} ({self.players_online()} online); rolling restart stopped") from None
+            steps.append({"worker": name, "players": before, "seconds": round(time.monotonic() - stopped, 1)})
+        return steps
+
+    def players_online(self) -> int:
+        """Players logged in over every running worker (their
+        ``baolife_players_online``; a worker not answering counts none)."""
+        total = 0.0
+        for name in self.workers:
+            with contextlib.suppress(ClusterError):
+                total += self.metric(name, "baolife_players_online")
+        return int(total)
 
     def edge_server(self, name: str, action: str) -> None:
-        """``disable`` or ``enable`` worker ``name`` in the edge's backends."""
-        for backend in ("baolife_ws", "baolife_web"):
-            answer = self.haproxy(f"{action} server {backend}/{name}").strip()
-            if answer:
-                raise ClusterError(f"HAProxy: {action} server {backend}/{name}: {answer}")
+        """``disable`` or ``enable`` worker ``name`` in every edge's backends."""
+        for host in self.edge_hosts:
+            for backend in ("baolife_ws", "baolife_web"):
+                answer = self.haproxy(f"{action} server {backend}/{name}", host).strip()
+                if answer:
+                    raise ClusterError(f"HAProxy on {host}: {action} server {backend}/{name}: {answer}")
 
     def partition(self, name: str, mode: str = "blackhole") -> None:
         """Cut worker ``name`` off from the database (its players stay connected)."""
@@ -515,13 +595,15 @@ class Cluster:
 
     # ------------------------------------------------------------ edge
 
-    def haproxy_config(self, names: list[str]) -> str:
-        """deploy/haproxy/haproxy.cfg for this cluster: its binds, certificate,
+    def haproxy_config(self, names: list[str], host: str = "edge") -> str:
+        """deploy/haproxy/haproxy.cfg for edge ``host``: its binds, certificate,
         log and server lines replaced, an admin socket and the header naming
         the worker a WebSocket went to added; every replaced line must be in
-        the shipped file exactly once."""
+        the shipped file exactly once. Edges differ in their binds and admin
+        socket only: the server lines, so the hash ring, are the same."""
         text = CONFIG.read_text()
-        edge = self.dir / "edge"
+        edge = self.dir / host
+        address = edge_out(edge_hosts(MAX_EDGES).index(host))
         ws = "".join(f"    server {n} {worker_ip(n)}:{WS_PORT} check port {HTTP_PORT}\n" for n in names)
         web = "".join(f"    server {n} {worker_ip(n)}:{HTTP_PORT} check\n" for n in names)
         replace = {
@@ -529,8 +611,8 @@ class Cluster:
             f"    stats socket {edge / 'admin.sock'} mode 600 level admin\n",
             "    maxconn 100000\n": f"    maxconn {EDGE_MAXCONN}\n",
             "    bind :443 ssl crt /etc/haproxy/certs/baolife.pem alpn http/1.1\n":
-                f"    bind {EDGE_OUT}:443 ssl crt {self.dir / 'tls' / 'edge-bundle.pem'} alpn http/1.1\n",
-            "    bind :80\n": f"    bind {EDGE_OUT}:80\n",
+                f"    bind {address}:443 ssl crt {self.dir / 'tls' / 'edge-bundle.pem'} alpn http/1.1\n",
+            "    bind :80\n": f"    bind {address}:80\n",
             "    hash-type consistent\n": "    hash-type consistent\n"
             "    http-response set-header X-Baolife-Worker %[srv_name]\n",
             "    server w1 127.0.0.1:8701 check port 8801\n": ws,
@@ -544,31 +626,32 @@ class Cluster:
             text = text.replace(old, new)
         return text
 
-    def _edge(self, names: list[str]) -> None:
-        edge = self.dir / "edge"
+    def _edge(self, names: list[str], host: str) -> None:
+        edge = self.dir / host
         edge.mkdir()
         config = edge / "haproxy.cfg"
-        config.write_text(self.haproxy_config(names))
+        config.write_text(self.haproxy_config(names, host))
         run(["haproxy", "-c", "-f", str(config)])
-        pid = spawn("bl-edge", ["haproxy", "-db", "-f", str(config)], edge / "haproxy.log")
-        self._set_pid("edge", pid)
-        wait_until("HAProxy's admin socket", lambda: (edge / "admin.sock").exists(), 20)
+        pid = spawn(PREFIX + host, ["haproxy", "-db", "-f", str(config)], edge / "haproxy.log")
+        self._set_pid(host, pid)
+        wait_until(f"HAProxy's admin socket on {host}", lambda: (edge / "admin.sock").exists(), 20)
 
-    def haproxy(self, command: str) -> str:
+    def haproxy(self, command: str, host: str = "edge") -> str:
+        """One command on edge ``host``'s HAProxy admin socket; its answer."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(5)
-            sock.connect(str(self.dir / "edge" / "admin.sock"))
+            sock.connect(str(self.dir / host / "admin.sock"))
             sock.sendall(command.encode() + b"\n")
             chunks = []
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
-    def edge_status(self) -> dict[str, str]:
-        """The edge's view of each worker in the WebSocket backend: its state
-        (UP, DOWN, "UP 1/2" going down, "DOWN 1/2" coming up) and last check,
-        e.g. "UP L7OK"."""
-        rows = csv.reader(io.StringIO(self.haproxy("show stat").lstrip("# ")))
+    def edge_status(self, host: str = "edge") -> dict[str, str]:
+        """Edge ``host``'s view of each worker in the WebSocket backend: its
+        state (UP, DOWN, "UP 1/2" going down, "DOWN 1/2" coming up) and last
+        check, e.g. "UP L7OK"."""
+        rows = csv.reader(io.StringIO(self.haproxy("show stat", host).lstrip("# ")))
         header = next(rows)
         px, sv = header.index("pxname"), header.index("svname")
         status, check = header.index("status"), header.index("check_status")
@@ -576,33 +659,50 @@ class Cluster:
                 and row[px] == "baolife_ws" and row[sv] not in ("FRONTEND", "BACKEND")}  # fmt: skip
 
     def edge_sees_up(self, names: Iterable[str]) -> bool:
-        """Fully up, its last check passed (not merely not yet checked)."""
-        seen = self.edge_status()
-        return all(seen.get(name, "").split()[:1] == ["UP"] and seen[name].endswith("L7OK") for name in names)
+        """Every edge sees each of ``names`` fully up, its last check passed
+        (not merely not yet checked)."""
+        names = list(names)
+        for host in self.edge_hosts:
+            seen = self.edge_status(host)
+            if not all(seen.get(n, "").split()[:1] == ["UP"] and seen[n].endswith("L7OK") for n in names):
+                return False
+        return True
 
     def edge_sees_down(self, names: Iterable[str]) -> bool:
-        seen = self.edge_status()
-        return all(seen.get(name, "").startswith("DOWN") for name in names)
+        """Every edge sees each of ``names`` down."""
+        names = list(names)
+        return all(all(self.edge_status(host).get(n, "").startswith("DOWN") for n in names) for host in self.edge_hosts)
 
     # ------------------------------------------------------------ status, down
 
     def status(self) -> dict[str, Any]:
         state = self.state()
         hosts: dict[str, Any] = {}
-        for name in ("db", "proxy", "edge"):
+        for name in ("db", "proxy", *self.edge_hosts):
             if name in state["pids"]:
                 hosts[name] = {"running": self.running(name)}
-        try:
-            edge = self.edge_status() if self.running("edge") else {}
-        except OSError:
-            edge = {}
+        views: dict[str, dict[str, str]] = {}
+        for host in self.edge_hosts:
+            try:
+                views[host] = self.edge_status(host) if self.running(host) else {}
+            except OSError:
+                views[host] = {}
         for name in state["workers"]:
             running = self.running(name)
             code, body = self.http(name, "/readyz") if running else (0, "")
-            hosts[name] = {"running": running, "readyz": code, "problems": _problems(body), "edge": edge.get(name)}
+            hosts[name] = {
+                "running": running,
+                "readyz": code,
+                "problems": _problems(body),
+                "edge": views["edge"].get(name),
+            }
+            if len(views) > 1:
+                hosts[name]["edges"] = {host: view.get(name) for host, view in views.items()}
         with contextlib.suppress(OSError, ClusterError, KeyError):
             hosts["proxy"]["path"] = self.proxy("stats")
-        return {"dir": str(self.dir), "edge": f"wss://{EDGE_OUT}/ws", "ca": str(self.ca), "hosts": hosts}
+        edges = [f"wss://{address}/ws" for address in self.edges]
+        out = {"dir": str(self.dir), "edge": edges[0], "ca": str(self.ca), "hosts": hosts}
+        return out | ({"edges": edges} if len(edges) > 1 else {})
 
     def down(self) -> list[str]:
         """Remove everything ``up`` made, whatever state it is in; what was removed."""
@@ -662,8 +762,8 @@ def _problems(body: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/cluster",
-        description="A BaoLife cluster on this machine: network namespaces (db, edge, 2-3 workers) "
-        "on 10.213.7.0/24, MariaDB, HAProxy, and chaos to play with it. Needs root.",
+        description="A BaoLife cluster on this machine: network namespaces (db, 1-4 HAProxy edges, 2-3 "
+        "workers) on 10.213.7.0/24, MariaDB, HAProxy, and chaos to play with it. Needs root.",
     )
     parser.add_argument(
         "--dir", type=Path, default=DEFAULT_DIR, help=f"run directory (default {DEFAULT_DIR}, or $BL_CLUSTER_DIR)"
@@ -671,11 +771,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="build the cluster and start everything")
     up.add_argument("--workers", type=int, default=3)
+    up.add_argument("--edges", type=int, default=1, help=f"HAProxy edges, 1-{MAX_EDGES} (same configuration and "
+                    "hash: either sends a player to the same worker); one holds about "
+                    f"{EDGE_MAXCONN:,} players here (two open files each)")  # fmt: skip
     up.add_argument("--no-tls", action="store_true", help="workers talk to MariaDB in plain text")
     up.add_argument("--latency", type=float, default=0.0, metavar="MS", help="database round trip added")
     up.add_argument("--env", action="append", default=[], metavar="BAOLIFE_X=V", help="a worker setting")
     sub.add_parser("down", help="stop and remove everything (also after a crash)")
-    sub.add_parser("status", help="hosts, processes, readiness, the edge's view (JSON)")
+    sub.add_parser("status", help="hosts, processes, readiness, the edges' view (JSON)")
     chaos = sub.add_parser("chaos", help="faults")
     what = chaos.add_subparsers(dest="chaos", required=True)
     what.add_parser("kill", help="kill -9 a worker").add_argument("worker")
@@ -685,7 +788,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     part.add_argument("worker")
     part.add_argument("--mode", choices=("blackhole", "reset"), default="blackhole")
     what.add_parser("heal", help="end partitions").add_argument("worker", nargs="?")
-    what.add_parser("restart", help="rolling restart").add_argument("workers", nargs="*", help="default: all")
+    roll = what.add_parser("restart", help="rolling restart (the next worker once the last one's players are back)")
+    roll.add_argument("workers", nargs="*", help="default: all")
+    roll.add_argument("--settle", type=float, default=SETTLE, metavar="S",
+                      help=f"seconds for its players to be back before the next goes (default {SETTLE:g})")  # fmt: skip
     what.add_parser("latency", help="database round trip, ms").add_argument("ms", type=float)
     args = parser.parse_args(argv)
     cluster = Cluster(args.dir)
@@ -694,7 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = dict(item.split("=", 1) for item in args.env if "=" in item)
             if len(env) != len(args.env):
                 raise ClusterError("--env takes BAOLIFE_NAME=VALUE")
-            cluster.up(args.workers, env=env, tls=not args.no_tls, latency_ms=args.latency)
+            cluster.up(args.workers, env=env, tls=not args.no_tls, latency_ms=args.latency, edges=args.edges)
             print(json.dumps(cluster.status(), indent=1))
         elif args.command == "down":
             print("\n".join(f"removed {item}" for item in cluster.down()) or "nothing to remove")
@@ -711,7 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.chaos == "heal":
             cluster.heal(args.worker)
         elif args.chaos == "restart":
-            cluster.restart(args.workers or cluster.workers)
+            print(json.dumps(cluster.restart(args.workers or cluster.workers, settle=args.settle)))
         elif args.chaos == "latency":
             cluster.latency(args.ms)
     except ClusterError as exc:

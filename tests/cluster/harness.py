@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "lib"))
 
 from cluster import EDGE_OUT, Cluster, ClusterError, namespaces, root_links  # noqa: E402
 
-__all__ = ["Cluster", "ClusterError", "Players", "cluster_for_module", "need_cluster", "wait_for", "REPORT"]
+__all__ = ["Cluster", "ClusterError", "Crowd", "Players", "cluster_for_module", "need_cluster", "wait_for", "REPORT"]
 
 CI = os.environ.get("CI") == "true"
 RUN_DIR = Path(os.environ.get("BL_CLUSTER_TEST_DIR", "/run/bl-cluster-test"))
@@ -93,16 +93,27 @@ def record(case: str, **figures: Any) -> None:
 
 
 class Players:
-    """``count`` players of players.mjs, registered through the edge."""
+    """``count`` players of players.mjs, registered through the edge at
+    ``edge`` (the cluster's first by default). With ``wait=False`` the
+    caller reads the first line itself (:meth:`wait_ready`), so that several
+    crowds register at once."""
 
-    def __init__(self, cluster: Cluster, count: int, ramp: int = 400) -> None:
+    def __init__(self, cluster: Cluster, count: int, ramp: int = 400, edge: str = EDGE_OUT, wait: bool = True) -> None:
         self.count = count
+        self.ramp = ramp
         self.proc = subprocess.Popen(
-            ["node", str(Path(__file__).with_name("players.mjs")), EDGE_OUT, "443", str(cluster.ca), str(count),
+            ["node", str(Path(__file__).with_name("players.mjs")), edge, "443", str(cluster.ca), str(count),
              str(ramp)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )  # fmt: skip
-        self.ready = self._line(timeout=max(180, count * 0.05 + 60))
+        self.ready: dict[str, Any] = {}
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Until every player registered (failing the test if some could not)."""
+        # players.mjs gives up max(120 s, 50 ms a player) after its ramp.
+        self.ready = self._line(timeout=self.count / self.ramp + max(120, self.count * 0.05) + 60)
         if not self.ready.get("ready"):
             self.close()
             pytest.fail(f"players could not all register through the edge: {self.ready}")
@@ -144,3 +155,62 @@ class Players:
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 pipe.close()
+
+
+class Crowd:
+    """Players spread over every edge of the cluster, one players.mjs per
+    edge (each process holds one open file per player: a process here
+    cannot pass 20,000), registering at once, ``ramp`` a second each.
+    :meth:`report` merges theirs: counts added, and of each percentile
+    figure the count added and the largest of the processes' values (an
+    upper bound of the merged percentile)."""
+
+    def __init__(self, cluster: Cluster, count: int, ramp: int = 300) -> None:
+        edges = cluster.edges
+        shares = [count // len(edges) + (k < count % len(edges)) for k in range(len(edges))]
+        self.count = count
+        self.parts: list[Players] = []
+        try:
+            for edge, share in zip(edges, shares, strict=True):
+                self.parts.append(Players(cluster, share, ramp, edge=edge, wait=False))
+            for part in self.parts:
+                part.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def report(self) -> dict[str, Any]:
+        return _merge([part.report() for part in self.parts])
+
+    def mark(self) -> None:
+        for part in self.parts:
+            part.mark()
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
+
+
+def _merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for report in reports:
+        for key, value in report.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, dict, list)):
+                out.setdefault(key, value)
+            elif isinstance(value, list):
+                out[key] = out.get(key, []) + value
+            elif isinstance(value, dict) and "p50" in value:
+                seen = out.setdefault(key, {"n": 0})
+                seen["n"] += value["n"]
+                for q in ("p50", "p95", "p99", "max"):
+                    if value.get(q) is not None:
+                        seen[q] = max(seen.get(q) or 0, value[q])
+            elif isinstance(value, dict):
+                counts = out.setdefault(key, {})
+                for name, n in value.items():
+                    counts[name] = counts.get(name, 0) + n
+            elif key == "window_s":
+                out[key] = max(out.get(key, 0), value)
+            else:
+                out[key] = out.get(key, 0) + value
+    return out

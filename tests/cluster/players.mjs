@@ -39,6 +39,7 @@ function newWindow() {
   window = {
     since: now(), closes: {}, byes: {}, errors: {}, connect_failures: {}, downtime_ms: [], lost_days: [],
     lost_seconds: [], lost_unknown: 0, life_changed: 0, reconnects: 0, pings: [], moved: 0, login_ms: [], dropped: [], login_errors: {}, login_timeouts: 0,
+    register_errors: {},
   };
 }
 newWindow();
@@ -93,7 +94,7 @@ class Player {
       this.worker = landed;
       this.handshook = true;
       this.buffer = this.buffer.subarray(end + 4);
-      if (this.id === null) this.send({ type: "register", name: `Cluster ${this.index}` });
+      if (this.id === null) this.send({ type: "register", id: "register", name: `Cluster ${this.index}` });
       else {
         this.loginAt = now();
         this.send({ type: "login", id: "login", token: this.token });
@@ -147,6 +148,9 @@ class Player {
         case "error":
           if (op.ref === "login") {  // part of reconnecting: try again on a new connection
             count(window.login_errors, op.code);
+            this.sock.destroy();
+          } else if (op.ref === "register") {  // (busy while the crowd registers) likewise
+            count(window.register_errors, op.code);
             this.sock.destroy();
           } else count(window.errors, op.code);
           break;
@@ -252,6 +256,7 @@ function report() {
     login_timeouts: w.login_timeouts,
     window_s: Math.round((now() - w.since)) / 1000, reconnects: w.reconnects, moved: w.moved,
     closes: w.closes, byes: w.byes, errors: w.errors, login_errors: w.login_errors, connect_failures: w.connect_failures,
+    register_errors: w.register_errors,
     downtime_ms: pct(w.downtime_ms), lost_days: pct(w.lost_days), lost_seconds: pct(w.lost_seconds),
     lost_unknown: w.lost_unknown, life_changed: w.life_changed, ping_ms: pct(w.pings), login_ms: pct(w.login_ms),
     dropped: w.dropped,

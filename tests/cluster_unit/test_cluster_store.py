@@ -96,6 +96,32 @@ async def test_two_processes_cannot_join_under_one_worker_id(store: Store) -> No
     assert await cluster.renew_worker("w1", second.instance, 30) is not None
 
 
+async def test_a_restarted_worker_does_not_hold_its_predecessors_players(store: Store, store_url: str) -> None:
+    # A rolling restart: w1 stops (its row goes), a new process takes the id w1.
+    async with open_store(store_url, pool_size=2) as other:
+        a, b = cast(ClusterStore, store), cast(ClusterStore, other)
+        a.worker, b.worker = "w1", "b"
+        old = worker("w1")
+        await a.join_cluster(old, 30, fresh=True)
+        await b.join_cluster(worker("b"), 30, fresh=True)
+        kept = await store.create_account("Kept", hash_token("kept"), lambda pid: (b"born", 1))
+        left = await store.create_account("Left", hash_token("left"), lambda pid: (b"born", 1))
+        assert await b.owner(left) == "w1"
+        await a.leave_cluster("w1", old.instance)
+        # The same process joining again (its row was lost) keeps what it owns.
+        await a.join_cluster(old, 30)
+        assert await b.owner(kept) == "w1"
+        await a.leave_cluster("w1", old.instance)
+        # The new process holds none of them: b claims at once, nobody to ask.
+        await a.join_cluster(worker("w1"), 30, fresh=True)
+        assert await b.owner(left) is None and await b.owner(kept) is None
+        assert (await other.claim(left)).state == b"born"
+        assert await b.owner(left) == "b"
+        # Nor does a fresh join take back a player another worker claimed since.
+        await a.join_cluster(worker("w1"), 30, force=True, fresh=True)
+        assert await b.owner(left) == "b"
+
+
 async def test_the_bus_table_is_read_in_order_with_holes_read_again(store: Store) -> None:
     bus = cast(ClusterStore, store)
     assert await bus.bus_head() == 0

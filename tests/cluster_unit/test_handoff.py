@@ -112,6 +112,15 @@ async def test_a_worker_shutting_down_lets_its_players_go_with_nothing_lost(shar
                     a.request_shutdown()  # a rolling restart's SIGTERM
                     assert (await on_a.op("bye"))["reason"] == "shutdown"
                     assert await on_a.closed() == 1001
+                # A said it drains before its players went: once B has heard
+                # it (or A is gone already), B's logins of A's players wait
+                # for A's "left" without asking A (nor reading A's rows).
+                gone = a.ownership.worker
+                for _ in range(1000):  # polled (10 s at most): B's bus reads every bus_poll
+                    live = {w.id for w in await b.ownership.store.live_workers()}
+                    if b.ownership.peer_draining(gone) or gone not in live:
+                        break
+                    await trio.sleep(0.01)
                 # The client reconnects at once, elsewhere, while A still drains.
                 async with Client.connect(b.ws_port) as on_b:
                     welcome = await on_b.request("resume", token=token, last_seq=on_a.frames[-1]["seq"])
@@ -119,6 +128,7 @@ async def test_a_worker_shutting_down_lets_its_players_go_with_nothing_lost(shar
                     same_life(on_a.view, welcome["snapshot"])
             assert a.exit_code == 0
             assert b.ownership.takeovers == 0  # A let go when it left, not by its lease running out
+            assert b.ownership.handoffs_requested == 0
 
 
 async def _log_in_while(playing: Client, client: Client, token: str) -> tuple[dict[str, Any], float, tuple[str, int]]:
