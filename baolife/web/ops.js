@@ -339,6 +339,9 @@ function onAck(op) {
 
 /** Errors go next to the control that sent the message; only the ones with
  * no control (or a lost login) reach the toast. */
+// Answers to a login or resume that a later attempt may not get.
+const RETRY_LOGIN = new Set(["busy", "rate_limited", "internal"]);
+
 function onError(op) {
   const meta = settle(op.ref);
   const message = String(op.message || op.code || "error");
@@ -370,6 +373,17 @@ function onError(op) {
     return;
   }
   const kind = meta ? meta.kind : "";
+  if (kind === "login" && RETRY_LOGIN.has(op.code)) {
+    // Not logged in, and this socket never will be: close it and come back
+    // after the backoff, rather than sit on it until the server hangs up
+    // (a restarted worker's crowd would wait 10 s each, then retry anyway).
+    const ws = net.ws;
+    net.ws = null;
+    if (ws) ws.close(1000);
+    retryLater(op.code === "busy" ? "The server is busy." : `${message}.`);
+    mark("all");
+    return;
+  }
   if (kind === "register") {
     game.pendingName = null;
     const ws = net.ws;
