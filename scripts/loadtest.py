@@ -431,7 +431,10 @@ async def run_once(
     if lives == "mixed":
         if server != "ours":
             raise SystemExit("--lives mixed needs --server ours (the bare server has no store)")
-        seeded, tokens = await _seed(tmp, players, templates, seed)
+        # Seeded where the server will read them: its own SQLite file, or the
+        # database an --env BAOLIFE_DB_URL names (an empty one: seeding adds accounts).
+        db_url = extra_env.get("BAOLIFE_DB_URL", f"sqlite:///{tmp}/server.db")
+        seeded, tokens = await _seed(tmp, db_url, players, templates, seed)
     # Per-IP limits raised through settings, as a load test from one address must.
     env = loopback_env(tmp, conn_per_ip=1000000, register_per_ip_hour=1000000, max_connections=1000000)
     env.update(extra_env)
@@ -556,7 +559,7 @@ async def _report(
     }
 
 
-async def _seed(folder: str, players: int, templates: int, seed: int) -> tuple[dict[str, Any], list[str]]:
+async def _seed(folder: str, db_url: str, players: int, templates: int, seed: int) -> tuple[dict[str, Any], list[str]]:
     """Seed the server's store with ``players`` lives of every age
     (scripts/seed_lives.py); returns its report and the login tokens."""
     done = await trio.run_process(
@@ -570,7 +573,7 @@ async def _seed(folder: str, players: int, templates: int, seed: int) -> tuple[d
             "--seed",
             str(seed),
             "--db",
-            f"sqlite:///{folder}/server.db",
+            db_url,
             "--tokens",
             f"{folder}/tokens",
         ],
@@ -769,7 +772,13 @@ if __name__ == "__main__":
         "of players in the same sitting and print ours over its CPU, RSS and p99 ping",
     )
     parser.add_argument("--peer-dir", default=str(HERE.parents[1] / "shared" / "peers" / "colyseus"))
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server setting (BAOLIFE_DB_URL=mysql://...: an empty database, which --lives mixed seeds)",
+    )
     parser.add_argument(
         "--interval",
         type=float,
