@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import re
 import time
-from functools import partial
 from pathlib import Path
 
 import orjson
 import pytest
-import trio
-from browser import PHONE, Server, in_browser, shot
+from browser import PHONE, Server, shot
 from playwright.sync_api import Page, WebSocketRoute, expect
+from test_web_client import _play, _register
 
 from baolife.config import Settings
 from baolife.content.schema import Content
@@ -22,14 +21,10 @@ from baolife.content.schema import Content
 pytestmark = pytest.mark.browser
 
 BUDGET = 30
-SLACK = 15
 
 
 def _busy_then_back(server: Server, page: Page) -> None:
-    page.goto(server.url)
-    page.fill("#name", "Bea Busy")
-    page.click("#register-btn")
-    expect(page.locator("#conn")).to_have_text("Online")
+    _register(page, server, "Bea Busy")
 
     # From now on the page's sockets meet a stand-in that answers the first
     # login busy and lets the next ones through to the real server.
@@ -67,11 +62,4 @@ def _busy_then_back(server: Server, page: Page) -> None:
 async def test_a_busy_login_is_retried_on_a_new_socket_after_the_backoff(
     chromium: str, browser_settings: Settings, calm_content: Content, tmp_path: Path
 ) -> None:
-    with trio.fail_after(BUDGET + SLACK):
-        async with trio.open_nursery() as nursery:
-            server = Server(nursery, browser_settings, calm_content)
-            await server.start()
-            try:
-                await in_browser(chromium, tmp_path, BUDGET, "busy", partial(_busy_then_back, server), PHONE)
-            finally:
-                await server.stop()
+    await _play(chromium, browser_settings, calm_content, tmp_path, "busy", _busy_then_back, PHONE, BUDGET)
