@@ -46,18 +46,16 @@ from typing import Any
 
 import orjson
 import trio
-from seed_lives import spread_life
+from seed_lives import spread_world
 from serverlib import machine
 
 import baolife
-from baolife import content as content_pkg
 from baolife import protocol as wire
 from baolife.app import GC_THRESHOLDS
 from baolife.net.session import Session
 from baolife.net.ws import WsConnection, text_frame
 from baolife.tick import delivery as delivery_mod
 from baolife.tick.delivery import Delivery
-from baolife.tick.engine import World
 
 YEAR = 365
 PONG_SHARE = 0.2
@@ -116,13 +114,7 @@ def connect(count: int) -> tuple[subprocess.Popen[str], list[socket.socket]]:
 
 def record_days(players: int, ticks: int, seed: int) -> list[dict[int, list[wire.Op]]]:
     """The engine's ops of ``ticks`` days of ``players`` of every age."""
-    content = content_pkg.load()
-    rng = random.Random(seed)
-    world = World(content, day_ticks=1, year_days=YEAR, rng=random.Random(seed))
-    for pid in range(1, players + 1):
-        p = spread_life(world, pid, rng, YEAR)
-        world.join(p, 0)
-    world.take_output()
+    world = spread_world(players, seed, YEAR)
     days = []
     for tick in range(1, ticks + 1):
         world.advance(tick)

@@ -12,29 +12,19 @@ that ran a day in full. Compare two trees with ``PYTHONPATH=<tree>``.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 
 import orjson
-from seed_lives import spread_life
+from seed_lives import spread_world
 from serverlib import machine
-
-from baolife import content as content_pkg
-from baolife.tick.engine import World
 
 YEAR = 365
 
 
 def run(players: int, ticks: int, seed: int) -> tuple[float, float]:
     """(CPU microseconds per step, share of player-days run in full) of one run."""
-    content = content_pkg.load()
-    rng = random.Random(seed)
-    world = World(content, day_ticks=1, year_days=YEAR, rng=random.Random(seed))
-    for pid in range(1, players + 1):
-        p = spread_life(world, pid, rng, YEAR)
-        world.join(p, 0)
-    world.take_output()
+    world = spread_world(players, seed, YEAR)
     steps = 0
     started = time.process_time()
     for tick in range(1, ticks + 1):

@@ -58,6 +58,19 @@ def spread_life(world: World, pid: int, rng: random.Random, year_days: int = YEA
     return p
 
 
+def spread_world(players: int, seed: int, year_days: int = YEAR_DAYS) -> World:
+    """A world (one tick a game day) with ``players`` lives of :func:`spread_life`
+    joined at tick 0 and their joining output taken: what the step and send
+    benchmarks play on."""
+    content = content_pkg.load()
+    rng = random.Random(seed)  # noqa: S311 - game dice, not secrets
+    world = World(content, day_ticks=1, year_days=year_days, rng=random.Random(seed))  # noqa: S311
+    for pid in range(1, players + 1):
+        world.join(spread_life(world, pid, rng, year_days), 0)
+    world.take_output()
+    return world
+
+
 def live_templates(count: int, hours: float, seed: int) -> list[Player]:
     """``count`` accounts, each played for a random time up to ``hours``."""
     content = content_pkg.load()
