@@ -12,6 +12,17 @@ from baolife.db.store import Progress, Saved, SaveRow, Store, StoreError, StoreU
 
 _tokens = itertools.count()
 
+# Every migration, in order, on either engine (baolife/db/migrations/).
+MIGRATIONS = [
+    "0001_init",
+    "0002_heartbeat",
+    "0003_admin",
+    "0004_cluster",
+    "0005_ai_shared",
+    "0006_owner_online",
+    "0007_progress",
+]
+
 
 def token_hash() -> bytes:
     return hash_token(f"token-{next(_tokens)}")
@@ -28,17 +39,8 @@ def row(pid: int, epoch: int, state: bytes) -> SaveRow:
 async def test_migrate_applies_each_migration_once(store_url: str) -> None:
     with trio.fail_after(30):
         async with open_store(store_url) as store:
-            names = [
-                "0001_init",
-                "0002_heartbeat",
-                "0003_admin",
-                "0004_cluster",
-                "0005_ai_shared",
-                "0006_owner_online",
-                "0007_progress",
-            ]
-            assert await store.pending_migrations() == names
-            assert await store.migrate() == names
+            assert await store.pending_migrations() == MIGRATIONS
+            assert await store.migrate() == MIGRATIONS
             assert await store.pending_migrations() == []
             assert await store.migrate() == []
 
