@@ -389,7 +389,6 @@ class Delivery:
         streams = self._streams
         outbox = self.outbox
         encode = wire.encode_frame
-        ring = REPLAY_FRAMES
         sessions: list[Recipient] = []
         frames: list[bytes] = []
         if self._closing:
@@ -406,9 +405,8 @@ class Delivery:
             if stream is None:
                 frame = encode(0, tick, ops)
             else:
-                stream.seq = seq = stream.seq + 1
-                frame = encode(seq, tick, ops)
-                stream.frames[seq % ring] = frame
+                frame = encode(stream.seq + 1, tick, ops)
+                stream.append(frame)  # the ring's slots are _Stream's own
             sessions.append(session)
             frames.append(frame)
         outbox.clear()
