@@ -449,20 +449,20 @@ async def _send(cur: Any, text: str, args: Sequence[object], bound: float, maria
     await cur.execute(statement, params)
 
 
-def mysql_take_owner(player_id: int, worker: str) -> list[tuple[str, tuple[object, ...]]]:
-    """The statements a claim's transaction sends after its epoch bump (which
-    holds the player's row lock), in the same round trip: read the owner row
-    as it was, then make ``worker`` the owner. The claim then reads the first
-    one's row with :func:`mysql_held` and rolls everything back when it is a
-    refusal (another live worker owns the player). The owner and worker rows
+def mysql_owner_read(player_id: int) -> tuple[str, tuple[object, ...]]:
+    """The statement a claim's transaction sends after its epoch bump (which
+    holds the player's row lock), in the same round trip: the owner row as
+    it is, with its worker's lease left. The claim decides on it with
+    :func:`mysql_held`: take the player (:func:`mysql_adopt`) or undo its
+    bump (another live worker owns the player). The owner and worker rows
     are read without locks (a claim must not queue behind other claims of
     the same old owner, nor behind its renewal)."""
-    return [(M_TAKE_OWNER_READ, (player_id,)), mysql_adopt(player_id, worker)]
+    return M_TAKE_OWNER_READ, (player_id,)
 
 
 def mysql_held(player_id: int, worker: str, row: Sequence[Any] | None) -> PlayerHeld | None:
     """The refusal a claim by ``worker`` meets, from the row of
-    :func:`mysql_take_owner`'s read."""
+    :func:`mysql_owner_read`."""
     return _held(player_id, worker, row)
 
 

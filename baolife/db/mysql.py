@@ -43,7 +43,8 @@ import trio
 import trio_asyncio
 
 from . import mysql_dialect as sql
-from .cluster import MysqlCluster, PlayerHeld, mysql_adopt, mysql_held, mysql_take_owner
+from .batcher import Batcher
+from .cluster import MysqlCluster, PlayerHeld, mysql_adopt, mysql_held, mysql_owner_read
 from .migrations import load_migrations
 from .mysql_batch import send_batch
 from .mysql_dialect import MysqlOptions, bounded
@@ -77,6 +78,9 @@ Conn: TypeAlias = Any  # aiomysql.Connection; aiomysql has no type hints
 # into several statements of one transaction.
 STATEMENT_BYTES = 1024 * 1024
 CLOSE_GRACE = 2.0
+# The most logins (lookups, claims) one call sends together: each claim
+# reads a compressed state (a few KB for a grown life).
+BATCH_KEYS = 64
 
 # Connection trouble and conditions that pass: the caller keeps its data and retries.
 _UNAVAILABLE = (
@@ -204,14 +208,21 @@ async def _find_account(conn: Conn, bound: float, token_hash: bytes) -> int | No
     return None if row is None else int(row[0])
 
 
-async def _find_login(conn: Conn, bound: float, token_hash: bytes) -> AccountLogin | None:
-    cur = await conn.cursor()
-    await _send(cur, sql.FIND_LOGIN, (token_hash,), bound, _is_mariadb(conn))
-    r = await cur.fetchone()
-    if r is None:
-        return None
-    ban = None if r[1] is None else Ban(str(r[1]), None if r[2] is None else int(r[2]), str(r[3]), int(r[4]))
-    return AccountLogin(int(r[0]), ban)
+async def _find_logins(conn: Conn, bound: float, token_hashes: list[bytes]) -> list[AccountLogin | None]:
+    """The accounts (with their bans) of these tokens, in one round trip
+    (one statement each: a :class:`~baolife.db.batcher.Batcher` sends the
+    lookups that waited together)."""
+    steps = [(sql.FIND_LOGIN, (token_hash,)) for token_hash in token_hashes]
+    done = await send_batch(await conn.cursor(), steps, bound, _is_mariadb(conn))
+    out: list[AccountLogin | None] = []
+    for result in done:
+        r = result.rows[0] if result.rows else None
+        if r is None:
+            out.append(None)
+            continue
+        ban = None if r[1] is None else Ban(str(r[1]), None if r[2] is None else int(r[2]), str(r[3]), int(r[4]))
+        out.append(AccountLogin(int(r[0]), ban))
+    return out
 
 
 async def _create_account(
@@ -242,39 +253,69 @@ async def _create_account(
     return pid
 
 
-async def _claim(conn: Conn, bound: float, player_id: int, worker: str | None = None) -> Claim | PlayerHeld:
+async def _claim_many(
+    conn: Conn, bound: float, player_ids: list[int], worker: str | None = None
+) -> list[Claim | PlayerHeld | StoreCorrupt]:
+    """Claim distinct players in one transaction (a :class:`~baolife.db.batcher.Batcher`
+    sends the logins that waited together): each one's answer, in order.
+
+    Per player, in the first round trip: the epoch bump (which takes the row
+    lock; in id order, as saves and releases take them, so claims never
+    deadlock with those), the owner row of a cluster, and the read. Without
+    a worker nothing is left to decide: the console's "last login"
+    (baolife.admin: a claim is a worker loading the player) and the COMMIT
+    go in the same trip (for a player row that is missing it commits a "last
+    login" only). A worker's claim decides per player on the owner row it
+    read: in the second round trip it takes the free ones (owner row, last
+    login) and undoes the bump of the others (held by another live worker:
+    nothing of theirs changes), then commits."""
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
-    # One round trip: the epoch bump (which takes the row lock), the owner
-    # (a worker of a cluster), the console's "last login" (baolife.admin: a
-    # claim is a worker loading the player) and the read. Without a worker
-    # nothing is left to decide, and the COMMIT goes in the same trip (for
-    # a player row that is missing it commits a "last login" only); a
-    # worker's claim decides on the owner row it read: COMMIT or ROLLBACK.
-    owner = [] if worker is None else mysql_take_owner(player_id, worker)
-    login_at = (LOGIN_AT, (player_id, int(time.time())))
-    steps = [(sql.CLAIM_BUMP, (player_id,)), *owner, login_at, (sql.CLAIM_READ, (player_id,))]
-    done = await send_batch(cur, steps, bound, mariadb, begin=True, commit=worker is None)
-    bumped, rows = done[0].rowcount, done[-1].rows
-    missing = bumped != 1 or not rows
-    if worker is not None:
-        held = None if missing else mysql_held(player_id, worker, next(iter(done[1].rows), None))
+    ids = sorted(player_ids)
+    now = int(time.time())
+    answers: dict[int, Claim | PlayerHeld | StoreCorrupt] = {}
+    if worker is None:
+        steps: list[tuple[str, Sequence[object]]] = []
+        for pid in ids:
+            steps += [(sql.CLAIM_BUMP, (pid,)), (LOGIN_AT, (pid, now)), (sql.CLAIM_READ, (pid,))]
+        done = await send_batch(cur, steps, bound, mariadb, begin=True, commit=True)
+        for i, pid in enumerate(ids):
+            bump, _, read = done[3 * i : 3 * i + 3]
+            answers[pid] = _claimed(pid, bump.rowcount, read.rows)
+        return [answers[pid] for pid in player_ids]
+    steps = []
+    for pid in ids:
+        steps += [(sql.CLAIM_BUMP, (pid,)), mysql_owner_read(pid), (sql.CLAIM_READ, (pid,))]
+    done = await send_batch(cur, steps, bound, mariadb, begin=True)
+    finish: list[tuple[str, Sequence[object]]] = []
+    for i, pid in enumerate(ids):
+        bump, owner, read = done[3 * i : 3 * i + 3]
+        missing = bump.rowcount != 1 or not read.rows
+        held = None if missing else mysql_held(pid, worker, next(iter(owner.rows), None))
         if missing or held is not None:
-            await cur.execute("ROLLBACK")
-            if held is not None:
-                # Returned, not raised: an exception would cost the connection (_guarded).
-                return held
+            if bump.rowcount == 1:
+                finish.append((sql.CLAIM_UNBUMP, (pid,)))
+            answers[pid] = held if held is not None else _claimed(pid, bump.rowcount, read.rows)
         else:
-            await cur.execute("COMMIT")
-    if missing:
-        raise StoreCorrupt(f"player {player_id} has an account but no player row")
-    row = rows[0]
-    name, state, codec, epoch, age_days, money, low_money = row
+            finish += [mysql_adopt(pid, worker), (LOGIN_AT, (pid, now))]
+            answers[pid] = _claimed(pid, bump.rowcount, read.rows)
+    if finish:
+        await send_batch(cur, finish, bound, mariadb, commit=True)
+    else:
+        await cur.execute("ROLLBACK")
+    return [answers[pid] for pid in player_ids]
+
+
+def _claimed(player_id: int, bumped: int, rows: list[Any]) -> Claim | StoreCorrupt:
+    """A claim's answer from its bump's row count and its read's rows."""
+    if bumped != 1 or not rows:
+        return StoreCorrupt(f"player {player_id} has an account but no player row")
+    name, state, codec, epoch, age_days, money, low_money = rows[0]
     if state is not None:
         try:
             state = sql.decode_state(bytes(state), int(codec))
         except ValueError as exc:
-            raise StoreCorrupt(f"player {player_id}: {exc}") from None
+            return StoreCorrupt(f"player {player_id}: {exc}")
     return Claim(
         player_id=player_id,
         name=str(name),
@@ -580,6 +621,14 @@ class MysqlStore(MysqlCluster):
         )
         self._stats = QueryStats()
         self._closed = False
+        # A login's two calls, sent together with the others waiting when
+        # every connection is busy (a reconnect storm): see baolife.db.batcher.
+        self._logins: Batcher[bytes, AccountLogin | None] = Batcher(
+            self._find_logins, limit=BATCH_KEYS, concurrency=pool_size, name="mysql find_login"
+        )
+        self._claims: Batcher[int, Claim] = Batcher(
+            self._claim_many, limit=BATCH_KEYS, concurrency=pool_size, name="mysql claim"
+        )
 
     async def _connect(self) -> Conn:
         conn: Conn = await self._loop.run_aio_coroutine(_open(self.options))
@@ -630,15 +679,27 @@ class MysqlStore(MysqlCluster):
         return await self._call("find_account", t, _find_account, self._bound(t), token_hash)
 
     async def find_login(self, token_hash: bytes) -> AccountLogin | None:
-        t = self.options.timeout
-        return await self._call("find_login", t, _find_login, self._bound(t), token_hash)
+        return await self._logins.call(token_hash)
 
     async def claim(self, player_id: int) -> Claim:
+        # Raises PlayerHeld when another live worker owns the player.
+        return await self._claims.call(player_id)
+
+    async def _find_logins(self, token_hashes: list[bytes]) -> list[AccountLogin | None]:
         t = self.options.timeout
-        claimed = await self._call("claim", t, _claim, self._bound(t), player_id, self.worker)
-        if isinstance(claimed, PlayerHeld):
-            raise claimed
-        return claimed
+        return await self._call("find_login", t, _find_logins, self._bound(t), token_hashes)
+
+    async def _claim_many(self, player_ids: list[int]) -> list[Claim | PlayerHeld | StoreCorrupt]:
+        t = self.options.timeout
+        return await self._call("claim", t, _claim_many, self._bound(t), player_ids, self.worker)
+
+    async def serve_batches(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the batches of logins (:mod:`baolife.db.batcher`) until
+        cancelled: :func:`open_mysql` starts this in its nursery."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._logins.serve)
+            await nursery.start(self._claims.serve)
+            task_status.started()
 
     async def save(self, rows: Sequence[SaveRow]) -> set[int]:
         """Save ``rows`` (distinct players) in one transaction: lock them,
@@ -800,14 +861,19 @@ class MysqlStore(MysqlCluster):
 
     def statistics(self) -> StoreStatistics:
         pool = self._pool.statistics()
-        return self._stats.report(
+        batchers = (self._logins, self._claims)
+        stats = self._stats.report(
             self.kind,
             pool_size=pool.size,
             pool_open=pool.open,
             pool_in_use=pool.in_use,
-            pool_waiting=pool.waiting,
+            # Logins waiting in a batcher wait for a connection too.
+            pool_waiting=pool.waiting + sum(b.waiting for b in batchers),
             pool_acquires=pool.borrows,
             pool_wait_seconds=pool.wait_seconds,
+        )
+        return attrs.evolve(
+            stats, batch_calls=sum(b.batches for b in batchers), batch_keys=sum(b.keys for b in batchers)
         )
 
     async def aclose(self) -> None:
@@ -838,7 +904,12 @@ async def open_mysql(url: str, *, pool_size: int = 8) -> AsyncIterator[MysqlStor
         async with trio_asyncio.open_loop() as loop:
             store = MysqlStore(options, loop, pool_size)
             try:
-                yield store
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(store.serve_batches)
+                    try:
+                        yield store
+                    finally:
+                        nursery.cancel_scope.cancel()
             finally:
                 await store.aclose()
     except BaseExceptionGroup as group:

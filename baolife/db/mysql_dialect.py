@@ -61,6 +61,9 @@ CREATE_PLAYER = (
     "INSERT INTO players (id, state, state_codec, schema_version, epoch, updated_at) VALUES (%s, %s, %s, %s, 1, %s)"
 )
 CLAIM_BUMP = "UPDATE players SET epoch = epoch + 1 WHERE id = %s"
+# A claim of a batch that found the player held undoes its bump (under the
+# row lock its bump took: nobody saw the bumped epoch).
+CLAIM_UNBUMP = "UPDATE players SET epoch = epoch - 1 WHERE id = %s"
 CLAIM_READ = (
     "SELECT a.name, p.state, p.state_codec, p.epoch, g.age_days, g.money, g.low_money"
     " FROM accounts a JOIN players p ON p.id = a.id"

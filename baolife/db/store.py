@@ -207,8 +207,11 @@ class StoreStatistics:
     count all of them, ``call_buckets`` are the cumulative counts per
     :data:`LATENCY_BUCKETS`, ``failures`` those that did not return (an
     error, a timeout or a cancel), ``timeouts`` those that ran out of the
-    store's own time limit. The ``pool_*`` fields and ``timeouts`` are
-    exported as metrics (``STORE_OPTIONAL`` in :mod:`baolife.metrics.store`).
+    store's own time limit. ``batch_calls`` and ``batch_keys`` count the
+    calls that sent logins' lookups and claims together and the keys they
+    sent (:mod:`baolife.db.batcher`; keys per call grow with the queue).
+    The ``pool_*`` and ``batch_*`` fields and ``timeouts`` are exported as
+    metrics (``STORE_OPTIONAL`` in :mod:`baolife.metrics.store`).
     """
 
     kind: str
@@ -223,6 +226,8 @@ class StoreStatistics:
     call_buckets: tuple[int, ...]
     failures: int
     timeouts: int
+    batch_calls: int | None = None  # None: the store sends no batches (SQLite)
+    batch_keys: int | None = None
 
 
 class QueryStats:

@@ -23,6 +23,8 @@ STORE_OPTIONAL: tuple[OptionalFamily, ...] = (
     ("pool_wait_seconds", "baolife_store_pool_wait_seconds", "counter", "Seconds spent waiting for a connection"),
     ("pool_open", "baolife_store_pool_open", "gauge", "Store connections open: lent, idle or being opened"),
     ("timeouts", "baolife_store_timeouts", "counter", "Store calls that ran out of their own time limit"),
+    ("batch_calls", "baolife_store_batch_calls", "counter", "Store calls sending logins' lookups or claims together"),
+    ("batch_keys", "baolife_store_batch_keys", "counter", "Logins' lookups and claims sent by those calls"),
 )
 
 

@@ -23,7 +23,7 @@ import trio
 from baolife.config import Settings
 from baolife.db.cluster import PlayerHeld, WorkerInfo
 from baolife.db.mysql import MysqlStore, open_mysql
-from baolife.db.store import Ban, hash_token
+from baolife.db.store import Ban, Claim, StoreCorrupt, hash_token
 from tests.db.mysql_admin import MysqlAdmin
 from tests.db.tcp_proxy import TcpProxy, proxied
 from tests.helpers import Client, metric_samples, running_app
@@ -50,6 +50,16 @@ async def trips(proxy: TcpProxy, call: Callable[[], Awaitable[T]]) -> tuple[int,
     before = proxy.round_trips
     result = await call()
     return proxy.round_trips - before, result
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` (a state of the store that no event announces),
+    at most 5 s."""
+    for _ in range(500):
+        if condition():
+            return
+        await trio.sleep(0.01)
+    raise AssertionError("the store did not get there within 5 s")
 
 
 def worker(name: str) -> WorkerInfo:
@@ -116,6 +126,94 @@ async def test_a_claim_refused_in_its_batch_changes_nothing(mysql_url: str) -> N
             assert (await store.account_info(pid)).last_login == last_login  # type: ignore[union-attr]
             # The connection went back clean: the next call on it works.
             assert await store.find_login(hash_token("held")) is not None
+
+
+@pytest.mark.mysql
+async def test_logins_waiting_for_the_connection_go_together(mysql_url: str) -> None:
+    """With the one connection busy, the claims and the lookups that arrive
+    meanwhile go in one call: its two round trips (one for lookups) whatever
+    their number. Each claim is decided alone: the free ones are taken, the
+    ones another live worker holds are refused with nothing of theirs
+    changed, a missing player fails alone."""
+    with trio.fail_after(60):
+        async with (
+            counted_store(mysql_url) as (proxy, store),
+            open_mysql(mysql_url, pool_size=1) as other,
+            MysqlAdmin.open(mysql_url) as admin,
+        ):
+            other.worker = "a"
+            await other.join_cluster(worker("a"), 30)
+            held = [await other.create_account(f"A{i}", hash_token(f"a{i}"), lambda pid: (b"a", 1)) for i in range(3)]
+            store.worker = "b"
+            await store.join_cluster(worker("b"), 30)
+            free = [await store.create_account(f"B{i}", hash_token(f"b{i}"), lambda pid: (b"b", 1)) for i in range(7)]
+            await store.release(free[0], "b", 1)
+            for pid in free[1:]:
+                await store.release(pid, "b", 1)
+            missing = max(free) + 1000
+            logins = {pid: (await store.account_info(pid)).last_login for pid in held}  # type: ignore[union-attr]
+            first, rest = free[0], free[1:]
+            answers: dict[int, object] = {}
+
+            async def claim(pid: int) -> None:
+                try:
+                    answers[pid] = await store.claim(pid)
+                except (PlayerHeld, StoreCorrupt) as exc:
+                    answers[pid] = exc
+
+            # The first claim takes the one connection and waits on a row lock.
+            await admin.execute("BEGIN")
+            await admin.execute("SELECT epoch FROM players WHERE id = %s FOR UPDATE", (first,))
+            before = proxy.round_trips
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(claim, first)
+                await until(lambda: store.statistics().pool_in_use == 1)
+                for pid in [*rest, *held, missing]:
+                    nursery.start_soon(claim, pid)
+                await until(lambda: store.statistics().pool_waiting == len(rest) + len(held) + 1)
+                await admin.execute("COMMIT")
+
+            assert proxy.round_trips - before == 4  # two calls of two round trips
+            stats = store.statistics()
+            assert (stats.batch_calls, stats.batch_keys) == (2, 1 + len(rest) + len(held) + 1)
+
+            for pid in free:
+                got = answers[pid]
+                assert isinstance(got, Claim) and (got.state, got.previous_epoch, got.epoch) == (b"b", 1, 2)
+                assert await store.owner(pid) == "b"
+            for pid in held:
+                got = answers[pid]
+                assert isinstance(got, PlayerHeld) and got.worker == "a"
+                assert await store.owner(pid) == "a"
+                assert (await admin.player(pid))[1] == 1  # the epoch: not bumped
+                assert (await store.account_info(pid)).last_login == logins[pid]  # type: ignore[union-attr]
+            assert isinstance(answers[missing], StoreCorrupt)
+
+            # Lookups the same way: one round trip for all that waited (the
+            # first waits on a table lock, holding the connection).
+            await admin.execute("LOCK TABLES accounts WRITE")
+            found: dict[str, object] = {}
+
+            async def find(token: str) -> None:
+                found[token] = await store.find_login(hash_token(token))
+
+            before = proxy.round_trips
+            tokens = [f"b{i}" for i in range(7)] + ["a0", "nobody"]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(find, tokens[0])
+                await until(lambda: store.statistics().pool_in_use == 1)
+                for token in tokens[1:]:
+                    nursery.start_soon(find, token)
+                await until(lambda: store.statistics().pool_waiting == len(tokens) - 1)
+                await admin.execute("UNLOCK TABLES")
+            assert proxy.round_trips - before == 2
+            assert {t: getattr(f, "player_id", None) for t, f in found.items()} == {
+                **{f"b{i}": free[i] for i in range(7)},
+                "a0": held[0],
+                "nobody": None,
+            }
+            stats = store.statistics()
+            assert (stats.batch_calls, stats.batch_keys) == (4, 11 + len(tokens))
 
 
 async def test_a_login_is_one_lookup_and_one_claim(settings: Settings) -> None:
