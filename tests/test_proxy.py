@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import trio.testing
 from helpers import Client, closing_transport, running_app
 from trio_websocket import open_websocket_url
 
@@ -180,6 +181,26 @@ async def test_haproxy_sends_a_player_to_the_same_worker(settings: Settings, tmp
                     assert len(landed) == 1, f"player {pid} went to workers {landed}"
                     home[pid] = landed.pop()
                 assert set(home.values()) == {0, 1}, "every player hashed to one worker: the test proves nothing"
+
+                # A worker that stopped accepting (a restart) while the checks
+                # still have it up: its players' connections go at once to the
+                # next worker on the ring (option redispatch), not three more
+                # tries at it a second apart and a 503.
+                moved = [(pid, token) for pid, token in players if home[pid] == 0][:2]
+                w1.ws.stop_accepting()
+                await trio.testing.wait_all_tasks_blocked()
+                for pid, token in moved:
+                    started = trio.current_time()
+                    url = f"wss://127.0.0.1:{tls_port}/ws?player={pid}"
+                    connecting = open_websocket_url(url, ssl_context=ctx, message_queue_size=1000)
+                    async with closing_transport(connecting) as ws:
+                        opened = trio.current_time() - started
+                        client = Client(ws)
+                        assert (await client.request("login", token=token))["op"] == "welcome"
+                        assert worker_of(pid, workers) == 1
+                        await client.send("logout")
+                        assert (await client.op("bye"))["reason"] == "logout"
+                    assert opened < 0.9, f"the handshake through the proxy took {opened:.2f} s"
 
                 # TLS only; the web client through the proxy; metrics and probes are not public.
                 async with httpx.AsyncClient(verify=ctx) as http:
