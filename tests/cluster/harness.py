@@ -68,7 +68,20 @@ def cluster_for_module(workers: int = 3, env: Mapping[str, str] | None = None, *
     try:
         yield cluster
     finally:
+        keep_logs(cluster)
         cluster.down()
+
+
+def keep_logs(cluster: Cluster) -> None:
+    """With ``BAOLIFE_CLUSTER_KEEP_LOGS=DIR``, copy every host's log there
+    (down removes the cluster's folder): to read a failed or slow run."""
+    target = os.environ.get("BAOLIFE_CLUSTER_KEEP_LOGS", "")
+    if not target:
+        return
+    for log in cluster.dir.rglob("*.log"):
+        copy = Path(target) / log.relative_to(cluster.dir)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, copy)
 
 
 def wait_for(what: str, test: Callable[[], Any], timeout: float, every: float = 0.25) -> Any:

@@ -7,7 +7,9 @@
 // it (its life and age_days, with the time it saw each age). When its
 // connection ends for any reason it reconnects after a short random backoff
 // to /ws?player=ID and logs in with its token, so the edge's hash picks its
-// worker, and records: how long it was without a welcome, and how many game
+// worker, and records: how long it was without a welcome (and of that, the
+// connection attempts, each one's TLS with the edge, its TLS and upgrade
+// through the edge until its 101, and the login until its welcome), and how many game
 // days the welcome took back against the newest age it had seen (and how many
 // seconds of play those days were, from the ages it had seen and when).
 //
@@ -38,7 +40,7 @@ let window = null;
 function newWindow() {
   window = {
     since: now(), closes: {}, byes: {}, errors: {}, connect_failures: {}, downtime_ms: [], lost_days: [],
-    lost_seconds: [], lost_unknown: 0, life_changed: 0, reconnects: 0, pings: [], moved: 0, login_ms: [], dropped: [], login_errors: {}, login_timeouts: 0,
+    lost_seconds: [], lost_unknown: 0, handshake_ms: [], tls_ms: [], attempts: [], life_changed: 0, reconnects: 0, pings: [], moved: 0, login_ms: [], dropped: [], login_errors: {}, login_timeouts: 0,
     register_errors: {},
   };
 }
@@ -63,9 +65,11 @@ class Player {
     if (this.stopped) return;
     const path = this.id === null ? "/ws" : `/ws?player=${this.id}`;
     const sock = tls.connect({ host, port, ca });
+    this.connectAt = now(); this.attempts = (this.attempts || 0) + 1;
     this.sock = sock; this.buffer = Buffer.alloc(0); this.handshook = false; this.closeCode = null;
     sock.setNoDelay(true);
     sock.on("secureConnect", () => {
+      if (this.id !== null) window.tls_ms.push(now() - this.connectAt);
       const key = crypto.randomBytes(16).toString("base64");
       sock.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
@@ -93,6 +97,7 @@ class Player {
       if (this.worker !== null && landed !== this.worker) window.moved++;
       this.worker = landed;
       this.handshook = true;
+      if (this.id !== null) window.handshake_ms.push(now() - this.connectAt);
       this.buffer = this.buffer.subarray(end + 4);
       if (this.id === null) this.send({ type: "register", id: "register", name: `Cluster ${this.index}` });
       else {
@@ -172,10 +177,12 @@ class Player {
     this.registered = true;
     this.online = true;
     this.backoff = 250;
+    const attempts = this.attempts; this.attempts = 0;
     if (!first && this.down !== null) {
       window.reconnects++;
       if (this.loginAt) window.login_ms.push(t - this.loginAt);
       window.downtime_ms.push(t - this.down);
+      window.attempts.push(attempts);
       if (snapshot.life !== this.life) window.life_changed++;
       else if (this.ages.length) {
         const [lastAge, lastAt] = this.ages[this.ages.length - 1];
@@ -259,6 +266,7 @@ function report() {
     register_errors: w.register_errors,
     downtime_ms: pct(w.downtime_ms), lost_days: pct(w.lost_days), lost_seconds: pct(w.lost_seconds),
     lost_unknown: w.lost_unknown, life_changed: w.life_changed, ping_ms: pct(w.pings), login_ms: pct(w.login_ms),
+    handshake_ms: pct(w.handshake_ms), tls_ms: pct(w.tls_ms), attempts: pct(w.attempts),
     dropped: w.dropped,
   };
 }
