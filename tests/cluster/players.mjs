@@ -40,7 +40,7 @@ let window = null;
 function newWindow() {
   window = {
     since: now(), closes: {}, byes: {}, errors: {}, connect_failures: {}, downtime_ms: [], lost_days: [],
-    lost_seconds: [], lost_unknown: 0, handshake_ms: [], tls_ms: [], attempts: [], life_changed: 0, reconnects: 0, pings: [], moved: 0, login_ms: [], dropped: [], login_errors: {}, login_timeouts: 0,
+    lost_seconds: [], lost_unknown: 0, handshake_ms: [], tls_ms: [], tls_resumed: 0, attempts: [], life_changed: 0, reconnects: 0, pings: [], moved: 0, login_ms: [], dropped: [], login_errors: {}, login_timeouts: 0,
     register_errors: {},
   };
 }
@@ -58,18 +58,25 @@ class Player {
   constructor(index) {
     this.index = index; this.id = null; this.token = null; this.worker = null; this.life = null;
     this.ages = []; this.online = false; this.sock = null; this.down = null; this.backoff = 250;
+    this.tlsSession = undefined;
     this.ids = 0; this.pings = new Map(); this.stopped = false; this.registered = false;
   }
 
   connect() {
     if (this.stopped) return;
     const path = this.id === null ? "/ws" : `/ws?player=${this.id}`;
-    const sock = tls.connect({ host, port, ca });
+    // The TLS session of the last connection, offered again as a browser
+    // does (the edge keeps a session cache; a reconnect skips the certificate).
+    const sock = tls.connect({ host, port, ca, session: this.tlsSession });
+    sock.on("session", (session) => { this.tlsSession = session; });
     this.connectAt = now(); this.attempts = (this.attempts || 0) + 1;
     this.sock = sock; this.buffer = Buffer.alloc(0); this.handshook = false; this.closeCode = null;
     sock.setNoDelay(true);
     sock.on("secureConnect", () => {
-      if (this.id !== null) window.tls_ms.push(now() - this.connectAt);
+      if (this.id !== null) {
+        window.tls_ms.push(now() - this.connectAt);
+        if (sock.isSessionReused()) window.tls_resumed++;
+      }
       const key = crypto.randomBytes(16).toString("base64");
       sock.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
@@ -266,7 +273,7 @@ function report() {
     register_errors: w.register_errors,
     downtime_ms: pct(w.downtime_ms), lost_days: pct(w.lost_days), lost_seconds: pct(w.lost_seconds),
     lost_unknown: w.lost_unknown, life_changed: w.life_changed, ping_ms: pct(w.pings), login_ms: pct(w.login_ms),
-    handshake_ms: pct(w.handshake_ms), tls_ms: pct(w.tls_ms), attempts: pct(w.attempts),
+    handshake_ms: pct(w.handshake_ms), tls_ms: pct(w.tls_ms), tls_resumed: w.tls_resumed, attempts: pct(w.attempts),
     dropped: w.dropped,
   };
 }

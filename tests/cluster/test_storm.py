@@ -93,7 +93,8 @@ def test_one_worker_restarted_under_a_crowd(cluster: Cluster) -> None:
     record("reconnect storm", players=PLAYERS, edges=len(cluster.edges), on_restarted=on_w1,
            seconds_all_back=round(took, 1), reconnects=report["reconnects"], downtime_ms=report["downtime_ms"],
            login_ms=report["login_ms"], handshake_ms=report["handshake_ms"], tls_ms=report["tls_ms"],
-           attempts=report["attempts"], errors=report["errors"], login_errors=report["login_errors"],
+           tls_resumed=report["tls_resumed"], attempts=report["attempts"], errors=report["errors"],
+           login_errors=report["login_errors"],
            connect_failures=report["connect_failures"], login_timeouts=report["login_timeouts"],
            online=report["online"], load=[load_before, load_at, load_after])  # fmt: skip
     assert back, f"{report['online']} of {PLAYERS} back after {took:.0f} s"
