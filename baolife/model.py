@@ -8,13 +8,25 @@ few KB however long a life runs.
 Saves are versioned JSON: ``{"v": SCHEMA_VERSION, "player": {...}}`` made by
 one cattrs converter (:func:`dump_player` / :func:`load_player`). Older
 versions are upgraded step by step by :data:`_UPGRADES` when loaded.
+
+Lives read from saves are kept compact (issue 15: memory per logged-in
+player): the story and key moments as a :class:`Story` (ages in an array,
+texts interned), and the words every save repeats (NPC names, roles,
+personas, flags, content ids, cooldown ids, :data:`ONCE`) as one shared
+object each; the bytes saved are the same.
+
+One piece: the classes of the save and the one converter that writes and
+reads them, whose hooks are made for those classes (the story's form, which
+strings are shared); split, each half would have to know the other's.
 """
 
 from __future__ import annotations
 
 import sys
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, ClassVar, overload
 
 import attrs
 import cattrs
@@ -23,6 +35,7 @@ import orjson
 __all__ = [
     "LIMITS",
     "MAX_AGE_YEARS",
+    "ONCE",
     "SCHEMA_VERSION",
     "STAT_MAX",
     "STAT_MIN",
@@ -33,6 +46,7 @@ __all__ = [
     "Prompt",
     "Scheduled",
     "Stats",
+    "Story",
     "Turn",
     "SaveError",
     "dump_player",
@@ -49,6 +63,10 @@ STAT_MIN, STAT_MAX = 0, 100
 # use their last entry), the event index shares one bucket past it, and
 # ``baolife simulate`` cuts a life still going there off as unfinished.
 MAX_AGE_YEARS = 130
+# Cooldown value of once-per-life events (``Player.cooldowns``): a day no
+# life reaches. Saves read back share this one int object (most of a grown
+# life's cooldowns are once-per-life ones).
+ONCE = 1 << 40
 
 
 @attrs.frozen
@@ -79,6 +97,90 @@ LIMITS = Limits()
 
 class SaveError(Exception):
     """A saved document that cannot be read back into a player."""
+
+
+class Story(Sequence[tuple[int, str]]):
+    """Lines ``(age_days, text)``, oldest first: a life's story or its key
+    moments. Reads as a list of tuples (an index gives a line, a slice a list
+    of lines, iterating gives lines) and grows by :meth:`append`, but keeps
+    the ages in an array of C ints and the texts in a list: about 12 bytes a
+    line where a list of tuples holds about 100 (the tuple, the age's int
+    object, the pointer). The story was most of a grown life's memory
+    (issue 15). A save writes it as the list of ``[age_days, text]`` it is."""
+
+    __slots__ = ("_ages", "_texts")
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    def __init__(self, lines: Iterable[tuple[int, str]] = ()) -> None:
+        # An age too large for a C int (only a hand-made save has one) turns
+        # the array into a list of ints.
+        self._ages: array[int] | list[int] = array("i")
+        self._texts: list[str] = []
+        for age, text in lines:
+            self.add(age, text)
+
+    @classmethod
+    def of(cls, ages: list[int], texts: list[str]) -> Story:
+        """The story of these ages and texts (two lists of one length, kept)."""
+        story = cls()
+        try:
+            story._ages = array("i", ages)
+        except OverflowError:
+            story._ages = ages
+        story._texts = texts
+        return story
+
+    def add(self, age: int, text: str, most: int = 0) -> None:
+        """Append the line ``(age, text)``; with ``most``, then drop the
+        oldest lines beyond that many (one call for the tick's story line)."""
+        try:
+            self._ages.append(age)
+        except OverflowError:
+            self._ages = [*self._ages, age]
+        texts = self._texts
+        texts.append(text)
+        if most and len(texts) > most:
+            del self._ages[: len(texts) - most]
+            del texts[: len(texts) - most]
+
+    def rows(self, start: int | None = None, end: int | None = None) -> list[list[Any]]:
+        """Lines ``start`` to ``end`` (as a slice) as ``[age_days, text]`` lists, the wire's form."""
+        return [[age, text] for age, text in zip(self._ages[start:end], self._texts[start:end], strict=True)]
+
+    def append(self, line: tuple[int, str]) -> None:
+        """Append ``line``, as a list of lines does."""
+        self.add(*line)
+
+    def lines(self) -> list[tuple[int, str]]:
+        """Every line as a list of tuples (what a save writes)."""
+        return list(zip(self._ages, self._texts, strict=True))
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return zip(self._ages, self._texts, strict=True)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, str]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[int, str] | list[tuple[int, str]]:
+        if isinstance(index, slice):
+            return list(zip(self._ages[index], self._texts[index], strict=True))
+        return (self._ages[index], self._texts[index])
+
+    def __delitem__(self, index: int | slice) -> None:
+        del self._ages[index]
+        del self._texts[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Story | list):
+            return self.lines() == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Story({self.lines()!r})"
 
 
 @attrs.define(slots=True)
@@ -155,7 +257,7 @@ class PastLife:
     best_job: str | None = None
     money: int = 0
     family: list[tuple[str, str, bool]] = attrs.Factory(list)
-    moments: list[tuple[int, str]] = attrs.Factory(list)
+    moments: Story = attrs.Factory(Story)
     achievements: list[str] = attrs.Factory(list)
 
 
@@ -185,9 +287,9 @@ class Player:
     npcs: list[Npc] = attrs.Factory(list)
     prompts: list[Prompt] = attrs.Factory(list)
     # The life story, oldest first: (age_days, text), at most LIMITS.story.
-    story: list[tuple[int, str]] = attrs.Factory(list)
+    story: Story = attrs.Factory(Story)
     # Key moments of this life, oldest first, at most LIMITS.moments.
-    moments: list[tuple[int, str]] = attrs.Factory(list)
+    moments: Story = attrs.Factory(Story)
     scheduled: list[Scheduled] = attrs.Factory(list)
     # event or action id -> first day it may happen again (once-per-life: a huge day)
     cooldowns: dict[str, int] = attrs.Factory(dict)
@@ -240,9 +342,9 @@ _converter = cattrs.Converter(forbid_extra_keys=False, unstruct_collection_overr
 # and bool) go to orjson as they are: the same document, without cattrs
 # copying them item by item (the story alone is most of a save's bytes, and
 # saving is most of a busy server's work; see docs/BENCHMARKS.md, issue 15).
+# A :class:`Story` goes as its list of (age_days, text) tuples, made in C.
 _PLAIN = frozenset(
     {
-        list[tuple[int, str]],
         list[tuple[str, str, bool]],
         list[str],
         dict[str, int],
@@ -250,27 +352,55 @@ _PLAIN = frozenset(
     }
 )
 _converter.register_unstructure_hook_func(lambda t: t in _PLAIN, lambda value: value)
+_converter.register_unstructure_hook(Story, Story.lines)
 
 
-def _story_lines(value: Any, _type: Any) -> list[tuple[int, str]]:
+def _story(value: Any, _type: Any) -> Story:
     """Story lines and moments read back, their texts interned: most lines
     are the content's fixed sentences ("You worked up a sweat."), so lives
     loaded from saves share one copy of each instead of one per line (a
     grown life's story is most of its memory; see docs/BENCHMARKS.md)."""
     if not isinstance(value, list):
         raise TypeError(f"story lines must be a list, not {type(value).__name__}")
-    lines = []
+    ages: list[int] = []
+    texts: list[str] = []
     for item in value:
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise ValueError(f"a story line must be [age_days, text], not {item!r:.60}")
         age, text = item
         if not isinstance(age, int) or isinstance(age, bool) or not isinstance(text, str):
             raise TypeError(f"a story line must be [age_days, text], not {item!r:.60}")
-        lines.append((age, sys.intern(text)))
-    return lines
+        ages.append(age)
+        texts.append(sys.intern(text))
+    return Story.of(ages, texts)
 
 
-_converter.register_structure_hook_func(lambda t: t == list[tuple[int, str]], _story_lines)
+_converter.register_structure_hook(Story, _story)
+
+
+def _shared_str(value: Any, _type: Any) -> str:
+    """Strings read back interned (NPC names, roles and personas, flags,
+    content ids, past lives' family): the same few hundred words recur in
+    every save, and each would otherwise be a copy per life. ``str(value)`` is
+    what cattrs makes of a string field by default."""
+    return sys.intern(str(value))
+
+
+def _cooldowns(value: Any, _type: Any) -> dict[str, int]:
+    """Cooldowns read back with interned ids, and :data:`ONCE` as the one
+    shared int; other values as cattrs reads an int (``int(value)``)."""
+    if not isinstance(value, dict):
+        raise TypeError(f"cooldowns must be an object, not {type(value).__name__}")
+    return {sys.intern(str(k)): ONCE if v == ONCE else int(v) for k, v in value.items()}
+
+
+_converter.register_structure_hook(str, _shared_str)
+_converter.register_structure_hook_func(lambda t: t == dict[str, int], _cooldowns)
+# Texts written by the player or the AI are each of one life: interning them
+# would only add them to the interpreter's table.
+_own_text = cattrs.gen.override(struct_hook=lambda value, _type: str(value))
+_converter.register_structure_hook(Turn, cattrs.gen.make_dict_structure_fn(Turn, _converter, text=_own_text))
+_converter.register_structure_hook(Npc, cattrs.gen.make_dict_structure_fn(Npc, _converter, summary=_own_text))
 
 
 def _upgrade(doc: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Memory at scale: 10,000 players loaded, 5,000 of them idle. The LRU keeps
 memory within max_loaded_players x the per-player budget, and every player
-it drops from memory was saved first."""
+it drops from memory was saved first. A grown life read from its save (a full
+story, past lives, NPCs, cooldowns) fits a budget of its own."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from tests.db.memory_store import MemoryStore
 
 # The budget docs/OPERATIONS.md states for one loaded player.
 PLAYER_BUDGET_BYTES = 10 * 1024
+# One life of thirty years read from its save: ~7.4 KB measured (issue 15;
+# ~27 KB when the story was a list of tuples and every word its own copy).
+GROWN_LIFE_BYTES = 10 * 1024
 
 
 async def test_ten_thousand_loaded_players_stay_within_the_budget(content: Content) -> None:
@@ -77,3 +81,31 @@ async def test_ten_thousand_loaded_players_stay_within_the_budget(content: Conte
         tracemalloc.stop()
     # What stays loaded fits the budget (the world's online players are among them).
     assert used <= capacity * PLAYER_BUDGET_BYTES, f"{used / capacity:.0f} bytes per loaded player"
+
+
+def test_grown_lives_read_from_saves_stay_within_their_budget(content: Content) -> None:
+    world = World(content, day_ticks=1, year_days=365, rng=random.Random(7))
+    for pid in range(1, 21):
+        world.join(world.rules.new_life(pid, f"Bao {pid}", 1), 0)
+    for tick in range(1, 30 * 365):
+        world.advance(tick)
+        world.take_output()
+    templates = list(world.players.values())
+    assert sum(len(p.story) for p in templates) > 15 * 190 and sum(len(p.npcs) for p in templates) > 20 * 3
+    # Each save its own player (id, name), as a worker reads them from the store.
+    saves = []
+    for i in range(1000):
+        player = load_player(dump_player(templates[i % len(templates)]))
+        player.id, player.name = 100 + i, f"Load {i}"
+        saves.append(dump_player(player))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        loaded = [load_player(data) for data in saves]
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert [dump_player(p) for p in loaded] == saves
+    assert used <= len(saves) * GROWN_LIFE_BYTES, f"{used / len(saves):.0f} bytes per grown life"

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from baolife.content.schema import Content
-from baolife.model import SCHEMA_VERSION, SaveError, dump_player, load_player
+from baolife.model import ONCE, SCHEMA_VERSION, SaveError, Story, dump_player, load_player
 from baolife.tick.engine import World
 
 
@@ -33,6 +33,7 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
     assert len(data) < 16_000
     # The fields handed to orjson as they are make the document cattrs makes item by item.
     plain = cattrs.Converter(forbid_extra_keys=False, unstruct_collection_overrides={AbstractSet: sorted})
+    plain.register_unstructure_hook(Story, lambda story: [[age, text] for age, text in story])
     assert player.story and player.lives and player.cooldowns and player.lives[0].family
     assert data == orjson.dumps({"v": SCHEMA_VERSION, "player": plain.unstructure(player)})
 
@@ -93,3 +94,49 @@ def test_lives_read_from_saves_share_one_copy_of_each_story_text(content: Conten
     assert all(x[1] is y[1] for x, y in zip(a.moments, b.moments, strict=True))
     # Lines the tick tells are shared with those read back.
     assert all(x[1] is y[1] for x, y in zip(a.story, player.story, strict=True))
+
+
+def test_a_story_reads_and_grows_as_a_list_of_lines() -> None:
+    lines = [(0, "You were born."), (365, "You turned 1."), (400, "You napped.")]
+    story = Story(lines)
+    assert story == lines and list(story) == lines and len(story) == 3
+    assert story[0] == (0, "You were born.") and story[-1] == (400, "You napped.")
+    assert story[1:] == lines[1:] and story[-2:] == lines[-2:] and story[5:] == []
+    story.append((401, "You ate."))
+    del story[:2]
+    assert story == [(400, "You napped."), (401, "You ate.")]
+    del story[0]
+    assert story == Story([(401, "You ate.")]) != [(401, "You ate!")]
+    assert (401, "You ate.") in story and story.index((401, "You ate.")) == 0
+
+
+def test_a_story_keeps_ages_too_large_for_an_array() -> None:
+    # Only a hand-made save has them; they still load and save as they were.
+    story = Story([(1, "a"), (1 << 40, "b")])
+    story.append((-(1 << 50), "c"))
+    assert story == [(1, "a"), (1 << 40, "b"), (-(1 << 50), "c")]
+    data = orjson.dumps({"v": 2, "player": {"id": 1, "name": "x", "story": [[1 << 62, "a"], [2, "b"]]}})
+    player = load_player(data)
+    assert player.story == [(1 << 62, "a"), (2, "b")]
+    assert dump_player(player) == dump_player(load_player(dump_player(player)))
+    assert orjson.loads(dump_player(player))["player"]["story"] == [[1 << 62, "a"], [2, "b"]]
+
+
+def test_a_reloaded_life_saves_the_same_bytes_and_shares_its_words(content: Content) -> None:
+    world = World(content, day_ticks=1, year_days=365, rng=random.Random(11))
+    for pid in (1, 2):
+        world.join(world.rules.new_life(pid, f"Bao {pid}", 1), 0)
+    for tick in range(1, 30 * 365):
+        world.advance(tick)
+        world.take_output()
+    for player in world.players.values():
+        data = dump_player(player)
+        a, b = load_player(data), load_player(data)
+        assert a == player and dump_player(a) == data
+        assert a.story == player.story and a.moments == player.moments
+        # Words that recur in every save are one object per process, not one per life.
+        assert [n.name for n in a.npcs] and all(x.name is y.name for x, y in zip(a.npcs, b.npcs, strict=True))
+        assert all(x.role is y.role and x.persona is y.persona for x, y in zip(a.npcs, b.npcs, strict=True))
+        assert a.cooldowns and all(k1 is k2 for k1, k2 in zip(a.cooldowns, b.cooldowns, strict=True))
+        assert all(v is ONCE for v in a.cooldowns.values() if v == ONCE)
+    assert any(v == ONCE for p in world.players.values() for v in p.cooldowns.values())

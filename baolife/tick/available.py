@@ -57,6 +57,9 @@ class ActionList:
             ages |= {math.ceil(content.world.stages[s] * yd) for s in content.stage_order}
         self._ages = sorted(ages)
         self._flags = frozenset(f for c in conds for f in (*c.flags, *c.not_flags, *c.any_flags))
+        # The key holds sets as bits of an int: one bit per flag, and one per
+        # (role, closeness bracket) of the people (see _roles).
+        self._flag_bits = {f: 1 << i for i, f in enumerate(sorted(self._flags))}
         stat_bounds: dict[str, set[int]] = {}
         for c in conds:
             for stat, low in c.min.items():
@@ -84,7 +87,13 @@ class ActionList:
                     closeness[role].add(c.min_closeness)
                 if c.max_closeness is not None:
                     closeness[role].add(c.max_closeness + 1)
-        self._roles = {role: tuple(sorted(b)) for role, b in closeness.items()}
+        # Role -> (its first bit in the key's people, its closeness bounds):
+        # bracket i of a role is bit first + i.
+        self._roles: dict[str, tuple[int, tuple[int, ...]]] = {}
+        first = 0
+        for role, b in sorted(closeness.items()):
+            self._roles[role] = (first, tuple(sorted(b)))
+            first += len(b) + 1
         self._memo: dict[Hashable, list[str]] = {}
         # (id, compiled conditions, roles of the people it is aimed at), in content order.
         self._compiled = [(a.id, rules.checks(a.when), frozenset(a.roles)) for a in actions]
@@ -113,21 +122,28 @@ class ActionList:
         s = p.stats
         stats = [bisect_right(bounds, getattr(s, stat)) for stat, bounds in self._stats]
         roles = self._roles
-        people = []
+        people = 0
         for n in p.npcs:
             if n.alive:
-                bounds = roles.get(n.role)
-                if bounds is not None:
-                    people.append((n.role, bisect_right(bounds, n.closeness) if bounds else 0))
+                role = roles.get(n.role)
+                if role is not None:
+                    first, bounds = role
+                    people |= 1 << (first + bisect_right(bounds, n.closeness) if bounds else first)
+        flags = 0
+        flag_bits = self._flag_bits
+        for flag in p.flags & self._flags:
+            flags |= flag_bits[flag]
+        # Sets as bits of an int rather than frozensets: the engine keeps each
+        # online player's key, and frozensets made it ~1.2 KB (issue 15).
         return (
             bisect_right(self._ages, p.age_days),
-            frozenset(p.flags & self._flags),
+            flags,
             p.job,
             p.education,
             p.major,
             tuple(stats),
             bisect_right(self._money, p.money) if self._money else 0,
-            frozenset(people),
+            people,
         )
 
     def of(self, p: Player, key: Hashable = None) -> list[str]:

@@ -8,10 +8,11 @@ and bounded, where it stays across new lives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..content.schema import Achievement, Content
-from ..model import LIMITS, PastLife, Player
+from ..model import LIMITS, PastLife, Player, Story
 from .family import kin
 
 __all__ = ["earned", "keep", "life_view", "summarize"]
@@ -43,13 +44,13 @@ def _holds(a: Achievement, content: Content, p: Player, year_days: int) -> bool:
     return not (a.debt_free and p.low_money < 0)
 
 
-def _spread(items: list[tuple[int, str]], most: int) -> list[tuple[int, str]]:
+def _spread(items: Sequence[tuple[int, str]], most: int) -> list[tuple[int, str]]:
     """At most ``most`` items spread evenly over ``items``, the first and last kept."""
     n = len(items)
     if n <= most:
         return list(items)
     if most <= 1:
-        return items[-most:] if most == 1 else []
+        return list(items[-most:]) if most == 1 else []
     return [items[round(i * (n - 1) / (most - 1))] for i in range(most)]
 
 
@@ -67,7 +68,7 @@ def summarize(content: Content, p: Player, year_days: int) -> PastLife:
         best_job=best.title if best else None,
         money=p.money,
         family=[(n.name, n.role, n.alive) for n in kin(p)],
-        moments=_spread(p.moments, LIMITS.life_moments),
+        moments=Story(_spread(p.moments, LIMITS.life_moments)),
         achievements=earned(content, p, year_days),
     )
 

@@ -23,15 +23,13 @@ from typing import Any
 
 from .. import protocol as wire
 from ..content.schema import NO_AGE_LIMIT, Conditions, Content, Effects, Event, NpcAdd, Outcome
-from ..model import LIMITS, MAX_AGE_YEARS, STAT_MAX, STAT_MIN, STAT_NAMES, Npc, Player, Scheduled, Stats
+from ..model import LIMITS, MAX_AGE_YEARS, ONCE, STAT_MAX, STAT_MIN, STAT_NAMES, Npc, Player, Scheduled, Stats
 from . import lives, story
 from .family import FAMILY_ROLES, life_surname, npc_name
 from .pacing import Pacing, share_between
 
 __all__ = ["Ledger", "Rules", "Unit", "ONCE", "PAID_BY_PARENTS"]
 
-# Cooldown value of once-per-life events: a day no life reaches.
-ONCE = 1 << 40
 
 # ``paid_by`` of an outcome whose cost a minor's payers (parents) paid.
 PAID_BY_PARENTS = "parents"
@@ -941,6 +939,17 @@ class Rules:
             broke = -(-due * yd // expense)
             return -share_between(expense, 0, first, min(last, broke), yd)
         return 0
+
+    def pay_terms(self, p: Player, stage: str) -> tuple[int | None, int, int]:
+        """What :meth:`pay_delta` reads of ``p`` over days of ``stage``: the
+        salary (None without a job), the day the job began, and the yearly
+        costs (living costs of the stage, plus the tax on a salary). A caller
+        that pays many spans of one stage and job (the engine's quiet steps)
+        reads them once."""
+        expense = self._expenses[stage]
+        if p.job is None:
+            return None, 0, expense
+        return self.content.jobs[p.job].salary, p.job_since, expense + self._tax.get(p.job, 0)
 
     def expenses(self, p: Player, day: int | None = None) -> int:
         """Yearly living costs at the player's age (or at age ``day``), plus the tax on their salary."""

@@ -27,15 +27,13 @@ def record(p: Player, text: str, *, key: bool = False) -> tuple[int, str]:
     if len(text) > LIMITS.story_chars:
         text = text[: LIMITS.story_chars - 1] + "…"
     # Interned: most lines are the content's fixed sentences, kept once for
-    # every life that tells them (see model._story_lines).
-    line = (p.age_days, sys.intern(text))
-    story = p.story
-    story.append(line)
-    if len(story) > LIMITS.story:
-        del story[: len(story) - LIMITS.story]
+    # every life that tells them (see model._story).
+    age, text = p.age_days, sys.intern(text)
+    p.story.add(age, text, LIMITS.story)
+    line = (age, text)
     if key:
         moments = p.moments
-        moments.append(line)
+        moments.add(age, text)
         if len(moments) > LIMITS.moments:
             # Keep how the life began (the first half) and how it went lately:
             # drop the oldest of the later moments.
@@ -45,7 +43,7 @@ def record(p: Player, text: str, *, key: bool = False) -> tuple[int, str]:
 
 def tail(p: Player, lines: int = SNAPSHOT_LINES) -> list[list[Any]]:
     """The newest ``lines`` of the story as ``[age_days, text]``, oldest first."""
-    return [[age, text] for age, text in p.story[-lines:]] if lines > 0 else []
+    return p.story.rows(-lines) if lines > 0 else []
 
 
 def page(p: Player, before: int | None) -> tuple[int, list[list[Any]]]:
@@ -55,4 +53,4 @@ def page(p: Player, before: int | None) -> tuple[int, list[list[Any]]]:
     total = len(p.story)
     end = total if before is None else min(before, total)
     first = max(0, end - PAGE_LINES)
-    return first, [[age, text] for age, text in p.story[first:end]]
+    return first, p.story.rows(first, end)
