@@ -151,8 +151,10 @@ def test_a_frame_is_byte_for_byte_what_orjson_makes_of_the_whole_frame() -> None
         wire.Error(code="busy", message="later", ref={"k": [1, 2.5, None, True]}),
         wire.Pong(ref=0),
     ]
+    # A frame of one state op (most frames) has its own way to the same bytes.
+    alone: list[list[wire.Op]] = [[wire.State(f)] for f in ({}, {"age_days": 3}, {"op": "x", "money": 1})]
     for seq, tick in ((0, 0), (1, 99), (2**40, 2**63 - 1), (-1, 7)):
-        for kept in (ops, ops[:1], []):
+        for kept in (ops, ops[:1], ops[1:2], [], *alone):
             whole = {"type": "frame", "seq": seq, "tick": tick, "ops": [op.wire() for op in kept]}
             assert wire.encode_frame(seq, tick, kept) == orjson.dumps(whole)
     with pytest.raises(TypeError, match="ints"):

@@ -398,9 +398,13 @@ class Delivery:
             if session is None or not ops:
                 continue
             # _frame, inlined: this loop runs for every player a second.
-            for op in ops:
-                kind = op.op
+            if len(ops) == 1:
+                kind = ops[0].op  # most frames: a player's state of the second
                 op_counts[kind] = op_counts.get(kind, 0) + 1
+            else:
+                for op in ops:
+                    kind = op.op
+                    op_counts[kind] = op_counts.get(kind, 0) + 1
             stream = streams.get(session)
             if stream is None:
                 frame = encode(0, tick, ops)

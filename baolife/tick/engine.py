@@ -40,7 +40,7 @@ from ..model import LIMITS, MAX_AGE_YEARS, STAT_MAX, Npc, Player, Prompt, Turn
 from . import lives, story
 from .available import ActionList
 from .memory import remember
-from .pacing import death_day
+from .pacing import death_after, death_day
 from .registry import EventRegistry
 from .rules import ONCE, Rules, Unit
 
@@ -48,6 +48,44 @@ __all__ = ["SayJob", "World", "WorldStatistics"]
 
 # No action list sent yet (an action key is never this object).
 _NO_KEY: Any = object()
+
+
+class _Track:
+    """The engine's transient record of one online player's steps (never
+    saved; made on join, dropped on leave), one record so that a step looks
+    up one thing per player (issue 15): the pace the client was last told
+    (None: not yet), and the span of quiet steps until the player's next
+    busy day ``busy`` (Pacing.next_busy_day) with what those steps read, the
+    same for each of them: the stage, the step's days at x1 (one while a
+    prompt waits), the daily chance of death and, when it needs a roll, the
+    chance of living through a step of those days, and what their pay reads
+    (Rules.pay_terms). None of it moves on a quiet day (a birthday, a stage
+    start, a change of health or job are busy days or commands), so it is
+    worked out once per span, not per step. A span is stale once the player
+    reaches ``busy``, or at once when ``busy`` is set to 0 (:meth:`World._stale`)."""
+
+    __slots__ = ("pace_sent", "busy", "stage", "days", "chance", "survive", "salary", "since", "cost")
+
+    def __init__(self) -> None:
+        self.pace_sent: int | None = None
+        self.busy = 0
+        self.stage = ""
+        self.days = 0
+        self.chance = 0.0
+        self.survive = -1.0
+        self.salary: int | None = None
+        self.since = 0
+        self.cost = 0
+
+    def renew(self, busy: int, stage: str, days: int, chance: float, pay: tuple[int | None, int, int]) -> None:
+        """Start a span of quiet steps (see the class)."""
+        self.busy = busy
+        self.stage = stage
+        self.days = days
+        self.chance = chance
+        # death_day's roll, made here: -1 when no roll is made (a chance of 0 or 1).
+        self.survive = (1.0 - chance) ** days if 0.0 < chance < 1.0 else -1.0
+        self.salary, self.since, self.cost = pay
 
 
 @attrs.frozen
@@ -182,8 +220,6 @@ class World:
         self._fast_forward_left = fast_forward_budget
         self.skip_quiet = skip_quiet
         self.views = views
-        # The pace each online player's client was last told (welcome or state).
-        self._pace_sent: dict[int, int] = {}
         self._counters = _Counters()
         self.error_counts: Counter[str] = Counter()
         # How often each event happened (random or scheduled), for balance reports.
@@ -192,10 +228,12 @@ class World:
         # Days per step at x1 by stage (the common case of _step_days).
         self._pace1 = {s: self.rules.pacing.days(s, 1) for s in content.stage_order}
         # Transient, per online player (never saved; dropped on leave): the
-        # key of the action list last sent, and the next day a step must run
-        # in full (Pacing.next_busy_day), kept while only quiet steps run.
+        # key of the action list last sent, and the steps' record (_Track:
+        # the pace the client knows, the span of quiet steps, made stale by
+        # whatever else changes the player: a command, a reply, a join, a
+        # new life).
         self._action_keys: dict[int, Hashable] = {}
-        self._busy: dict[int, int] = {}
+        self._tracks: dict[int, _Track] = {}
         self._action_labels = {a.id: a.label for a in content.actions.values()}
         self._action_info = {a.id: _action_info(a) for a in content.actions.values()}
 
@@ -214,10 +252,11 @@ class World:
             offset = min(range(self.day_ticks), key=lambda i: len(self._buckets[i]))
             self._offset[pid] = offset
             self._buckets[offset].add(pid)
+            self._tracks[pid] = _Track()
         ops = self.ops_for(pid)
         if token is not None:
             ops.append(wire.Registered(player=pid, token=token, ref=ref))
-        self._busy.pop(pid, None)
+        self._stale(pid)
         self._set_actions(player)
         if welcome:
             ops.append(wire.Welcome(player=pid, snapshot=self.snapshot(player, tick), ref=ref))
@@ -229,8 +268,7 @@ class World:
         self._buckets[self._offset.pop(pid)].discard(pid)
         self._actions.pop(pid, None)
         self._action_keys.pop(pid, None)
-        self._busy.pop(pid, None)
-        self._pace_sent.pop(pid, None)
+        self._tracks.pop(pid, None)
         self.outbox.pop(pid, None)
 
     def take_output(self) -> dict[int, list[wire.Op]]:
@@ -307,9 +345,19 @@ class World:
         return self.rules.pacing.days(self.rules.stage(p.age_days), p.speed)
 
     def _sent_pace(self, p: Player) -> int:
-        """The pace for a snapshot, remembered as what the client knows."""
-        pace = self._pace_sent[p.id] = self.pace_of(p)
+        """The pace for a snapshot, remembered as what the client knows (of
+        an online player)."""
+        pace = self.pace_of(p)
+        track = self._tracks.get(p.id)
+        if track is not None:
+            track.pace_sent = pace
         return pace
+
+    def _stale(self, pid: int) -> None:
+        """Make the span of online player ``pid``'s quiet steps stale: what
+        they read may have changed (a command may schedule, enrol, change
+        health...)."""
+        self._tracks[pid].busy = 0
 
     def _sync_pace(self, u: Unit, pace: int | None = None) -> None:
         """Put ``pace`` (default: :meth:`pace_of`) in the unit's state op
@@ -317,8 +365,9 @@ class World:
         p = u.p
         if pace is None:
             pace = self.pace_of(p)
-        if self._pace_sent.get(p.id) != pace and p.alive:
-            self._pace_sent[p.id] = pace
+        track = self._tracks[p.id]
+        if track.pace_sent != pace and p.alive:
+            track.pace_sent = pace
             u.set("pace", pace)
 
     def actions_of(self, pid: int) -> list[str]:
@@ -365,7 +414,7 @@ class World:
         """Apply one game command of an online player."""
         p = self.players[pid]
         u = Unit(p, self.ops_for(pid))
-        self._busy.pop(pid, None)  # a command may schedule, enrol, change health...
+        self._stale(pid)
         if isinstance(cmd, (wire.Story, wire.Talks, wire.Lives)):
             # Reading the past changes nothing (also after death): no state op, no save.
             return self._read(u, cmd)
@@ -542,7 +591,7 @@ class World:
         p = self.players.get(pid)
         if p is None:
             return
-        self._busy.pop(pid, None)
+        self._stale(pid)
         u = Unit(p, self.ops_for(pid))
         # The reply answers the player's message even if their life ended
         # meanwhile, but a life that ended (or was replaced) no longer changes.
@@ -569,7 +618,7 @@ class World:
         for field in attrs.fields(Player):
             setattr(p, field.name, getattr(fresh, field.name))
         self.saying.discard(p.id)
-        self._busy.pop(p.id, None)
+        self._stale(p.id)
         self._set_actions(p)
         u.ops.append(wire.Welcome(player=p.id, snapshot=self.snapshot(p, tick), ref=cmd.ref))
         self.changed.add(p.id)
@@ -582,12 +631,12 @@ class World:
         (:meth:`_step`).
 
         A wholly quiet step (its last day before the player's next busy day,
-        kept in ``_busy`` while only quiet steps run) is the common case, run
-        here inline: only money, age and the death roll move. Without a death
-        or money crossing zero (a flag and a warning) its one ``state`` op is
-        built here without a Unit, the same op a Unit would close with: the
-        stage cannot change (a stage start is a busy day) and no stat moves
-        (so no warning)."""
+        kept in the player's :class:`_Track` with what the steps until then
+        read) is the common case, run here inline: only money, age and the
+        death roll move. Without a death or money crossing zero (a flag and a
+        warning) its one ``state`` op is built here without a Unit, the same
+        op a Unit would close with: the stage cannot change (a stage start is
+        a busy day) and no stat moves (so no warning)."""
         self._advanced_through = tick
         self._fast_forward_left = self.fast_forward_budget
         players = self.players
@@ -599,16 +648,13 @@ class World:
                     self._step(p, tick, self.rules.stage(p.age_days))
             return
         rules = self.rules
-        stage_of = rules.stage
-        chance_of = rules.daily_death_chance
         pay_delta = rules.pay_delta
-        next_busy_day = rules.pacing.next_busy_day
-        pace1 = self._pace1
-        busy_days = self._busy
-        pace_sent = self._pace_sent
+        yd = self.year_days
+        tracks = self._tracks
+        renew = self._renew
         outbox = self.outbox
         progressed = self.progressed
-        rng = self.rng
+        random = self.rng.random
         state = wire.State
         quiet_days = 0
         for pid in bucket:
@@ -616,24 +662,36 @@ class World:
             if not p.alive:
                 continue
             first = p.age_days
-            stage = stage_of(first)
-            if p.prompts:
-                days = pace = 1  # a prompt's timeout runs in real seconds
-            elif p.speed == 1:
-                days = pace = pace1[stage]
+            track = tracks[pid]
+            if track.busy <= first:
+                renew(track, p)
+            stage = track.stage
+            if p.speed == 1 or p.prompts:
+                days = pace = track.days  # one while a prompt waits: its timeout runs in real seconds
             else:
                 days = self._step_days(p, stage)
                 pace = rules.pacing.days(stage, p.speed)
             end = first + days
-            busy = busy_days.get(pid)
-            if busy is None or busy <= first:
-                busy = busy_days[pid] = next_busy_day(p)
-            if end >= busy:
+            if end >= track.busy:
                 self._step(p, tick, stage, end)
                 continue
-            dies_on = death_day(chance_of(p), days, rng)
+            survive = track.survive
+            if days == track.days and survive >= 0.0:
+                # death_day, with its power worked out once for the span.
+                alive = 1.0 - random()
+                dies_on = None if alive <= survive else death_after(alive, track.chance, days)
+            else:
+                dies_on = death_day(track.chance, days, self.rng)
             if dies_on is None:
-                delta = pay_delta(p, first, end)
+                salary = track.salary
+                if salary is not None:
+                    # Rules.pay_delta of a job, inlined with the span's terms.
+                    since, cost = track.since, track.cost
+                    delta = (salary * (end - since)) // yd - (salary * (first - since)) // yd
+                    if cost:
+                        delta -= (cost * end) // yd - (cost * first) // yd
+                else:
+                    delta = pay_delta(p, first, end) if track.cost and p.money > 0 else 0
                 money = p.money + delta
                 if (p.money < 0) == (money < 0):
                     p.age_days = end
@@ -645,19 +703,27 @@ class World:
                         changes: dict[str, Any] = {"money": money, "age_days": end}
                     else:
                         changes = {"age_days": end}
-                    if pace_sent.get(pid) != pace:
-                        pace_sent[pid] = pace
+                    if track.pace_sent != pace:
+                        track.pace_sent = pace
                         changes["pace"] = pace
                     ops = outbox.get(pid)
                     if ops is None:
-                        ops = outbox[pid] = []
-                    ops.append(state(changes))
+                        outbox[pid] = [state(changes)]
+                    else:
+                        ops.append(state(changes))
                     progressed.add(pid)
                     continue
             u = Unit(p, self.ops_for(pid))
             self._quiet_span(u, days, dies_on)
             self._end_step(u, stage)
         self._counters.player_days += quiet_days
+
+    def _renew(self, track: _Track, p: Player) -> None:
+        """Start ``track``'s span of quiet steps of ``p`` from its age now."""
+        rules = self.rules
+        stage = rules.stage(p.age_days)
+        days = 1 if p.prompts else self._pace1[stage]
+        track.renew(rules.pacing.next_busy_day(p), stage, days, rules.daily_death_chance(p), rules.pay_terms(p, stage))
 
     def quiet_steps(self, pid: int, most: int) -> int:
         """Run up to ``most`` wholly quiet steps of online player ``pid`` at
@@ -677,11 +743,10 @@ class World:
             return 0
         rules = self.rules
         first = p.age_days
-        stage = rules.stage(first)
-        pace = 1 if p.prompts else self._pace1[stage]
-        busy = self._busy.get(pid)
-        if busy is None or busy <= first:
-            busy = self._busy[pid] = rules.pacing.next_busy_day(p)
+        track = self._tracks[pid]
+        if track.busy <= first:
+            self._renew(track, p)
+        stage, pace, busy = track.stage, track.days, track.busy
         steps = min(most, (busy - 1 - first) // pace)
         if steps < 1:
             return 0
@@ -704,8 +769,8 @@ class World:
                 p.money = money
                 changes["money"] = money
             p.age_days = end
-            if self._pace_sent.get(pid) != pace:
-                self._pace_sent[pid] = pace
+            if track.pace_sent != pace:
+                track.pace_sent = pace
                 changes["pace"] = pace
             self.ops_for(pid).append(wire.State(changes))
             self.progressed.add(pid)

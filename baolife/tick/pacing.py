@@ -23,7 +23,7 @@ from .. import protocol as wire
 from ..content.schema import NO_AGE_LIMIT, Content
 from ..model import Player
 
-__all__ = ["Pacing", "death_day", "share_between"]
+__all__ = ["Pacing", "death_after", "death_day", "share_between"]
 
 
 class Pacing:
@@ -125,6 +125,13 @@ def death_day(chance: float, days: int, rng: random.Random) -> int | None:
     survive = 1.0 - rng.random()  # in (0, 1]
     if survive <= (1.0 - chance) ** days:
         return None  # the common case, without logarithms
-    # Death by day k has chance 1 - (1 - chance)^k: invert it.
+    return death_after(survive, chance, days)
+
+
+def death_after(survive: float, chance: float, days: int) -> int:
+    """The day of :func:`death_day` whose roll ``survive`` (in (0, 1]) was
+    above the span's chance of living through it, ``(1 - chance) ** days``,
+    with ``0 < chance < 1``: death by day k has chance ``1 - (1 - chance) **
+    k``, inverted."""
     k = math.floor(math.log(survive) / math.log1p(-chance)) + 1
     return min(k, days)  # k > days only by rounding at the edge
