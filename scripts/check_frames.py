@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable
 
 import orjson
+from bench_tick import NullSession
 from seed_lives import live_templates
 
 import baolife
@@ -30,24 +31,17 @@ from baolife.tick.engine import World
 from baolife.tick.loop import Attach, Deliver, Inbox, TickLoop
 
 
-class HashSession:
-    """A connection that hashes every frame and notes the prompts in it (to answer them)."""
+class HashSession(NullSession):
+    """bench_tick's connection (which notes the prompts, to answer them) that
+    also hashes every frame, in order, and its close."""
 
     def __init__(self, pid: int, digest: hashlib._Hash) -> None:
-        self.pid = pid
-        self.player_id: int | None = None
+        super().__init__(pid)
         self.digest = digest
-        self.frames = 0
-        self.prompts: list[tuple[int, str]] = []
 
     def send_frame(self, frame: bytes) -> bool:
-        self.frames += 1
         self.digest.update(self.pid.to_bytes(4, "big") + len(frame).to_bytes(4, "big") + frame)
-        if b'"op":"prompt"' in frame:
-            for op in orjson.loads(frame)["ops"]:
-                if op["op"] == "prompt":
-                    self.prompts.append((op["id"], op["choices"][0]["key"]))
-        return True
+        return super().send_frame(frame)
 
     def close(self, code: int, reason: str) -> None:
         self.digest.update(f"close {self.pid} {code} {reason}".encode())
