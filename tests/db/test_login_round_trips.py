@@ -45,6 +45,22 @@ async def counted_store(mysql_url: str) -> AsyncIterator[tuple[TcpProxy, MysqlSt
         yield proxy, store
 
 
+@asynccontextmanager
+async def two_workers(mysql_url: str) -> AsyncIterator[tuple[TcpProxy, MysqlStore, MysqlStore, MysqlAdmin]]:
+    """The counted store as worker "b", another store of one connection as
+    worker "a" on the same database, and an admin connection to look."""
+    async with (
+        counted_store(mysql_url) as (proxy, store),
+        open_mysql(mysql_url, pool_size=1) as other,
+        MysqlAdmin.open(mysql_url) as admin,
+    ):
+        other.worker = "a"
+        await other.join_cluster(worker("a"), 30)
+        store.worker = "b"
+        await store.join_cluster(worker("b"), 30)
+        yield proxy, store, other, admin
+
+
 async def trips(proxy: TcpProxy, call: Callable[[], Awaitable[T]]) -> tuple[int, T]:
     """The round trips ``call`` took, and what it returned."""
     before = proxy.round_trips
@@ -104,16 +120,8 @@ async def test_a_claim_refused_in_its_batch_changes_nothing(mysql_url: str) -> N
     """The owner row is read and overwritten in the claim's one batch: when
     it names another live worker the whole transaction is rolled back."""
     with trio.fail_after(60):
-        async with (
-            counted_store(mysql_url) as (proxy, store),
-            open_mysql(mysql_url, pool_size=1) as other,
-            MysqlAdmin.open(mysql_url) as admin,
-        ):
-            other.worker = "a"
-            await other.join_cluster(worker("a"), 30)
+        async with two_workers(mysql_url) as (proxy, store, other, admin):
             pid = await other.create_account("Bao", hash_token("held"), lambda pid: (b"born", 1))
-            store.worker = "b"
-            await store.join_cluster(worker("b"), 30)
             last_login = (await store.account_info(pid)).last_login  # type: ignore[union-attr]
 
             before = proxy.round_trips
@@ -136,16 +144,8 @@ async def test_logins_waiting_for_the_connection_go_together(mysql_url: str) -> 
     ones another live worker holds are refused with nothing of theirs
     changed, a missing player fails alone."""
     with trio.fail_after(60):
-        async with (
-            counted_store(mysql_url) as (proxy, store),
-            open_mysql(mysql_url, pool_size=1) as other,
-            MysqlAdmin.open(mysql_url) as admin,
-        ):
-            other.worker = "a"
-            await other.join_cluster(worker("a"), 30)
+        async with two_workers(mysql_url) as (proxy, store, other, admin):
             held = [await other.create_account(f"A{i}", hash_token(f"a{i}"), lambda pid: (b"a", 1)) for i in range(3)]
-            store.worker = "b"
-            await store.join_cluster(worker("b"), 30)
             free = [await store.create_account(f"B{i}", hash_token(f"b{i}"), lambda pid: (b"b", 1)) for i in range(7)]
             await store.release(free[0], "b", 1)
             for pid in free[1:]:
