@@ -54,10 +54,8 @@ async def two_workers(mysql_url: str) -> AsyncIterator[tuple[TcpProxy, MysqlStor
         open_mysql(mysql_url, pool_size=1) as other,
         MysqlAdmin.open(mysql_url) as admin,
     ):
-        other.worker = "a"
-        await other.join_cluster(worker("a"), 30)
-        store.worker = "b"
-        await store.join_cluster(worker("b"), 30)
+        await join_as(other, "a")
+        await join_as(store, "b")
         yield proxy, store, other, admin
 
 
@@ -82,12 +80,17 @@ def worker(name: str) -> WorkerInfo:
     return WorkerInfo(id=name, instance=f"{name}-1", store_kind="mysql", bus="db", address="", started_at=0.0)
 
 
+async def join_as(store: MysqlStore, name: str) -> None:
+    """Make ``store`` the store of worker ``name`` of a cluster, joined."""
+    store.worker = name
+    await store.join_cluster(worker(name), 30)
+
+
 @pytest.mark.mysql
 async def test_a_login_and_a_registration_cost_a_few_round_trips_on_mysql(mysql_url: str) -> None:
     with trio.fail_after(60):
         async with counted_store(mysql_url) as (proxy, store):
-            store.worker = "a"
-            await store.join_cluster(worker("a"), 30)
+            await join_as(store, "a")
             token = hash_token("round trips")
             n, pid = await trips(proxy, lambda: store.create_account("Bao", token, lambda pid: (b"born", 1)))
             assert n == REGISTER_ROUND_TRIPS

@@ -23,7 +23,7 @@ from baolife.db.mysql import MysqlStore
 from baolife.db.mysql_dialect import CODEC_COMPRESSED, drop_progress_statement, progress_statement, save_statement
 from baolife.db.store import Progress, SaveRow, StoreError, hash_token
 from tests.db.mysql_admin import MysqlAdmin
-from tests.db.test_login_round_trips import counted_store, trips, worker
+from tests.db.test_login_round_trips import counted_store, join_as, trips
 
 SAVE_ROUND_TRIPS = 2  # BEGIN + the locks; the writes + COMMIT
 RELEASE_ROUND_TRIPS = 1  # BEGIN + the lock + the guarded DELETE + COMMIT
@@ -201,8 +201,7 @@ async def test_a_write_batch_that_fails_writes_nothing_and_drops_its_connection(
 async def test_a_release_is_one_round_trip_and_a_handoff_three(mysql_url: str) -> None:
     with trio.fail_after(120):
         async with counted_store(mysql_url) as (proxy, store):
-            store.worker = "a"
-            await store.join_cluster(worker("a"), 30)
+            await join_as(store, "a")
             (pid,) = await born(store, 1, "release")
             assert await store.owner(pid) == "a"
 
@@ -233,8 +232,7 @@ async def test_a_release_is_one_round_trip_and_a_handoff_three(mysql_url: str) -
 async def test_clearing_the_online_flags_of_a_hundred_players_is_one_round_trip(mysql_url: str) -> None:
     with trio.fail_after(120):
         async with counted_store(mysql_url) as (proxy, store):
-            store.worker = "a"
-            await store.join_cluster(worker("a"), 30)
+            await join_as(store, "a")
             pids = await born(store, 100, "offline")
             relogged = set(pids[::10])
             for pid in relogged:  # logged in again: their flags are the new sessions'
