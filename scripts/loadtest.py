@@ -303,6 +303,25 @@ class Player:
                 await trio.aclose_forcefully(self.stream)
 
 
+async def start_spy(pid: int, profile: str) -> trio.Process:
+    """py-spy sampling the server from now until :func:`stop_spy` (SIGINT
+    makes it write ``profile``: .json speedscope, .txt collapsed stacks, else
+    a flame graph .svg)."""
+    fmt = "speedscope" if profile.endswith(".json") else "raw" if profile.endswith(".txt") else "flamegraph"
+    return await trio.lowlevel.open_process(
+        ["py-spy", "record", "--rate", "200", "--pid", str(pid), "--output", profile, "--format", fmt],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def stop_spy(spy: trio.Process | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        with trio.fail_after(60):
+            await spy.wait()
+
+
 async def _run_node(
     server_pid: int,
     port: int,
@@ -313,12 +332,14 @@ async def _run_node(
     scrape: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     tokens_file: str | None = None,
     interval: float = 0.0,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """Run scripts/loadgen.mjs pinned to CPU 1; the server's CPU and RSS are
     taken over the window the generator measures (it marks it on stderr), and
     so are its tick and collector figures when ``scrape`` reads them. With
     ``interval``, also the server's CPU and RSS over each ``interval`` seconds
-    of the window (``server_series``: does a long run level off?)."""
+    of the window (``server_series``: does a long run level off?). With
+    ``profile``, py-spy records the server over the window."""
     gen = await trio.lowlevel.open_process(
         [
             "taskset",
@@ -339,6 +360,7 @@ async def _run_node(
     assert gen.stdout is not None and gen.stderr is not None
     out = b""
     window: dict[str, Any] = {"peak_rss": 0}
+    spy: trio.Process | None = None
 
     async def read_out() -> None:
         nonlocal out
@@ -347,6 +369,7 @@ async def _run_node(
             out += chunk
 
     async def watch(cancel: trio.CancelScope) -> None:
+        nonlocal spy
         assert gen.stderr is not None
         buffer = b""
         while chunk := await gen.stderr.receive_some(4096):
@@ -356,9 +379,12 @@ async def _run_node(
                 window["t0"] = time.perf_counter()
                 if scrape is not None:
                     window["ticks0"] = await scrape()
+                if profile:
+                    spy = await start_spy(server_pid, profile)
             if b"MEASURE_END" in buffer and "cpu1" not in window:
                 window["cpu1"], _ = proc_stat(server_pid)
                 window["t1"] = time.perf_counter()
+                await stop_spy(spy)
                 if scrape is not None:
                     window["ticks1"] = await scrape()
         cancel.cancel()
@@ -454,7 +480,9 @@ async def run_once(
             http_port = child.http_port
             scrape = partial(_scrape, http_port) if server == "ours" else None
             tokens_file = f"{tmp}/tokens" if tokens is not None else None
-            result = await _run_node(proc.pid, port, players, duration, ramp, seed, scrape, tokens_file, interval)
+            result = await _run_node(
+                proc.pid, port, players, duration, ramp, seed, scrape, tokens_file, interval, profile
+            )
             server_metrics = await _scrape(http_port) if server == "ours" else {}
             return await _report(child, server, players, duration, ramp, result, server_metrics, seeded)
         rng = random.Random(seed)
@@ -470,23 +498,7 @@ async def run_once(
             ramp_seconds = trio.current_time() - started
             await trio.sleep(5)  # let the last players settle before measuring
             if profile:
-                # py-spy samples the server while it is measured; SIGINT makes it write the profile.
-                spy = await trio.lowlevel.open_process(
-                    [
-                        "py-spy",
-                        "record",
-                        "--rate",
-                        "200",
-                        "--pid",
-                        str(proc.pid),
-                        "--output",
-                        profile,
-                        "--format",
-                        "speedscope" if profile.endswith(".json") else "flamegraph",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                spy = await start_spy(proc.pid, profile)
             stats.measuring = True
             meter = LagMeter()
             nursery.start_soon(meter.run)
@@ -507,10 +519,7 @@ async def run_once(
             nursery.cancel_scope.cancel()
         gen_cpu = time.process_time() - gen_cpu0
         gen_wall = time.perf_counter() - gen_wall0
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            with trio.fail_after(60):
-                await spy.wait()
+        await stop_spy(spy)
         measured = {
             "connected": stats.connected,
             "connect_failures": stats.failed,
@@ -788,7 +797,11 @@ if __name__ == "__main__":
         "long runs: do they level off?)",
     )
     parser.add_argument("--find-limit", action="store_true", help="step N up against both servers")
-    parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy while measured (.svg/.json)")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record the server with py-spy while measured (.svg flame graph, .json speedscope, .txt collapsed stacks)",
+    )
     parser.add_argument("--start", type=int, default=1000)
     parser.add_argument("--step", type=int, default=1000)
     parser.add_argument("--max-players", type=int, default=12000)
