@@ -182,13 +182,16 @@ async def test_two_workers_spending_at_once_never_pass_the_budget(mysql_url: str
                 async with trio.open_nursery() as calls:
                     for i in range(32):  # one per connection of the two pools
                         calls.start_soon(spender, ga if i % 2 else gb, 1 + i % 7)
+                # A spender refused while others held reservations may have
+                # left room they did not use; one alone spends what is left.
+                await spender(ga, 1)
                 await ga.close(a)
                 await gb.close(b)
                 workers.cancel_scope.cancel()
             day = await a.ai_day(DAY)
             per_player, player_cost = await a.ai_usage(DAY)
     assert sum(billed) <= budget + 1e-9
-    assert set(refused) == {"budget"} and len(refused) == 32
+    assert set(refused) == {"budget"} and len(refused) == 33
     # Every settlement arrived: nothing left reserved, and the store's spend
     # is what was charged (never less than billed).
     assert day.reserved == pytest.approx(0.0, abs=1e-9)
