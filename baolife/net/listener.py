@@ -5,8 +5,8 @@ bounds the streams held open), runs the handshake under a deadline, and
 admits a connection or refuses it with an HTTP status: 404 for a path other
 than ``/ws``, 503 while full or draining, 429 over the per-address limit
 (the address a front proxy forwarded, :mod:`baolife.net.proxy`). An admitted
-connection gets a :class:`~baolife.net.session.Session`, a writer task that
-drains its outbound queue, and a reader (:mod:`baolife.net.reading`) that
+connection gets a :class:`~baolife.net.session.Session` (with a writer task
+while frames wait in its outbound queue), and a reader (:mod:`baolife.net.reading`) that
 hands its messages to the :class:`~baolife.net.intake.Intake`; one sweeper
 task watches the deadlines of all (:mod:`baolife.net.sweeper`). When a
 connection ends, the listener counts why, tells the tick loop (``Detach``)
@@ -300,21 +300,16 @@ class WsListener:
     async def _serve(self, session: Session) -> None:
         # player: whoever this connection is logged in as when a line is written.
         with structlog.contextvars.bound_contextvars(session=session.id, player=Deferred(lambda: session.player_id)):
-            async with trio.open_nursery() as nursery:
-                session.cancel_scope = nursery.cancel_scope
-                nursery.start_soon(self._write, session, nursery.cancel_scope)
-                fd = session.conn.fd
-                if self.hub is not None and self.hub.running and fd is not None:
-                    await HubReader(session, self.hub, fd, self.intake, self.auth).serve()
-                else:
-                    await read_in_task(session, self.intake, self.auth)
-                # Let the writer send what is queued (a close reply, a bye), briefly.
-                nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline, trio.current_time() + CLOSE_WAIT)
-
-    async def _write(self, session: Session, scope: trio.CancelScope) -> None:
-        try:
-            await session.write_loop()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            session.abort("lost: connection lost")
-        finally:
-            scope.cancel()
+            try:
+                async with trio.open_nursery() as nursery:
+                    session.start_writing(nursery)  # a writer task whenever frames wait
+                    fd = session.conn.fd
+                    if self.hub is not None and self.hub.running and fd is not None:
+                        await HubReader(session, self.hub, fd, self.intake, self.auth).serve()
+                    else:
+                        await read_in_task(session, self.intake, self.auth)
+                    # Let the writer send what is queued (a close reply, a bye), briefly.
+                    scope = nursery.cancel_scope
+                    scope.deadline = min(scope.deadline, trio.current_time() + CLOSE_WAIT)
+            finally:
+                session.stop_writing()

@@ -8,6 +8,13 @@ The tick loop hands frames to :meth:`Session.send_frame`, which never waits:
 * otherwise (or for what the socket did not take) the frame is queued for
   the connection's writer task, which sends in order.
 
+The writer task and its queue exist only while something waits to be sent:
+the first item queued starts the task in the connection's nursery
+(:meth:`Session.start_writing`), and the task ends once the queue is empty,
+reopening the fast path. Most connections never need one (every frame fits
+the socket), and a parked task with a channel was 2-3 KB of every
+connection's memory (docs/BENCHMARKS.md, issue 15).
+
 The queue is bounded in frames and in bytes; a client that lets it fill is a
 slow client and is dropped at once (:meth:`Session.abort`), so it can neither
 delay the tick nor hold memory. The fast path needs the socket's file
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import deque
 from typing import Literal
 
 import attrs
@@ -59,7 +67,7 @@ class Session:
     __slots__ = (
         "state",
         "_fd",
-        "_pending",
+        "_queue",
         "bytes_sent",
         "frames_sent",
         "writer_frames",
@@ -85,8 +93,9 @@ class Session:
         "_tokens_at",
         "strikes",
         "cancel_scope",
-        "_send",
-        "_recv",
+        "_nursery",
+        "_writing",
+        "_sealed",
     )
 
     def __init__(
@@ -119,11 +128,17 @@ class Session:
         self._tokens_at = now
         self.strikes = 0
         self.cancel_scope: trio.CancelScope | None = None
-        # Items queued for the writer or being written by it; the fast path
-        # is open only at zero, so nothing overtakes what is queued.
-        self._pending = 0
+        # Items queued for the writer, the one being written first (it leaves
+        # once written); None when there are none. The fast path is open only
+        # while nothing is queued, so nothing overtakes what is.
+        self._queue: deque[_Data | _Close] | None = None
         self._fd = _socket_fd(conn.stream)
-        self._send, self._recv = trio.open_memory_channel[_Data | _Close](max_frames + _CONTROL_SLACK)
+        # Where the writer task is started; True while it runs.
+        self._nursery: trio.Nursery | None = None
+        self._writing = False
+        # Nothing more goes out: the writer sent a close, or the connection's
+        # nursery is gone.
+        self._sealed = False
         conn.control = self.send_control
 
     def __repr__(self) -> str:
@@ -142,7 +157,7 @@ class Session:
             return False
         data = text_frame(frame)
         fd = self._fd
-        if fd is not None and not self._pending:
+        if fd is not None and not self._queue:
             try:
                 written = os.write(fd, data)
             except BlockingIOError:
@@ -203,14 +218,36 @@ class Session:
         return True
 
     def _put(self, item: _Data | _Close) -> None:
-        try:
-            self._send.send_nowait(item)
-        except trio.WouldBlock:
+        if self._sealed:
+            return  # the writer has finished: nothing more goes out
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        elif len(queue) >= self.max_frames + _CONTROL_SLACK:
             self.abort("slow_client: control queue full")
             return
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return  # the writer has finished: nothing more goes out
-        self._pending += 1
+        queue.append(item)
+        if not self._writing and self._nursery is not None:
+            self._writing = True
+            self._nursery.start_soon(self._write)
+
+    # ----------------------------------------------------------------- the writer
+
+    def start_writing(self, nursery: trio.Nursery) -> None:
+        """Run the writer in ``nursery`` (the connection's: cancelling it ends
+        the connection) whenever something is queued, from now until
+        :meth:`stop_writing`."""
+        self.cancel_scope = nursery.cancel_scope
+        self._nursery = nursery
+        if self._queue and not self._writing and not self._sealed:
+            self._writing = True
+            nursery.start_soon(self._write)
+
+    def stop_writing(self) -> None:
+        """The connection's nursery has closed: nothing more is sent."""
+        self._nursery = None
+        self._sealed = True
+        self._queue = None
 
     # ----------------------------------------------------------------- teardown
 
@@ -228,40 +265,58 @@ class Session:
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
 
-    async def write_loop(self) -> None:
-        """The writer task: sends what the fast path could not, in order."""
-        async with self._recv:
-            async for item in self._recv:
-                if isinstance(item, _Data):
-                    await self.conn.send(item.data)
-                    self._pending -= 1
-                    if item.frame:
-                        self.queued_frames -= 1
-                        self.queued_bytes -= len(item.data)
-                        self.frames_sent += 1
-                        self.writer_frames += 1
-                        self.bytes_sent += len(item.data)
-                    continue
-                if item.code:
-                    data = self.conn.close_frame(item.code, item.reason)
-                    if data:
-                        await self.conn.send(data)
-                if item.await_reply:
-                    with trio.move_on_after(CLOSE_WAIT):
-                        await self.conn.peer_closed.wait()
-                await self._send_queued_close_reply()
-                return
+    async def _write(self) -> None:
+        ended = True
+        try:
+            ended = await self.write_loop()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.abort("lost: connection lost")
+        finally:
+            self._writing = False
+            if ended and self.cancel_scope is not None:
+                self.cancel_scope.cancel()  # the connection ends with its writer
 
-    async def _send_queued_close_reply(self) -> None:
+    async def write_loop(self) -> bool:
+        """The writer task: sends what the fast path could not, in order.
+        Returns False once the queue is empty (the next item queued starts a
+        writer again), True once the close is done (the connection ends)."""
+        conn = self.conn
+        while True:
+            queue = self._queue
+            if not queue:
+                self._queue = None
+                return False
+            item = queue[0]  # left in the queue while written: the fast path stays shut
+            if isinstance(item, _Data):
+                await conn.send(item.data)
+                queue.popleft()
+                if item.frame:
+                    self.queued_frames -= 1
+                    self.queued_bytes -= len(item.data)
+                    self.frames_sent += 1
+                    self.writer_frames += 1
+                    self.bytes_sent += len(item.data)
+                continue
+            queue.popleft()
+            if item.code:
+                data = conn.close_frame(item.code, item.reason)
+                if data:
+                    await conn.send(data)
+            if item.await_reply:
+                with trio.move_on_after(CLOSE_WAIT):
+                    await conn.peer_closed.wait()
+            await self._send_queued_close_reply(queue)
+            self._sealed = True
+            self._queue = None
+            return True
+
+    async def _send_queued_close_reply(self, queue: deque[_Data | _Close]) -> None:
         # If the peer started closing at the same time as we did, the reader
         # has queued the reply to its close frame behind our close item; that
         # reply is the close frame the peer waits for. Nothing but a close
         # frame may follow a close, so only those are sent.
-        while True:
-            try:
-                item = self._recv.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                return
+        while queue:
+            item = queue.popleft()
             if isinstance(item, _Data) and not item.frame and item.data[:1] == b"\x88":
                 await self.conn.send(item.data)
 

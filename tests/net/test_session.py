@@ -1,5 +1,6 @@
 """The send path: direct non-blocking writes first, the writer task for the
-rest, and frames always in order across the switch."""
+rest (started when something waits, gone when nothing does), and frames
+always in order across the switch."""
 
 from __future__ import annotations
 
@@ -57,13 +58,15 @@ async def test_frames_stay_in_order_when_the_socket_fills_and_drains() -> None:
             burst=10,
         )
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(session.write_loop)
+            session.start_writing(nursery)
+            assert not nursery.child_tasks  # no writer while nothing waits
             pad = "x" * 1000
             for seq in range(count):
                 assert session.send_frame(orjson.dumps({"seq": seq, "pad": pad}))
             # The client has not read yet: the socket filled, the rest queued.
             assert 0 < session.direct_writes < count
             assert session.queued_frames > 0
+            assert len(nursery.child_tasks) == 1  # the writer, started by the first frame queued
             received: list[int] = []
             buffer = b""
             while len(received) < count:
@@ -72,14 +75,16 @@ async def test_frames_stay_in_order_when_the_socket_fills_and_drains() -> None:
                 received.extend(orjson.loads(p)["seq"] for p in payloads)
             assert received == list(range(count))
             # Once drained, frames go straight to the socket again.
-            await trio.testing.wait_all_tasks_blocked()  # the writer has sent all and waits
+            await trio.testing.wait_all_tasks_blocked()  # the writer has sent all and ended
             assert session.queued_frames == 0
+            assert not nursery.child_tasks
             before = session.direct_writes
             assert session.send_frame(b'{"seq": "last"}')
             assert session.direct_writes == before + 1
             payloads, _ = read_frames(await client.recv(65536))
             assert payloads == [b'{"seq": "last"}']
-            nursery.cancel_scope.cancel()
+            assert not nursery.child_tasks
+        session.stop_writing()
         session.release_socket()
         client.close()
         await server_stream.aclose()
