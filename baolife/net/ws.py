@@ -160,11 +160,12 @@ class WsConnection:
         self.stream = stream
         self.max_message_bytes = max_message_bytes
         self.control: Callable[[bytes], None] = control or (lambda data: None)
-        # The handshake's WSConnection until accept(), then only its frame
-        # protocol (same interface): the HTTP machinery of the handshake
+        # The handshake's WSConnection until accept(); its HTTP machinery
         # (h11's connection, state, buffer, the request: 11 objects for the
         # collector to walk) is not kept for the connection's life.
-        self._ws: WSConnection | Connection = WSConnection(ConnectionType.SERVER)
+        self._hs: WSConnection | None = WSConnection(ConnectionType.SERVER)
+        # Then wsproto's frame protocol, only while it is needed (see _frames).
+        self._ws: Connection | None = None
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         # Whole messages read and not yet taken; None while there are none,
         # so an idle connection does not keep a deque's block (~600 bytes,
@@ -188,27 +189,34 @@ class WsConnection:
             data = await self.stream.receive_some(RECEIVE_SIZE)
             if not data:
                 return None
+            handshake = self._handshake()
             try:
-                self._ws.receive_data(cast(bytes, data))
+                handshake.receive_data(cast(bytes, data))
             except RemoteProtocolError as exc:
                 if exc.event_hint is not None:
-                    await self._send_quietly(self._ws.send(exc.event_hint))
+                    await self._send_quietly(handshake.send(exc.event_hint))
                 return None
-            for event in self._ws.events():
+            for event in handshake.events():
                 if isinstance(event, Request):
                     return event
 
+    def _handshake(self) -> WSConnection:
+        if self._hs is None:
+            raise RuntimeError("the handshake is over")
+        return self._hs
+
     async def accept(self) -> None:
-        handshake = cast(WSConnection, self._ws)
-        data = handshake.send(AcceptConnection())
-        self._ws = cast(Connection, handshake.connection)
+        data = self._handshake().send(AcceptConnection())
+        # What it made for the frames is not kept: a new one is the same (_frames).
+        self._hs = None
         await self.stream.send_all(data)
 
     async def reject(self, status: int, body: bytes = b"") -> None:
         """Refuse the handshake with an HTTP status (e.g. 503, 404)."""
         headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-        data = self._ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
-        data += self._ws.send(RejectData(data=body, body_finished=True))
+        handshake = self._handshake()
+        data = handshake.send(RejectConnection(status_code=status, headers=headers, has_body=True))
+        data += handshake.send(RejectData(data=body, body_finished=True))
         await self._send_quietly(data)
 
     async def _send_quietly(self, data: bytes) -> None:
@@ -302,19 +310,38 @@ class WsConnection:
             self._finish(ConnectionDone(CloseCode.LOST, "connection lost"))
             return
         ws = self._ws
-        if type(ws) is Connection:  # past the handshake
-            if self._walk is None and data[0] == 0x81 and ws.state is ConnectionState.OPEN:
-                data = self._take_short_texts(data)
-                if not data:
-                    return
-            walk = self._walk or _FrameWalk()
-            self._walk = None if walk.walk(data) else walk
+        if self._walk is None and data[0] == 0x81 and (ws is None or ws.state is ConnectionState.OPEN):
+            data = self._take_short_texts(data)
+            if not data:
+                return
+        walk = self._walk or _FrameWalk()
+        self._walk = None if walk.walk(data) else walk
+        ws = self._frames()
         try:
             ws.receive_data(data)
         except RemoteProtocolError:
             self._fail(CloseCode.PROTOCOL_ERROR, "protocol error")
             return
-        self._process()
+        self._process(ws)
+        self._let_go()
+
+    def _frames(self) -> Connection:
+        """wsproto's frame protocol, made when a frame needs it. While the
+        connection is open and wsproto between frames, a new one is the same
+        as any, so it is let go then (:meth:`_let_go`): most connections only
+        ever send short text frames, and one was about 1.4 KB of every
+        connection (its parser, buffers, a generator, an event deque)."""
+        ws = self._ws
+        if ws is None:
+            if self._hs is not None:
+                raise RuntimeError("the handshake is not over")
+            ws = self._ws = Connection(ConnectionType.SERVER)
+        return ws
+
+    def _let_go(self) -> None:
+        ws = self._ws
+        if ws is not None and self._walk is None and ws.state is ConnectionState.OPEN:
+            self._ws = None
 
     def _take_short_texts(self, data: bytes) -> bytes:
         """Take the short text frames at the start of ``data`` as messages
@@ -343,14 +370,14 @@ class WsConnection:
         await trio.lowlevel.cancel_shielded_checkpoint()
         return data
 
-    def _process(self) -> None:
-        for event in self._ws.events():
+    def _process(self, ws: Connection) -> None:
+        for event in ws.events():
             if self._done is not None:
                 break
             if isinstance(event, (TextMessage, BytesMessage)):
                 self._message_part(event)
             elif isinstance(event, Ping):
-                self.control(self._ws.send(event.response()))
+                self.control(ws.send(event.response()))
             elif isinstance(event, Pong):
                 self.last_pong = trio.current_time()
             elif isinstance(event, CloseConnection):
@@ -374,10 +401,11 @@ class WsConnection:
             self._size = 0
 
     def _peer_close(self, event: CloseConnection) -> None:
-        state = self._ws.state
+        ws = self._frames()
+        state = ws.state
         if state is ConnectionState.REMOTE_CLOSING:
             # The peer started the close handshake: answer it.
-            self.control(self._ws.send(event.response()))
+            self.control(ws.send(event.response()))
             self._finish(ConnectionDone(event.code, event.reason or ""))
         elif state is ConnectionState.CLOSED:
             # The peer answered our close.
@@ -388,8 +416,9 @@ class WsConnection:
             self._fail(event.code, event.reason or "")
 
     def _fail(self, code: int, reason: str) -> None:
-        if self._ws.state is ConnectionState.OPEN:
-            self.control(self._ws.send(CloseConnection(code=code, reason=reason[:120])))
+        ws = self._frames()
+        if ws.state is ConnectionState.OPEN:
+            self.control(ws.send(CloseConnection(code=code, reason=reason[:120])))
         self._finish(ConnectionDone(code, reason))
 
     def _finish(self, done: ConnectionDone) -> None:
@@ -401,18 +430,23 @@ class WsConnection:
 
     @property
     def open(self) -> bool:
-        return self._ws.state is ConnectionState.OPEN
+        """Past the handshake, and no close sent or received."""
+        if self._hs is not None:
+            return False
+        return self._ws is None or self._ws.state is ConnectionState.OPEN
 
     def close_frame(self, code: int, reason: str) -> bytes:
         """The bytes of our close frame, or b"" when a close is already under way."""
-        if self._ws.state is not ConnectionState.OPEN:
+        if not self.open:
             return b""
-        return self._ws.send(CloseConnection(code=code, reason=reason))
+        return self._frames().send(CloseConnection(code=code, reason=reason))
 
     def ping_frame(self, payload: bytes = b"hb") -> bytes:
-        if self._ws.state is not ConnectionState.OPEN:
+        if not self.open:
             return b""
-        return self._ws.send(Ping(payload=payload))
+        data = self._frames().send(Ping(payload=payload))
+        self._let_go()
+        return data
 
     async def send(self, data: bytes) -> None:
         """Write bytes (whole frames). Only the writer task calls this, and
