@@ -141,6 +141,9 @@ async def test_connection_lines_carry_session_player_and_tick(settings: Settings
     # Bound once in the connection's task; player and tick read when the line was written.
     assert abuse["player"] == welcome["player"] and isinstance(abuse["session"], int)
     assert abuse["tick"] >= 1 and abuse["level"] == "warning"
+    # Logged in the connection's own task (the login), which names no session itself.
+    registered = next(line for line in lines if line["event"] == "registered")
+    assert registered["session"] == abuse["session"]
     closed = next(line for line in lines if line["event"] == "connection_closed")
     assert closed["player"] == welcome["player"] and closed["reason"] == "policy"
     started = next(line for line in lines if line["event"] == "started")
