@@ -555,6 +555,7 @@ async def _report(
     generator measured, the server's tick figures, error log lines and exit."""
     await child.stop()
     lines = await child.log_lines()
+    errors = [x for x in lines if x.get("level") in ("error", "critical")]
     return {
         "server": server,
         "players": players,
@@ -563,7 +564,9 @@ async def _report(
         "lives": "newborn" if seeded is None else seeded,
         **measured,
         "server_ticks": ticks,
-        "server_error_log_lines": sum(1 for x in lines if x.get("level") in ("error", "critical")),
+        "server_error_log_lines": len(errors),
+        # The first few, so that a run's report says what went wrong.
+        "server_errors": [{k: x.get(k) for k in ("event", "error", "exception") if k in x} for x in errors[:5]],
         "server_exit_code": child.proc.returncode,
     }
 
