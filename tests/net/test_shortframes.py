@@ -1,6 +1,6 @@
-"""Short text frames are read without wsproto (baolife.net.ws._short_texts)
-while wsproto is between frames (which baolife.net.ws._FrameWalk follows from
-the frame headers); everything else is wsproto's. A client's bytes, cut
+"""Short text frames are read without wsproto (baolife.net.shortframes)
+while wsproto is between frames (which FrameWalk follows from the frame
+headers); everything else is wsproto's. A client's bytes, cut
 anywhere, read back as the same messages, control answers and close codes."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, Request, TextMessage
 
-from baolife.net import ws as ws_module
+from baolife.net.shortframes import short_texts
 from baolife.net.ws import ConnectionDone, WsConnection
 
 LIMIT = 300
@@ -148,5 +148,5 @@ async def test_a_close_after_short_frames_ends_after_them() -> None:
 
 
 def test_a_short_frame_is_read_by_its_mask_and_length() -> None:
-    texts, used = ws_module._short_texts(bytes((0x81, 0x80 | 1, 1, 2, 3, 4, ord("x") ^ 1)), LIMIT)
+    texts, used = short_texts(bytes((0x81, 0x80 | 1, 1, 2, 3, 4, ord("x") ^ 1)), LIMIT)
     assert (texts, used) == (["x"], 7)
