@@ -10,9 +10,9 @@ import struct
 import orjson
 import trio
 import trio.testing
-from wsproto import ConnectionType
+from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection
-from wsproto.events import TextMessage
+from wsproto.events import Request, TextMessage
 
 from baolife.net.session import Session
 from baolife.net.ws import WsConnection, text_frame
@@ -134,3 +134,40 @@ async def test_a_peer_that_reset_the_connection_is_dropped_at_the_next_frame() -
         assert session.bytes_sent == len(text_frame(b'{"seq": 1}'))
         session.release_socket()
         await server_stream.aclose()
+
+
+async def test_a_close_reply_queued_while_our_close_waits_is_sent_then_nothing_more() -> None:
+    # Our close and the peer's crossed: the reader queues its reply to the
+    # peer's close behind ours while the writer waits for the peer's answer.
+    # That reply goes out after our close frame; nothing goes out after it.
+    with trio.fail_after(10):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        client_stream = await trio.open_tcp_stream("127.0.0.1", port)
+        server_stream = await listeners[0].accept()
+        await listeners[0].aclose()
+        conn = WsConnection(server_stream, max_message_bytes=4096)
+        client = WSConnection(ConnectionType.CLIENT)
+        await client_stream.send_all(client.send(Request(host="127.0.0.1", target="/ws")))
+        assert await conn.handshake() is not None
+        await conn.accept()
+        await client_stream.receive_some(4096)  # the 101
+        session = Session(conn, "127.0.0.1", max_frames=8, max_bytes=1 << 20, rate=10, burst=10)
+        reply = b"\x88\x02\x03\xe8"  # a close frame, 1000
+        async with trio.open_nursery() as nursery:
+            session.start_writing(nursery)
+            session.close(1001, "going")
+            await trio.testing.wait_all_tasks_blocked()  # our close sent; the writer waits for the answer
+            session.send_control(reply)
+            conn.peer_closed.set()
+        # The writer ended the connection's nursery once done.
+        session.send_control(reply)  # sealed: not queued, not sent
+        session.stop_writing()
+        session.release_socket()
+        await server_stream.aclose()
+        received = b""
+        while chunk := await client_stream.receive_some(4096):
+            received += chunk
+        ours = b"\x88" + bytes((2 + len("going"),)) + struct.pack("!H", 1001) + b"going"
+        assert received == ours + reply
+        await client_stream.aclose()
