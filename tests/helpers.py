@@ -14,9 +14,12 @@ import orjson
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import WebSocketConnection, open_websocket_url
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request
 
 from baolife.app import App
 from baolife.config import Settings
+from baolife.net.ws import WsConnection
 
 
 @asynccontextmanager
@@ -29,6 +32,25 @@ async def running_app(settings: Settings, **kwargs: Any) -> AsyncIterator[App]:
             yield app
         finally:
             app.request_shutdown()
+
+
+async def connected_pair() -> tuple[WsConnection, trio.SocketStream, WSConnection]:
+    """A server-side WebSocket over real TCP on 127.0.0.1, after the
+    handshake: (server side, client stream, client protocol)."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    client_stream = await trio.open_tcp_stream("127.0.0.1", port)
+    server_stream = await listeners[0].accept()
+    await listeners[0].aclose()
+    server = WsConnection(server_stream, max_message_bytes=4096)
+    client = WSConnection(ConnectionType.CLIENT)
+    await client_stream.send_all(client.send(Request(host="127.0.0.1", target="/ws")))
+    request = await server.handshake()
+    assert request is not None and request.target == "/ws"
+    await server.accept()
+    client.receive_data(await client_stream.receive_some(4096))
+    assert isinstance(next(client.events()), AcceptConnection)
+    return server, client_stream, client
 
 
 @asynccontextmanager

@@ -10,12 +10,13 @@ import struct
 import orjson
 import trio
 import trio.testing
-from wsproto import ConnectionType, WSConnection
+from wsproto import ConnectionType
 from wsproto.connection import Connection
-from wsproto.events import Request, TextMessage
+from wsproto.events import TextMessage
 
 from baolife.net.session import Session
 from baolife.net.ws import WsConnection, text_frame
+from tests.helpers import connected_pair
 
 
 def read_frames(data: bytes) -> tuple[list[bytes], bytes]:
@@ -141,17 +142,8 @@ async def test_a_close_reply_queued_while_our_close_waits_is_sent_then_nothing_m
     # peer's close behind ours while the writer waits for the peer's answer.
     # That reply goes out after our close frame; nothing goes out after it.
     with trio.fail_after(10):
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        port = listeners[0].socket.getsockname()[1]
-        client_stream = await trio.open_tcp_stream("127.0.0.1", port)
-        server_stream = await listeners[0].accept()
-        await listeners[0].aclose()
-        conn = WsConnection(server_stream, max_message_bytes=4096)
-        client = WSConnection(ConnectionType.CLIENT)
-        await client_stream.send_all(client.send(Request(host="127.0.0.1", target="/ws")))
-        assert await conn.handshake() is not None
-        await conn.accept()
-        await client_stream.receive_some(4096)  # the 101
+        conn, client_stream, _client = await connected_pair()
+        server_stream = conn.stream
         session = Session(conn, "127.0.0.1", max_frames=8, max_bytes=1 << 20, rate=10, burst=10)
         reply = b"\x88\x02\x03\xe8"  # a close frame, 1000
         async with trio.open_nursery() as nursery:

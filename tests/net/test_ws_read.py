@@ -11,28 +11,10 @@ import struct
 import h11
 import pytest
 import trio
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, Request, TextMessage
+from wsproto.events import TextMessage
 
-from baolife.net.ws import ConnectionDone, WsConnection
-
-
-async def connected_pair() -> tuple[WsConnection, trio.SocketStream, WSConnection]:
-    """(server side after the handshake, client stream, client protocol)."""
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    client_stream = await trio.open_tcp_stream("127.0.0.1", port)
-    server_stream = await listeners[0].accept()
-    await listeners[0].aclose()
-    server = WsConnection(server_stream, max_message_bytes=4096)
-    client = WSConnection(ConnectionType.CLIENT)
-    await client_stream.send_all(client.send(Request(host="127.0.0.1", target="/ws")))
-    request = await server.handshake()
-    assert request is not None and request.target == "/ws"
-    await server.accept()
-    client.receive_data(await client_stream.receive_some(4096))
-    assert isinstance(next(client.events()), AcceptConnection)
-    return server, client_stream, client
+from baolife.net.ws import ConnectionDone
+from tests.helpers import connected_pair
 
 
 def reachable(root: object, depth: int) -> list[object]:
