@@ -227,9 +227,7 @@ class Session:
             self.abort("slow_client: control queue full")
             return
         queue.append(item)
-        if not self._writing and self._nursery is not None:
-            self._writing = True
-            self._nursery.start_soon(self._write)
+        self._start_writer()
 
     # ----------------------------------------------------------------- the writer
 
@@ -239,9 +237,15 @@ class Session:
         :meth:`stop_writing`."""
         self.cancel_scope = nursery.cancel_scope
         self._nursery = nursery
-        if self._queue and not self._writing and not self._sealed:
+        if self._queue and not self._sealed:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        """Start the writer in the connection's nursery unless it runs (or
+        there is no nursery yet: :meth:`start_writing` starts it then)."""
+        if not self._writing and self._nursery is not None:
             self._writing = True
-            nursery.start_soon(self._write)
+            self._nursery.start_soon(self._write)
 
     def stop_writing(self) -> None:
         """The connection's nursery has closed: nothing more is sent."""
