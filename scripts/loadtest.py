@@ -385,6 +385,7 @@ async def _run_node(
                 window["cpu1"], _ = proc_stat(server_pid)
                 window["t1"] = time.perf_counter()
                 await stop_spy(spy)
+                spy = None
                 if scrape is not None:
                     window["ticks1"] = await scrape()
         cancel.cancel()
@@ -411,10 +412,14 @@ async def _run_node(
                     )
                     mark = (now, cpu)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(read_out)
-        nursery.start_soon(sample_rss)
-        await watch(nursery.cancel_scope)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_out)
+            nursery.start_soon(sample_rss)
+            await watch(nursery.cancel_scope)
+    finally:
+        with trio.CancelScope(shield=True):
+            await stop_spy(spy)  # a run that ended before its window did
     await gen.wait()
     result = orjson.loads(out)
     wall = window["t1"] - window["t0"]

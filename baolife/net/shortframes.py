@@ -32,9 +32,9 @@ def short_texts(data: bytes, limit: int) -> tuple[list[str], int]:
             break
         key = data[at + 2 : at + 6]
         body = data[at + 6 : at + 6 + n]
-        masked = int.from_bytes(body, "little") ^ int.from_bytes((key * (n // 4 + 1))[:n], "little")
+        plain = int.from_bytes(body, "little") ^ int.from_bytes((key * (n // 4 + 1))[:n], "little")
         try:
-            texts.append(masked.to_bytes(n, "little").decode("utf-8"))
+            texts.append(plain.to_bytes(n, "little").decode("utf-8"))
         except UnicodeDecodeError:
             break
         at += 6 + n
