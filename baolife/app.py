@@ -11,6 +11,7 @@
             ├── ai workers
             ├── tick loop
             ├── store watch: readiness
+            ├── trimmer: freed C-heap memory back to the system (baolife.memtrim)
             ├── websocket listener (+ one nursery of connections)
             └── http listener: /healthz /readyz /metrics, the web client and
                 its /config.json (where the WebSocket is, the tick rate), and
@@ -67,6 +68,7 @@ from .db.cluster import ClusterStore
 from .db.store import Store, StoreError
 from .health import Health, client_config, routes
 from .logs import Deferred, LogWriter
+from .memtrim import Trimmer, glibc_trim
 from .metrics import Metrics
 from .metrics import ai as ai_metrics
 from .metrics import cluster as cluster_metrics
@@ -221,6 +223,7 @@ class App:
                 await root.start(self.npc.run)
                 await root.start(self.loop.run)
                 root.start_soon(self.health.watch_store)
+                await root.start(self.trimmer.run)
                 self.ws_port = await root.start(self.ws.run)
                 self.http_port = await root.start(self.http.run)
                 log.info(
@@ -325,6 +328,7 @@ class App:
             on_fenced=self._on_fenced,
             observe=self.metrics.observe_flush,
         )
+        self.trimmer = Trimmer(s.malloc_trim_interval, glibc_trim())
         self.ws = WsListener(
             s,
             self.loop,
@@ -400,7 +404,7 @@ class App:
         add(lambda: store_metrics.families(store, self.health.store_ok))
         add(partial(net_metrics.families, self.ws, self.http))
         add(partial(ai_metrics.families, self.npc))
-        add(lambda: process_metrics.families(self.health.draining, self.notifier, self.log_writer))
+        add(lambda: process_metrics.families(self.health.draining, self.notifier, self.log_writer, self.trimmer))
         add(self.admin.metric_families)
         add(self.presence.metric_families)
 

@@ -217,6 +217,11 @@ _SPECS: dict[str, _Spec] = {
     ),
     "save_interval": _Spec(_number(float, 0.05, 600), 5.0, "seconds between write-behind flushes"),
     "save_batch": _Spec(_number(int, 1, 10000), 500, "players per save statement batch"),
+    "malloc_trim_interval": _Spec(
+        _number(float, 0, 3600),
+        10.0,
+        "seconds between returns of freed C-heap memory to the system (glibc malloc_trim); 0 turns them off",
+    ),
     "max_loaded_players": _Spec(
         _number(int, 10, 10_000_000), 20000, "players kept in memory (LRU of online and recently seen)"
     ),
@@ -347,6 +352,7 @@ class Settings:
     fast_forward_budget: int
     save_interval: float
     save_batch: int
+    malloc_trim_interval: float
     max_loaded_players: int
     max_connections: int
     http_max_connections: int
