@@ -17,7 +17,8 @@ waiting. It owns:
 * frames: at most one per connection per tick, numbered in the player's
   stream once logged in, seq 0 before;
 * the resume ring: each player's last frames, kept a while after a drop so
-  a client that comes back with ``resume`` gets exactly what it missed.
+  a client that comes back with ``resume`` gets exactly what it missed
+  (back to its last ``welcome``: from before one, a fresh ``welcome``).
 
 One piece: sessions, the outbox, frame numbers and the ring are one state
 (a frame's number is the ring's next, a replaced session hands its stream
@@ -85,6 +86,17 @@ class _Stream:
         self.frames[seq % REPLAY_FRAMES] = frame
         return seq
 
+    def skip(self) -> int:
+        """Number the next frame without keeping it, nor any before it: a
+        frame that carries a ``welcome``. A resume from before it gets a
+        fresh ``welcome`` instead of a replay (the same view, now), so the
+        ring holds no snapshot: at 500 logins a second the rings held 8,000
+        of them (12 KB each), and the C heap kept their 100 MB resident
+        after they left (docs/BENCHMARKS.md, issue 15). Returns its number."""
+        seq = self.seq = self.seq + 1
+        self.base = seq
+        return seq
+
     def kept(self) -> int:
         """How many of the last frames are here."""
         made = self.seq - self.base
@@ -130,7 +142,10 @@ def _frame(stream: _Stream | None, tick: int, ops: list[wire.Op], counts: dict[s
     if stream is None:
         return wire.encode_frame(0, tick, ops)
     frame = wire.encode_frame(stream.seq + 1, tick, ops)
-    stream.append(frame)
+    if any(op.op == "welcome" for op in ops):
+        stream.skip()
+    else:
+        stream.append(frame)
     return frame
 
 
@@ -401,16 +416,23 @@ class Delivery:
             if len(ops) == 1:
                 kind = ops[0].op  # most frames: a player's state of the second
                 op_counts[kind] = op_counts.get(kind, 0) + 1
+                snapshot = kind == "welcome"
             else:
+                snapshot = False
                 for op in ops:
                     kind = op.op
                     op_counts[kind] = op_counts.get(kind, 0) + 1
+                    if kind == "welcome":
+                        snapshot = True
             stream = streams.get(session)
             if stream is None:
                 frame = encode(0, tick, ops)
             else:
                 frame = encode(stream.seq + 1, tick, ops)
-                stream.append(frame)  # the ring's slots are _Stream's own
+                if snapshot:
+                    stream.skip()  # a welcome is not kept: a resume from before it gets a fresh one
+                else:
+                    stream.append(frame)  # the ring's slots are _Stream's own
             sessions.append(session)
             frames.append(frame)
         outbox.clear()

@@ -198,6 +198,36 @@ def test_a_resume_within_the_window_replays_exactly_what_was_missed() -> None:
     assert back.raw == s.raw[4:]
 
 
+def test_a_resume_from_before_a_welcome_gets_a_fresh_one_and_from_it_a_replay() -> None:
+    # The ring keeps no snapshot (12 KB each, issue 15): what came before the
+    # last welcome is answered with a fresh welcome, the same view as of now.
+    d = Delivery({})
+    s = logged_in(d, 1)
+    for tick in range(1, 4):
+        game_op(d, 1, tick)
+        d.flush(tick)
+    d.outbox.setdefault(1, []).append(wire.Welcome(player=1, snapshot={"age_days": 4}))
+    game_op(d, 1, 4)
+    d.flush(4)  # frame 4: a new life's welcome and a state after it
+    for tick in range(5, 8):
+        game_op(d, 1, tick)
+        d.flush(tick)
+    assert [f["seq"] for f in s.frames] == list(range(1, 8)) and s.frames[3]["ops"][0]["op"] == "welcome"
+    d.detach(s, 10.0)
+    back = FakeSession()
+    d.add(back)
+    assert d.attach(back, 1, 4).resumed  # it had the welcome: frames 5-7 replayed
+    assert back.raw == s.raw[4:]
+    d.detach(back, 11.0)
+    before = FakeSession()
+    d.add(before)
+    attached = d.attach(before, 1, 3)  # it missed the welcome: a fresh stream
+    assert not attached.resumed and before.frames == []
+    d.outbox.setdefault(1, []).append(wire.Welcome(player=1, snapshot={"age_days": 7}))
+    d.flush(8)
+    assert [(f["seq"], f["ops"][0]["op"]) for f in before.frames] == [(1, "welcome")]
+
+
 def test_kept_streams_are_bounded() -> None:
     d = Delivery({})
     for pid in range(RECENT_STREAMS + 5):
@@ -263,7 +293,8 @@ def test_every_connection_gets_its_one_frame_whatever_another_does_with_its_own(
 def test_the_resume_ring_keeps_what_a_bounded_deque_of_the_last_frames_would() -> None:
     # The ring is a fixed list indexed by frame number (issue 15); it must keep
     # and replay exactly what a deque(maxlen=REPLAY_FRAMES) of the stream's
-    # frames did, for streams started at any number (a replaced connection's copy).
+    # frames did, for streams started at any number (a replaced connection's
+    # copy), emptied at each frame that carries a welcome.
     rng = random.Random(3)
     for _ in range(500):
         start = rng.randint(0, 50)
@@ -271,6 +302,10 @@ def test_the_resume_ring_keeps_what_a_bounded_deque_of_the_last_frames_would() -
         for _ in range(rng.randint(0, 3 * REPLAY_FRAMES)):
             frame = bytes([rng.randrange(256)]) * rng.randint(1, 4)
             seq += 1
+            if rng.random() < 0.1:  # a frame with a welcome: numbered, nothing before it kept
+                assert stream.skip() == seq
+                reference.clear()
+                continue
             assert stream.append(frame) == seq
             reference.append(frame)
         for last in range(start - 3, seq + 3):
