@@ -11,9 +11,12 @@ the process's RSS. ``malloc_trim(0)`` gives back every whole free page inside
 them (``madvise``); it took 4-11 ms there, and a page given back costs
 nothing until it is used again.
 
-:class:`Trimmer` calls it every ``interval`` seconds in the app's nursery
-(``BAOLIFE_MALLOC_TRIM_INTERVAL``; 0 turns it off). Where the C library has
-no ``malloc_trim`` (musl, macOS) it does nothing.
+:class:`Trimmer` calls it every ``interval`` seconds from the app's nursery
+(``BAOLIFE_MALLOC_TRIM_INTERVAL``; 0 turns it off), in a worker thread: the
+call holds the C heap's locks, not the GIL, so the tick loop goes on meanwhile
+(Python's small objects come from its own arenas; only an allocation over
+512 bytes waits for the lock). Where the C library has no ``malloc_trim``
+(musl, macOS) it does nothing.
 """
 
 from __future__ import annotations
@@ -61,9 +64,10 @@ class Trimmer:
     """Gives freed heap memory back every ``interval`` seconds; see the
     module docstring. ``trim`` is the call (None: nothing to call)."""
 
-    def __init__(self, interval: float, trim: Callable[[], object] | None) -> None:
+    def __init__(self, interval: float, trim: Callable[[], object] | None, *, in_thread: bool = True) -> None:
         self.interval = interval
         self._trim = trim
+        self.in_thread = in_thread  # False: in the event loop's own thread
         self.trims = 0
         self.seconds = 0.0
         self.released = 0  # bytes the resident set shrank by across the calls
@@ -73,7 +77,7 @@ class Trimmer:
         return self._trim is not None and self.interval > 0
 
     def trim(self) -> int:
-        """Trim now; returns the bytes the resident set shrank by."""
+        """Trim now (in any thread); returns the bytes the resident set shrank by."""
         if self._trim is None:
             return 0
         before = rss_bytes()
@@ -94,4 +98,7 @@ class Trimmer:
             return
         while True:
             await trio.sleep(self.interval)
-            self.trim()
+            if self.in_thread:
+                await trio.to_thread.run_sync(self.trim, thread_name="baolife malloc_trim", abandon_on_cancel=True)
+            else:
+                self.trim()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from baolife.memtrim import Trimmer, glibc_trim, rss_bytes
@@ -40,7 +42,8 @@ def test_freed_heap_chunks_between_live_ones_leave_the_resident_set() -> None:
 
 async def test_trims_once_per_interval(autojump_clock: trio.testing.MockClock) -> None:
     calls: list[float] = []
-    trimmer = Trimmer(10.0, lambda: calls.append(trio.current_time()))
+    # In the loop's thread here: the mock clock does not wait for threads.
+    trimmer = Trimmer(10.0, lambda: calls.append(trio.current_time()), in_thread=False)
     async with trio.open_nursery() as nursery:
         await nursery.start(trimmer.run)
         await trio.sleep(35)
@@ -74,3 +77,25 @@ def test_metrics_count_the_trims_only_while_on() -> None:
     assert got["baolife_malloc_trim_seconds"] >= 0
     off = Trimmer(0.0, lambda: None)
     assert not [m for m in families(False, Notifier(None), None, off) if "trim" in m.name]
+
+
+async def test_a_trim_in_a_worker_thread_lets_the_loop_run_meanwhile() -> None:
+    started, finished = trio.Event(), trio.Event()
+    release = threading.Event()
+
+    def slow_trim() -> None:
+        trio.from_thread.run_sync(started.set)
+        release.wait(10)  # a trim that takes as long as the test wants
+        trio.from_thread.run_sync(finished.set)
+
+    trimmer = Trimmer(0.01, slow_trim)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trimmer.run)
+        with trio.fail_after(10):
+            await started.wait()
+            # The loop's timers fire while the trim is under way.
+            await trio.sleep(0.05)
+            assert not finished.is_set()
+            release.set()
+            await finished.wait()
+        nursery.cancel_scope.cancel()
