@@ -598,6 +598,8 @@ class MysqlCluster:
 
         async def _call(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T: ...
 
+        async def _call_lease(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T: ...
+
         def _bound(self, deadline: float) -> float: ...
 
     def _quick(self) -> tuple[float, float]:
@@ -612,7 +614,7 @@ class MysqlCluster:
 
     async def renew_worker(self, worker: str, instance: str, lease: float) -> list[WorkerInfo] | None:
         t, b = self._quick()
-        return await self._call("renew_worker", t, _m_renew, b, worker, instance, round(lease * 1000))
+        return await self._call_lease("renew_worker", t, _m_renew, b, worker, instance, round(lease * 1000))
 
     async def leave_cluster(self, worker: str, instance: str) -> None:
         t, b = self._quick()

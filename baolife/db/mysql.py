@@ -619,6 +619,14 @@ class MysqlStore(MysqlCluster):
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             pool_size, connect=self._connect, close=_close, usable=_usable, max_idle=options.max_idle
         )
+        # The lease's own connection (baolife.cluster.ownership): a renewal
+        # queued behind a login storm's and the saves' calls timed out twice
+        # in a row at 19,500 players and the worker stopped every session
+        # (docs/BENCHMARKS.md, issue 15); the heartbeat does not wait for the
+        # work it vouches for.
+        self._lease_pool: ConnectionPool[Conn] = ConnectionPool(
+            1, connect=self._connect, close=_close, usable=_usable, max_idle=options.max_idle
+        )
         self._stats = QueryStats()
         self._closed = False
         # A login's two calls, sent together with the others waiting when
@@ -637,12 +645,21 @@ class MysqlStore(MysqlCluster):
     async def _call(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``body(conn, *args)`` on a pooled connection within ``deadline``
         seconds; see the module docstring."""
+        return await self._call_on(self._pool, what, deadline, body, *args)
+
+    async def _call_lease(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """:meth:`_call` on the lease's own connection, outside the pool."""
+        return await self._call_on(self._lease_pool, what, deadline, body, *args)
+
+    async def _call_on(
+        self, pool: ConnectionPool[Conn], what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any
+    ) -> T:
         started = trio.current_time()
         failed = True
         timed_out = False
         try:
             with trio.move_on_after(deadline):
-                async with self._pool.borrow() as conn:
+                async with pool.borrow() as conn:
                     result: T = await self._loop.run_aio_coroutine(_guarded(conn, body, args))
                 failed = False
                 return result
@@ -882,7 +899,7 @@ class MysqlStore(MysqlCluster):
         if self._closed:
             return
         self._closed = True
-        idle = self._pool.close()
+        idle = self._pool.close() + self._lease_pool.close()
         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE):
             await self._loop.run_aio_coroutine(_quit(idle))
         for conn in idle:

@@ -12,6 +12,7 @@ import trio
 
 from baolife.app import App
 from baolife.config import Settings
+from baolife.db.cluster import WorkerInfo
 from baolife.db.mysql import open_mysql
 from baolife.db.store import SaveRow, StoreCorrupt, StoreError, StoreUnavailable, hash_token
 from tests.db.mysql_admin import MysqlAdmin
@@ -217,3 +218,21 @@ def test_the_migrate_command_reports_an_unreachable_database_in_one_line() -> No
     )
     assert done.returncode == 1
     assert done.stderr.startswith("baolife: store: mysql migrate: (2003") and done.stderr.count("\n") == 1
+
+
+async def test_the_lease_is_renewed_on_its_own_connection_while_the_pool_is_taken(mysql_url: str) -> None:
+    """A login storm and the saves can hold every pooled connection for
+    seconds; the lease's renewal must not queue behind them, or the worker
+    stops every session for a database that is merely busy."""
+    info = WorkerInfo(id="a", instance="lease-own-conn", store_kind="mysql", bus="db", address="a:1", started_at=0)
+    with trio.fail_after(60):
+        async with open_mysql(mysql_url, pool_size=1) as store:
+            await store.migrate()
+            store.worker = "a"
+            assert (await store.join_cluster(info, 30)).holder is None
+            async with store._pool.borrow():  # every pooled connection lent, for as long as it takes
+                with trio.fail_after(3):
+                    peers = await store.renew_worker("a", info.instance, 30)
+                assert peers is not None and [w.id for w in peers] == ["a"]
+                assert store.statistics().pool_in_use == 1
+            await store.leave_cluster("a", info.instance)
