@@ -570,8 +570,12 @@ async def _report(
         **measured,
         "server_ticks": ticks,
         "server_error_log_lines": len(errors),
-        # The first few, so that a run's report says what went wrong.
-        "server_errors": [{k: x.get(k) for k in ("event", "error", "exception") if k in x} for x in errors[:5]],
+        # The first few, so that a run's report says what went wrong, and when
+        # (the tick, against the ramp's and the window's), with the warnings by event.
+        "server_errors": [
+            {k: x.get(k) for k in ("event", "error", "exception", "timestamp", "tick") if k in x} for x in errors[:5]
+        ],
+        "server_warnings": dict(Counter(x.get("event") for x in lines if x.get("level") == "warning")),
         "server_exit_code": child.proc.returncode,
     }
 
