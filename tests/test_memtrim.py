@@ -7,7 +7,6 @@ import threading
 
 import pytest
 import trio
-import trio.lowlevel
 import trio.testing
 
 from baolife.memtrim import Trimmer, glibc_trim, rss_bytes
