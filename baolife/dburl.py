@@ -37,6 +37,15 @@ TLS options (paths and a mode, not seconds):
     ``verify_identity`` (that, and it names the URL's host).
 ``ssl_cert``, ``ssl_key``
     a client certificate and its key, for servers that ask for one.
+
+And how saved states are stored:
+
+``state_codec`` (``zstd``)
+    ``zstd`` (Zstandard, level 1) or ``zlib`` (the format of the server's
+    ``COMPRESS()``, what versions before the zstd codec wrote). Every
+    worker reads both; a version before it reads only ``zlib``, so while
+    such workers share the database (a rolling upgrade), give the new ones
+    ``zlib`` and switch once all run this version (docs/MYSQL.md).
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ _DEFAULTS = {
 _LIMITS = (0.1, 86400.0)
 _SSL_MODES = ("disabled", "required", "verify_ca", "verify_identity")
 _SSL_FILES = ("ssl_ca", "ssl_cert", "ssl_key")
+_STATE_CODECS = ("zstd", "zlib")
 
 
 @attrs.frozen
@@ -80,6 +90,7 @@ class MysqlOptions:
     ssl_ca: str = ""
     ssl_cert: str = ""
     ssl_key: str = ""
+    state_codec: str = "zstd"
 
     @classmethod
     def from_url(cls, url: str) -> MysqlOptions:
@@ -98,12 +109,18 @@ class MysqlOptions:
             raise ValueError("the port must be a number between 0 and 65535") from None
         values = dict(_DEFAULTS)
         tls: dict[str, str] = {}
+        state_codec = "zstd"
         for key, raw in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)):
             if key in _SSL_FILES or key == "ssl_mode":
                 tls[key] = raw
                 continue
+            if key == "state_codec":
+                if raw not in _STATE_CODECS:
+                    raise ValueError(f"option state_codec must be one of {', '.join(_STATE_CODECS)}")
+                state_codec = raw
+                continue
             if key not in values:
-                known = ", ".join(sorted([*_DEFAULTS, *_SSL_FILES, "ssl_mode"]))
+                known = ", ".join(sorted([*_DEFAULTS, *_SSL_FILES, "ssl_mode", "state_codec"]))
                 raise ValueError(f"unknown option {key!r} (known: {known})")
             try:
                 value = float(raw)
@@ -129,6 +146,7 @@ class MysqlOptions:
             ssl_ca=ssl_ca,
             ssl_cert=ssl_cert,
             ssl_key=ssl_key,
+            state_codec=state_codec,
         )
 
     def server_bound(self, client_deadline: float) -> float:

@@ -102,11 +102,11 @@ def _close(conn: Conn) -> None:
     conn.close()
 
 
-def _compressed(rows: Sequence[SaveRow]) -> list[SaveRow]:
+def _compressed(rows: Sequence[SaveRow], codec: int) -> list[SaveRow]:
     """The rows in id order (the order their locks are taken in) with their
-    states compressed for storage."""
+    states compressed for storage with ``codec``."""
     return [
-        row if row.state is None else attrs.evolve(row, state=sql.encode_state(row.state))
+        row if row.state is None else attrs.evolve(row, state=sql.encode_state(row.state, codec))
         for row in sorted(rows, key=lambda r: r.player_id)
     ]
 
@@ -233,6 +233,7 @@ async def _create_account(
     now: int,
     first_state: FirstState | None,
     worker: str | None = None,
+    codec: int = sql.CODEC_ZSTD,
 ) -> int:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
@@ -245,8 +246,8 @@ async def _create_account(
     if first_state is not None:
         # A newborn's document is a few hundred bytes: compressing it here costs less than a thread hop.
         document, version = first_state(pid)
-        state = sql.encode_state(document)
-    steps: list[tuple[str, Sequence[object]]] = [(sql.CREATE_PLAYER, (pid, state, sql.CODEC_COMPRESSED, version, now))]
+        state = sql.encode_state(document, codec)
+    steps: list[tuple[str, Sequence[object]]] = [(sql.CREATE_PLAYER, (pid, state, codec, version, now))]
     if worker is not None:  # the creating worker owns the newborn (baolife.db.cluster)
         steps.append(mysql_adopt(pid, worker))
     await send_batch(cur, steps, bound, mariadb, commit=True)
@@ -326,7 +327,7 @@ def _claimed(player_id: int, bumped: int, rows: list[Any]) -> Claim | StoreCorru
     )
 
 
-async def _save(conn: Conn, bound: float, rows: list[SaveRow], now: int) -> set[int]:
+async def _save(conn: Conn, bound: float, rows: list[SaveRow], now: int, codec: int) -> set[int]:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
     # Round trip 1: lock the rows (in id order, as every saver does, so two
@@ -338,13 +339,13 @@ async def _save(conn: Conn, bound: float, rows: list[SaveRow], now: int) -> set[
     accepted = [row for row in rows if stored.get(row.player_id) == row.epoch]
     # Round trip 2: every write and the COMMIT (one more per statement-size
     # budget of states beyond the first: see _save_batches).
-    batches = _save_batches(accepted, now)
+    batches = _save_batches(accepted, now, codec)
     for i, steps in enumerate(batches):
         await send_batch(cur, steps, bound, mariadb, commit=i == len(batches) - 1)
     return {row.player_id for row in rows if stored.get(row.player_id) != row.epoch}
 
 
-def _save_batches(accepted: Sequence[SaveRow], now: int) -> list[list[tuple[str, Sequence[object]]]]:
+def _save_batches(accepted: Sequence[SaveRow], now: int, codec: int) -> list[list[tuple[str, Sequence[object]]]]:
     """The writes of a save, as batches of statements sent one round trip
     each, the COMMIT going with the last: the whole states of ``accepted``
     in multi-row statements of at most :data:`STATEMENT_BYTES` of state each
@@ -357,7 +358,7 @@ def _save_batches(accepted: Sequence[SaveRow], now: int) -> list[list[tuple[str,
         params: list[object] = []
         for i in part:
             row, state = states[i]
-            params += (row.player_id, state.hex(), sql.CODEC_COMPRESSED, row.schema_version, row.epoch, now)
+            params += (row.player_id, state.hex(), codec, row.schema_version, row.epoch, now)
         batches.append([(sql.save_statement(len(part)), params)])
     last = batches[-1] if batches else []
     if states:
@@ -615,6 +616,7 @@ class MysqlStore(MysqlCluster):
 
     def __init__(self, options: MysqlOptions, loop: asyncio.AbstractEventLoop, pool_size: int) -> None:
         self.options = options
+        self._codec = sql.CODECS[options.state_codec]
         self._loop: Any = loop
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             pool_size, connect=self._connect, close=_close, usable=_usable, max_idle=options.max_idle
@@ -688,7 +690,16 @@ class MysqlStore(MysqlCluster):
         t = self.options.timeout
         now = int(time.time())
         return await self._call(
-            "create_account", t, _create_account, self._bound(t), name, token_hash, now, first_state, self.worker
+            "create_account",
+            t,
+            _create_account,
+            self._bound(t),
+            name,
+            token_hash,
+            now,
+            first_state,
+            self.worker,
+            self._codec,
         )
 
     async def find_account(self, token_hash: bytes) -> int | None:
@@ -727,11 +738,12 @@ class MysqlStore(MysqlCluster):
         those are never written. Safe to repeat: same rows, same result."""
         if not rows:
             return set()
-        # zlib lets go of the GIL: compressing in a worker thread keeps the
-        # tick loop running (and uses the other core) while a batch is packed.
-        ordered = await trio.to_thread.run_sync(_compressed, rows)
+        # zstd and zlib let go of the GIL: compressing in a worker thread keeps
+        # the tick loop running (and uses the other core) while a batch is packed.
+        codec = self._codec
+        ordered = await trio.to_thread.run_sync(_compressed, rows, codec)
         t = self.options.save_timeout
-        return await self._call("save", t, _save, self._bound(t), ordered, int(time.time()))
+        return await self._call("save", t, _save, self._bound(t), ordered, int(time.time()), codec)
 
     async def add_ai_usage(self, day: str, player_id: int, calls: int, cost: float) -> None:
         t = self.options.timeout

@@ -61,7 +61,7 @@ from baolife import protocol as wire
 from baolife.ai.offline import ScriptedProvider
 from baolife.db import mysql as mysql_module
 from baolife.db.mysql import MysqlStore, open_mysql
-from baolife.db.mysql_dialect import CODEC_COMPRESSED, encode_state
+from baolife.db.mysql_dialect import CODEC_ZSTD, encode_state
 from baolife.db.store import SaveRow
 from baolife.model import SCHEMA_VERSION, Player, dump_player, load_player
 from baolife.players import Directory, Saver
@@ -185,7 +185,7 @@ async def _insert_body(conn: Any, ids: list[int]) -> None:
 async def _update_one(conn: Any, row: SaveRow, now: int) -> int:
     cur = await conn.cursor()
     stored = encode_state(row.state)
-    await cur.execute(UPDATE_ONE, (stored.hex(), CODEC_COMPRESSED, row.schema_version, now, row.player_id, row.epoch))
+    await cur.execute(UPDATE_ONE, (stored.hex(), CODEC_ZSTD, row.schema_version, now, row.player_id, row.epoch))
     return int(cur.rowcount)
 
 

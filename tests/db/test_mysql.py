@@ -103,18 +103,36 @@ async def test_stored_states_are_compressed_readable_in_sql_and_checked(mysql_ur
             pid = await store.create_account("Bao", hash_token("codec"))
             epoch = (await store.claim(pid)).epoch
             state = b'{"v": 1, "player": {"feed": ["' + b"a long day at school, " * 300 + b'"]}}'
+            # By default a state is stored with zstd (codec 2) and read back exactly.
             assert await store.save([SaveRow(pid, state, 1, epoch)]) == set()
-            ((stored_bytes, plain),) = await admin.execute(
-                "SELECT LENGTH(state), UNCOMPRESS(state) FROM players WHERE id = %s", (pid,)
+            ((stored_bytes, codec),) = await admin.execute(
+                "SELECT LENGTH(state), state_codec FROM players WHERE id = %s", (pid,)
             )
-            assert stored_bytes < len(state) / 5 and bytes(plain) == state
+            assert codec == 2 and stored_bytes < len(state) / 5
+            epoch = (claim := await store.claim(pid)).epoch
+            assert claim.state == state
+            # A worker told state_codec=zlib (a rolling upgrade from a version
+            # before zstd) writes what the server's UNCOMPRESS() reads, and
+            # still reads the zstd rows the others wrote.
+            async with open_mysql(mysql_url + "?state_codec=zlib") as older:
+                assert (await older.claim(pid)).state == state
+                epoch += 1
+                assert await older.save([SaveRow(pid, state, 1, epoch)]) == set()
+                ((codec, plain),) = await admin.execute(
+                    "SELECT state_codec, UNCOMPRESS(state) FROM players WHERE id = %s", (pid,)
+                )
+                assert codec == 1 and bytes(plain) == state
+            assert (await store.claim(pid)).state == state
             # A state written as plain JSON (codec 0) is read as it is...
             await admin.execute("UPDATE players SET state = %s, state_codec = 0 WHERE id = %s", (b'{"plain": 1}', pid))
             assert (await store.claim(pid)).state == b'{"plain": 1}'
             # ...and one that does not decompress is reported, not handed to the game.
-            await admin.execute("UPDATE players SET state = %s, state_codec = 1 WHERE id = %s", (b"garbage!", pid))
-            with pytest.raises(StoreCorrupt, match="does not decompress"):
-                await store.claim(pid)
+            for codec in (1, 2):
+                await admin.execute(
+                    "UPDATE players SET state = %s, state_codec = %s WHERE id = %s", (b"\x10\0\0\0garbage!", codec, pid)
+                )
+                with pytest.raises(StoreCorrupt, match="does not decompress"):
+                    await store.claim(pid)
 
 
 async def test_row_lock_waits_are_bounded_by_the_server(mysql_url: str) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+import zstandard
 
 from baolife.config import ConfigError, load
 from baolife.db.migrations import load_migrations
 from baolife.db.mysql_dialect import (
-    CODEC_COMPRESSED,
     CODEC_PLAIN,
+    CODEC_ZLIB,
+    CODEC_ZSTD,
     MysqlOptions,
     bounded,
     decode_state,
@@ -25,6 +29,14 @@ def test_url_gives_credentials_database_and_defaults() -> None:
     assert (o.connect_timeout, o.timeout, o.save_timeout, o.lock_timeout) == (3.0, 5.0, 15.0, 5.0)
     assert "p@ss" not in repr(o)
     assert MysqlOptions.from_url("mariadb://root@127.0.0.1/x").port == 3306
+    assert o.state_codec == "zstd"
+
+
+def test_url_chooses_the_state_codec() -> None:
+    assert MysqlOptions.from_url("mysql://root@h/x?state_codec=zlib").state_codec == "zlib"
+    assert MysqlOptions.from_url("mysql://root@h/x?state_codec=zstd&timeout=2").state_codec == "zstd"
+    with pytest.raises(ValueError, match="state_codec must be one of zstd, zlib"):
+        MysqlOptions.from_url("mysql://root@h/x?state_codec=lz4")
 
 
 def test_url_options_override_the_timeouts() -> None:
@@ -88,22 +100,58 @@ def test_mysql_schema_mirrors_sqlite_and_indexes_every_lookup() -> None:
     assert [m.name for m in load_migrations("sqlite")] == [m.name for m in load_migrations("mysql")]
 
 
-def test_states_are_stored_compressed_and_read_back_exactly() -> None:
+@pytest.mark.parametrize("codec", [CODEC_ZSTD, CODEC_ZLIB])
+def test_states_are_stored_compressed_and_read_back_exactly(codec: int) -> None:
     state = b'{"v":1,"player":{"feed":["' + "Bảo went to school 🐉".encode() * 200 + b'"]}}'
-    stored = encode_state(state)
+    stored = encode_state(state, codec)
     assert len(stored) < len(state) / 5
-    assert decode_state(stored, CODEC_COMPRESSED) == state
+    assert decode_state(stored, codec) == state
     assert decode_state(state, CODEC_PLAIN) == state
-    assert decode_state(encode_state(b""), CODEC_COMPRESSED) == b""
+    assert decode_state(encode_state(b"", codec), codec) == b""
+    # The codecs are not interchangeable: a row is read with its own.
+    other = CODEC_ZLIB if codec == CODEC_ZSTD else CODEC_ZSTD
+    with pytest.raises(ValueError, match="decompress|header|over"):
+        decode_state(stored, other)
+
+
+def test_the_default_codec_is_zstd_and_threads_may_share_it() -> None:
+    state = b'{"v":1,"player":{"story":[' + b'[1,"a day"],' * 500 + b'[2,"end"]]}}'
+    assert encode_state(state) == encode_state(state, CODEC_ZSTD) and encode_state(state)[:4] == b"\x28\xb5\x2f\xfd"
+    with pytest.raises(ValueError, match="unknown state codec 9"):
+        encode_state(state, 9)
+    # Each thread keeps its own compressor and decompressor (zstandard's are
+    # not safe to share): many threads at once all read back what they wrote.
+    results: list[bool] = []
+
+    def work(n: int) -> None:
+        for i in range(50):
+            doc = state + str(n * 1000 + i).encode()
+            results.append(decode_state(encode_state(doc), CODEC_ZSTD) == doc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 400 and all(results)
 
 
 @pytest.mark.parametrize(
     ("stored", "codec", "reason"),
     [
         (b"{}", 7, "unknown state codec"),
-        (b"\x01", CODEC_COMPRESSED, "too short"),
-        (b"\x10\x00\x00\x00not zlib", CODEC_COMPRESSED, "does not decompress"),
-        (encode_state(b"hello")[:4].replace(b"\x05", b"\x09") + encode_state(b"hello")[4:], CODEC_COMPRESSED, "header"),
+        (b"\x01", CODEC_ZLIB, "too short"),
+        (b"\x10\x00\x00\x00not zlib", CODEC_ZLIB, "does not decompress"),
+        (
+            encode_state(b"hello", CODEC_ZLIB)[:4].replace(b"\x05", b"\x09") + encode_state(b"hello", CODEC_ZLIB)[4:],
+            CODEC_ZLIB,
+            "header",
+        ),
+        (b"\xff\xff\xff\x7f" + encode_state(b"hello", CODEC_ZLIB)[4:], CODEC_ZLIB, "over"),
+        (b"not zstd at all", CODEC_ZSTD, "does not decompress"),
+        (encode_state(b"hello " * 100)[:-4], CODEC_ZSTD, "does not decompress"),
+        (zstandard.ZstdCompressor(write_content_size=False).compress(b"hello"), CODEC_ZSTD, "no content size"),
+        (zstandard.ZstdCompressor().compress(b"\0" * (65 << 20)), CODEC_ZSTD, "over"),
     ],
 )
 def test_damaged_stored_states_are_errors(stored: bytes, codec: int, reason: str) -> None:

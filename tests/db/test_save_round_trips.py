@@ -20,7 +20,7 @@ import trio
 
 from baolife.db import mysql as mysql_module
 from baolife.db.mysql import MysqlStore
-from baolife.db.mysql_dialect import CODEC_COMPRESSED, drop_progress_statement, progress_statement, save_statement
+from baolife.db.mysql_dialect import CODEC_ZLIB, CODEC_ZSTD, drop_progress_statement, progress_statement, save_statement
 from baolife.db.store import Progress, SaveRow, StoreError, hash_token
 from tests.db.mysql_admin import MysqlAdmin
 from tests.db.test_login_round_trips import counted_store, join_as, trips
@@ -49,23 +49,23 @@ def test_the_writes_of_a_save_go_in_one_batch_unless_the_states_exceed_a_stateme
 ) -> None:
     """Without a database: how the writes are grouped into round trips."""
     monkeypatch.setattr(mysql_module, "STATEMENT_BYTES", 100)
-    assert mysql_module._save_batches([], 0) == [[]]  # the COMMIT alone
+    assert mysql_module._save_batches([], 0, CODEC_ZSTD) == [[]]  # the COMMIT alone
     rows = [
         SaveRow(1, b"a" * 60, 1, 1),
         SaveRow(2, None, 1, 1, Progress(1, 2, 3)),
         SaveRow(3, b"b" * 60, 1, 1),
         SaveRow(4, None, 1, 1),  # nothing to write
     ]
-    batches = mysql_module._save_batches(rows, 7)
+    batches = mysql_module._save_batches(rows, 7, CODEC_ZLIB)
     # Two states of 60 bytes against a budget of 100: one statement each;
     # the progress drop and the progress rows go with the last.
     assert [[text for text, _ in batch] for batch in batches] == [
         [save_statement(1)],
         [save_statement(1), drop_progress_statement(2), progress_statement(1)],
     ]
-    assert batches[0][0][1] == [1, (b"a" * 60).hex(), CODEC_COMPRESSED, 1, 1, 7]
+    assert batches[0][0][1] == [1, (b"a" * 60).hex(), CODEC_ZLIB, 1, 1, 7]
     assert batches[1][1][1] == [1, 3] and batches[1][2][1] == [2, 1, 2, 3]
-    progress_only = mysql_module._save_batches([SaveRow(2, None, 1, 1, Progress(1, 2, 3))], 7)
+    progress_only = mysql_module._save_batches([SaveRow(2, None, 1, 1, Progress(1, 2, 3))], 7, CODEC_ZSTD)
     assert [[text for text, _ in batch] for batch in progress_only] == [[progress_statement(1)]]
 
 
