@@ -183,7 +183,7 @@ _SPECS: dict[str, _Spec] = {
     "db_url": _Spec(
         check_db_url,
         "sqlite:///var/baolife.db",
-        "store: sqlite:///PATH or mysql://user:password@host:port/database[?option=seconds] (docs/MYSQL.md)",
+        "store: sqlite:///PATH or mysql://user:password@host:port/database[?option=value] (docs/MYSQL.md)",
     ),
     "db_pool": _Spec(_number(int, 1, 256), 8, "MySQL connection pool size"),
     "db_migrate": _Spec(_flag, True, "apply pending schema migrations when serve starts"),
