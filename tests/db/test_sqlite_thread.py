@@ -100,6 +100,8 @@ async def test_a_new_database_has_16_kb_pages_and_an_old_one_keeps_its_own(tmp_p
         check = sqlite3.connect(path)
         assert check.execute("PRAGMA page_size").fetchone()[0] == pages
         # The state is in its page, not in a chain of overflow pages, only with 16 KB.
-        overflow = check.execute("SELECT COUNT(*) FROM dbstat WHERE name = 'players' AND pagetype = 'overflow'").fetchone()[0]
+        overflow = check.execute(
+            "SELECT COUNT(*) FROM dbstat WHERE name = 'players' AND pagetype = 'overflow'"
+        ).fetchone()[0]
         check.close()
         assert (overflow == 0) == (pages == 16384)
