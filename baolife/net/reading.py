@@ -14,6 +14,8 @@ exception a message raises ends that connection alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 from .. import protocol as wire
@@ -62,7 +64,13 @@ class HubReader:
         self.login: wire.Command | None = None
         self.ended = False
         self.error: Exception | None = None
-        self._wake = trio.Event()
+        # The connection's task while it waits in serve(), and a wake-up
+        # that came while it did not: what a trio.Event would hold, without
+        # an Event and its set of waiters for every connection (about 400
+        # bytes each; docs/BENCHMARKS.md, issue 15).
+        self._waiter: trio.lowlevel.Task | None = None
+        self._woken = False
+        self._abort = self._aborted  # bound once, not a closure per wait
         # One bound method for add and remove: the hub removes by identity.
         self._readable = self.readable
 
@@ -76,8 +84,7 @@ class HubReader:
         self.hub.add(self.fd, self._readable)
         try:
             while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
+                await self._sleep()
                 if self.error is not None:
                     raise self.error
                 if self.login is not None:
@@ -90,6 +97,26 @@ class HubReader:
                     return
         finally:
             self.hub.remove(self.fd, self._readable)
+
+    async def _sleep(self) -> None:
+        """Wait for :meth:`_wake` (at once if it came since the last wait)."""
+        if self._woken:
+            self._woken = False
+            await trio.lowlevel.checkpoint()
+            return
+        self._waiter = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+    def _aborted(self, _: Any) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake(self) -> None:
+        task, self._waiter = self._waiter, None
+        if task is None:
+            self._woken = True
+        else:
+            trio.lowlevel.reschedule(task)
 
     def readable(self) -> None:
         """The hub's callback: read what the socket holds and take the whole
@@ -121,12 +148,12 @@ class HubReader:
             if login is not None:
                 self.login = login
                 self.hub.remove(self.fd, self._readable)  # read on once it is done
-                self._wake.set()
+                self._wake()
 
     def _stop(self) -> None:
         self.ended = True
         self.hub.remove(self.fd, self._readable)
-        self._wake.set()
+        self._wake()
 
 
 def _ended(session: Session, done: ConnectionDone) -> None:

@@ -109,8 +109,21 @@ class WsConnection:
         self._walk: FrameWalk | None = None
         self._size = 0
         self._done: ConnectionDone | None = None
-        self.peer_closed = trio.Event()
+        self._peer_closed: trio.Event | None = None
         self.last_pong = 0.0
+
+    @property
+    def peer_closed(self) -> trio.Event:
+        """Set once the connection has ended (the peer's close read, or the
+        stream lost). Made when first asked for: only a closing writer waits
+        on it, and an Event with its set of waiters was about 400 bytes of
+        every connection (docs/BENCHMARKS.md, issue 15)."""
+        event = self._peer_closed
+        if event is None:
+            event = self._peer_closed = trio.Event()
+            if self._done is not None:
+                event.set()
+        return event
 
     # ----------------------------------------------------------------- handshake
 
@@ -356,7 +369,8 @@ class WsConnection:
     def _finish(self, done: ConnectionDone) -> None:
         if self._done is None:
             self._done = done
-        self.peer_closed.set()
+        if self._peer_closed is not None:
+            self._peer_closed.set()
 
     # ----------------------------------------------------------------- writing
 
