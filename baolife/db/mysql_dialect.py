@@ -279,10 +279,15 @@ def decode_state(stored: bytes, codec: int) -> bytes:
     (length,) = struct.unpack("<I", stored[:4])
     if length > MAX_STATE_BYTES:
         raise ValueError(f"compressed state says it is {length} bytes, over {MAX_STATE_BYTES}")
+    # At most one byte past the header's length: a stream that would grow
+    # beyond it is refused without being inflated whole.
+    inflate = zlib.decompressobj()
     try:
-        state = zlib.decompress(stored[4:])
+        state = inflate.decompress(stored[4:], length + 1)
     except zlib.error as exc:
         raise ValueError(f"compressed state does not decompress: {exc}") from None
+    if not inflate.eof and len(state) <= length:
+        raise ValueError("compressed state does not decompress: the stream is cut short")
     if len(state) != length:
         raise ValueError(f"compressed state is {len(state)} bytes, its header says {length}")
     return state

@@ -133,8 +133,9 @@ class SqliteStore(SqliteCluster):
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
             # Only a new database takes it (an existing one keeps its page
             # size): a grown life's state (10-16 KB) then fits in one page
-            # rather than a chain of overflow pages, and a save costs about a
-            # quarter less (docs/BENCHMARKS.md, scripts/bench_sqlite_pages.py).
+            # rather than a chain of overflow pages, and a save costs the
+            # store's thread about 30 % less CPU (docs/BENCHMARKS.md,
+            # scripts/bench_sqlite_pages.py).
             conn.execute("PRAGMA page_size=16384")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

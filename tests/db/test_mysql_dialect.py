@@ -148,6 +148,8 @@ def test_the_default_codec_is_zstd_and_threads_may_share_it() -> None:
             "header",
         ),
         (b"\xff\xff\xff\x7f" + encode_state(b"hello", CODEC_ZLIB)[4:], CODEC_ZLIB, "over"),
+        (b"\x05\x00\x00\x00" + encode_state(b"hello " * 1000, CODEC_ZLIB)[4:], CODEC_ZLIB, "header says"),
+        (encode_state(b"hello " * 1000, CODEC_ZLIB)[:-8], CODEC_ZLIB, "cut short"),
         (b"not zstd at all", CODEC_ZSTD, "does not decompress"),
         (encode_state(b"hello " * 100)[:-4], CODEC_ZSTD, "does not decompress"),
         (zstandard.ZstdCompressor(write_content_size=False).compress(b"hello"), CODEC_ZSTD, "no content size"),
