@@ -1,7 +1,8 @@
 """Logging a connection in: ``register``, ``login`` and ``resume``.
 
 These are the only messages that need the database before the tick loop can
-act on them. Each runs in the connection's reader task under a deadline, and
+act on them. Each runs in a task of the connection's (its reader task over
+TLS, a login task on plain TCP: :mod:`baolife.net.reading`) under a deadline, and
 ends by putting into the inbox either an ``Attach`` (the player is loaded and
 held) or the ``error`` to answer with. Tokens are 256 random bits; only their
 SHA-256 is stored.

@@ -6,8 +6,9 @@ admits a connection or refuses it with an HTTP status: 404 for a path other
 than ``/ws``, 503 while full or draining, 429 over the per-address limit
 (the address a front proxy forwarded, :mod:`baolife.net.proxy`). An admitted
 connection gets a :class:`~baolife.net.session.Session` (with a writer task
-while frames wait in its outbound queue), and a reader (:mod:`baolife.net.reading`) that
-hands its messages to the :class:`~baolife.net.intake.Intake`; one sweeper
+while frames wait in its outbound queue), and is read (:mod:`baolife.net.reading`)
+by the read hub without a task of its own (plain TCP) or by its handshake's
+task (TLS), which hand its messages to the :class:`~baolife.net.intake.Intake`; one sweeper
 task watches the deadlines of all (:mod:`baolife.net.sweeper`). When a
 connection ends, the listener counts why, tells the tick loop (``Detach``)
 and closes the stream gracefully. An exception in one connection is logged
@@ -36,7 +37,7 @@ from .auth import Auth
 from .intake import Intake
 from .proxy import client_address
 from .readhub import ReadHub
-from .reading import HubReader, read_in_task
+from .reading import HubConnection, read_in_task
 from .session import CLOSE_WAIT, Session
 from .sweeper import sweep_forever
 from .ws import WsConnection
@@ -165,24 +166,31 @@ class WsListener:
         async with trio.open_nursery() as reading:
             if self.hub is not None:
                 await reading.start(self.hub.run)
-            async with trio.open_nursery() as conns:
-                self._conns = conns
-                with self._accept_scope:
-                    async with trio.open_nursery() as accept:
-                        accept.start_soon(sweep_forever, self.sessions, self.settings, self.inbox)
-                        # Plain TCP gets an HTTP 503 over the bound; TLS is just closed.
-                        refusal = b"" if self.settings.tls_cert else FULL
-                        for listener in listeners:
-                            loop = partial(accept_loop, listener, self._handle, conns, self.gate, refusal=refusal)
-                            await accept.start(partial(loop, name="ws"))
-                        task_status.started(self.port)
+            try:
+                async with trio.open_nursery() as conns:
+                    self._conns = conns
+                    with self._accept_scope:
+                        async with trio.open_nursery() as accept:
+                            accept.start_soon(sweep_forever, self.sessions, self.settings, self.inbox)
+                            # Plain TCP gets an HTTP 503 over the bound; TLS is just closed.
+                            refusal = b"" if self.settings.tls_cert else FULL
+                            for listener in listeners:
+                                loop = partial(accept_loop, listener, self._handle, conns, self.gate, refusal=refusal)
+                                await accept.start(partial(loop, name="ws"))
+                            task_status.started(self.port)
+                    # Hosted connections have no task here to wait for.
+                    await self.wait_connections(0)
+            finally:
+                self._conns = None
+                self._cut_hosted()  # left only when this task was cancelled from outside
             reading.cancel_scope.cancel()  # every connection has ended
         log.info("ws_listener_stopped")
 
     async def wait_connections(self, at_most: int) -> None:
         """Return once at most ``at_most`` connections are open."""
         while len(self.sessions) > at_most:
-            self._changed = trio.Event()
+            if self._changed.is_set():  # one Event for every waiter (run and drain wait at once)
+                self._changed = trio.Event()
             await self._changed.wait()
 
     def stop_accepting(self) -> None:
@@ -196,6 +204,8 @@ class WsListener:
         with trio.move_on_after(grace):
             await self.wait_connections(0)
         left = len(self.sessions)
+        for session in list(self.sessions):
+            session.abort("shutdown: cut at the end of the drain")  # a hosted one ends in a task of conns
         if self._conns is not None:
             self._conns.cancel_scope.cancel()
         return left
@@ -205,13 +215,16 @@ class WsListener:
     async def _handle(self, stream: trio.abc.Stream) -> None:
         remote = _peer(stream)
         session: Session | None = None
-        failed = False
+        failed = hosted = False
         try:
             conn = WsConnection(stream, max_message_bytes=self.settings.max_message_bytes)
             with trio.move_on_after(HANDSHAKE_TIMEOUT):
                 session = await self._handshake(conn, remote)
             if session is None:
                 return
+            hosted = self._host(session)
+            if hosted:
+                return  # the stream is the hub connection's now
             await self._serve(session)
         except Exception:  # one connection's fault must not stop the listener
             failed = True
@@ -221,12 +234,55 @@ class WsListener:
                 remote=session.remote if session else remote,
             )
         finally:
-            if session is not None:
+            if session is not None and not hosted:
                 self._forget(session, failed)
+            if not hosted:
+                with trio.CancelScope(shield=True):
+                    if session is not None and session.state != "dead" and not failed:
+                        await _linger(stream)
+                    await trio.aclose_forcefully(stream)
+
+    def _host(self, session: Session) -> bool:
+        """Serve ``session`` from the read hub without a task of its own
+        (:class:`~baolife.net.reading.HubConnection`), where it can: plain
+        TCP, epoll. False where the calling task must serve it."""
+        fd = session.conn.fd
+        if self.hub is None or not self.hub.running or fd is None or self._conns is None:
+            return False
+        # The stream stays open past the handler's return: counted until
+        # _finish_hosted (accept_loop stops counting it when the handler returns).
+        self.gate.open += 1
+        HubConnection(session, self.hub, fd, self.intake, self.auth, self._conns, self._finish_hosted).start()
+        return True
+
+    def _cut_hosted(self) -> None:
+        """Forget and close, without waiting, every connection still open
+        once the connections' nursery is gone (the listener cancelled from
+        outside, not drained): only hosted ones can be, having no task."""
+        for session in list(self.sessions):
+            self._forget(session, failed=False)
+            session.stop_writing()
+            fd = session.conn.fd
+            if self.hub is not None and fd is not None:
+                self.hub.remove(fd)
+            sock = getattr(session.conn.stream, "socket", None)
+            if sock is not None:
+                sock.close()
+            self.gate.open -= 1
+
+    async def _finish_hosted(self, hosted: HubConnection) -> None:
+        """The end of a hosted connection (its tasks are done): the
+        bookkeeping, then the stream closed as :meth:`_handle` closes it."""
+        session = hosted.session
+        try:
+            self._forget(session, hosted.failed)
+            stream = session.conn.stream
             with trio.CancelScope(shield=True):
-                if session is not None and session.state != "dead" and not failed:
+                if session.state != "dead" and not hosted.failed:
                     await _linger(stream)
                 await trio.aclose_forcefully(stream)
+        finally:
+            self.gate.open -= 1
 
     async def _handshake(self, conn: WsConnection, remote: str) -> Session | None:
         """The handshake, then :meth:`_admit`. The request is not kept (its
@@ -308,6 +364,7 @@ class WsListener:
         self._changed.set()
 
     async def _serve(self, session: Session) -> None:
+        """Serve a connection the hub cannot host in the calling task (TLS, no epoll)."""
         # player: whoever this connection is logged in as when a line is written.
         # Bound and reset by hand: bound_contextvars' generator would be held
         # for the connection's life (about 400 bytes of each).
@@ -315,11 +372,7 @@ class WsListener:
         try:
             async with trio.open_nursery() as nursery:
                 session.start_writing(nursery)  # a writer task whenever frames wait
-                fd = session.conn.fd
-                if self.hub is not None and self.hub.running and fd is not None:
-                    await HubReader(session, self.hub, fd, self.intake, self.auth).serve()
-                else:
-                    await read_in_task(session, self.intake, self.auth)
+                await read_in_task(session, self.intake, self.auth)
                 # Let the writer send what is queued (a close reply, a bye), briefly.
                 scope = nursery.cancel_scope
                 scope.deadline = min(scope.deadline, trio.current_time() + CLOSE_WAIT)

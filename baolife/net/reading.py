@@ -1,10 +1,10 @@
-"""Reading a connection: the two ways, and what ends them.
+"""Serving a connection after its handshake: the two ways, and what ends them.
 
 On plain TCP one task reads every connection (:class:`~baolife.net.readhub.ReadHub`,
-see there why): :class:`HubReader` is one connection's part of it, and the
-connection's own task wakes only to run its login messages (they wait on
-the store) and to end. Over TLS (and where there is no epoll) the
-connection's task reads it itself with :func:`read_in_task`. Both hand each
+see there why), and a connection has no task of its own
+(:class:`HubConnection`): a task runs only while it has something to wait
+for (a login, the writer, the end). Over TLS (and where there is no epoll)
+the connection's own task reads it with :func:`read_in_task`. Both hand each
 whole message to :meth:`Intake.take <baolife.net.intake.Intake.take>` and run
 the login it returns before they read on, so what a client sent behind a
 login is handled after it; both end the same way at the end of the stream
@@ -14,18 +14,22 @@ exception a message raises ends that connection alone.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
+import structlog
 import trio
 
 from .. import protocol as wire
+from ..logs import Deferred
 from .auth import Auth
 from .intake import Intake
 from .readhub import ReadHub
-from .session import Session
+from .session import CLOSE_WAIT, Session
 from .ws import ConnectionDone
 
-__all__ = ["HubReader", "read_in_task"]
+__all__ = ["HubConnection", "read_in_task"]
+
+log = structlog.get_logger("baolife.net")
 
 
 async def read_in_task(session: Session, intake: Intake, auth: Auth) -> None:
@@ -43,117 +47,197 @@ async def read_in_task(session: Session, intake: Intake, auth: Auth) -> None:
             await auth.handle(session, session.remote, login)
 
 
-class HubReader:
-    """Reads one connection from a running :class:`ReadHub`.
+class HubConnection:
+    """A plain-TCP connection after its handshake, served without a task of
+    its own: what a parked task, its frames, nursery and cancel scopes held
+    for every connection's life (about 3.5 KB of each; docs/BENCHMARKS.md,
+    issue 15) is a few fields here. Tasks of the listener's nursery do the
+    waiting, each only while there is some to do:
 
-    The hub calls :meth:`readable` in its own task; the connection's task
-    waits in :meth:`serve` and wakes only to run a login message (reading
-    stops meanwhile, so what follows it is handled after it, as in
-    :func:`read_in_task`) and to end: at the end of the stream, or with the
-    exception a message raised, which ends this connection alone. A line
-    logged while reading runs in the hub's task, outside the context the
-    listener binds in the connection's task: it names ``session`` and
-    ``player``."""
+    * the hub calls :meth:`readable` in its own task, which hands each whole
+      message to the intake;
+    * a login message starts a task that runs it (it waits on the store);
+      reading stops meanwhile, so what follows it is handled after it, as in
+      :func:`read_in_task`;
+    * the session's writer, while frames wait (:meth:`start_writer`);
+    * the end (:meth:`end`: the stream's end, an abort, the close done, a
+      fault) starts the task that cancels a login under way, waits briefly
+      for the writer to send what is queued (a close reply, a bye), cancels
+      it, and once both have stopped hands the connection to ``finish``
+      (the listener's bookkeeping, then closing the stream).
 
-    def __init__(self, session: Session, hub: ReadHub, fd: int, intake: Intake, auth: Auth) -> None:
+    An exception a message, a login or the writer raises is logged and ends
+    this connection alone, as failed. Lines logged in these tasks name
+    ``session`` and ``player``."""
+
+    __slots__ = (
+        "session",
+        "hub",
+        "fd",
+        "intake",
+        "auth",
+        "nursery",
+        "finish",
+        "ending",
+        "cut",
+        "failed",
+        "_busy",
+        "_login_scope",
+        "_quiet",
+        "_readable",
+    )
+
+    def __init__(
+        self,
+        session: Session,
+        hub: ReadHub,
+        fd: int,
+        intake: Intake,
+        auth: Auth,
+        nursery: trio.Nursery,
+        finish: Callable[[HubConnection], Awaitable[None]],
+    ) -> None:
         self.session = session
         self.hub = hub
         self.fd = fd
         self.intake = intake
         self.auth = auth
-        self.login: wire.Command | None = None
-        self.ended = False
-        self.error: Exception | None = None
-        # The connection's task while it waits in serve(), and a wake-up
-        # that came while it did not: what a trio.Event would hold, without
-        # an Event and its set of waiters for every connection (about 400
-        # bytes each; docs/BENCHMARKS.md, issue 15).
-        self._waiter: trio.lowlevel.Task | None = None
-        self._woken = False
-        self._abort = self._aborted  # bound once, not a closure per wait
+        self.nursery = nursery
+        self.finish = finish
+        self.ending = False
+        self.cut = False  # past the end's grace: a task not yet run does nothing
+        self.failed = False
+        # Tasks of this connection running (a login, the writer), and the
+        # scope of the login's; what the end waits for.
+        self._busy = 0
+        self._login_scope: trio.CancelScope | None = None
+        self._quiet: trio.Event | None = None
         # One bound method for add and remove: the hub removes by identity.
         self._readable = self.readable
 
-    async def serve(self) -> None:
-        """Wait for logins to run and for the end; the descriptor is out of
-        the hub when this returns (before the listener closes the stream).
-
-        Raises:
-            Exception: what reading or taking a message raised.
-        """
+    def start(self) -> None:
+        """Start reading and writing (the stream is this object's from now)."""
         self.hub.add(self.fd, self._readable)
-        try:
-            while True:
-                await self._sleep()
-                if self.error is not None:
-                    raise self.error
-                if self.login is not None:
-                    cmd, self.login = self.login, None
-                    await self.auth.handle(self.session, self.session.remote, cmd)
-                    self.hub.add(self.fd, self._readable)
-                    self._drain()  # what arrived behind the login
-                    continue
-                if self.ended:
-                    return
-        finally:
-            self.hub.remove(self.fd, self._readable)
+        self.session.start_hosted(self)
 
-    async def _sleep(self) -> None:
-        """Wait for :meth:`_wake` (at once if it came since the last wait)."""
-        if self._woken:
-            self._woken = False
-            await trio.lowlevel.checkpoint()
-            return
-        self._waiter = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._abort)
-
-    def _aborted(self, _: Any) -> trio.lowlevel.Abort:
-        self._waiter = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    def _wake(self) -> None:
-        task, self._waiter = self._waiter, None
-        if task is None:
-            self._woken = True
-        else:
-            trio.lowlevel.reschedule(task)
+    # ----------------------------------------------------------------- reading (the hub's task)
 
     def readable(self) -> None:
         """The hub's callback: read what the socket holds and take the whole
         messages in it. Never blocks."""
-        session = self.session
-        if session.state == "dead" or self.ended:
-            self.hub.remove(self.fd, self._readable)  # its task is being cancelled
+        if self.ending:
+            self.hub.remove(self.fd, self._readable)
             return
         try:
-            if session.conn.read_nowait():
+            if self.session.conn.read_nowait():
                 self._drain()
-        except Exception as exc:  # one connection's fault ends that connection
-            self.error = exc
-            self._stop()
+        except Exception:  # one connection's fault ends that connection
+            self._fail("a message failed")
 
     def _drain(self) -> None:
         session = self.session
         conn = session.conn
-        while self.login is None and not self.ended:
+        while not self.ending:
             try:
                 message = conn.next_message()
             except ConnectionDone as done:
                 _ended(session, done)
-                self._stop()
+                self.end()
                 return
             if message is None:
                 return
             login = self.intake.take(session, message)
             if login is not None:
-                self.login = login
                 self.hub.remove(self.fd, self._readable)  # read on once it is done
-                self._wake()
+                self._busy += 1
+                self.nursery.start_soon(self._login, login)
+                return
 
-    def _stop(self) -> None:
-        self.ended = True
+    def _fail(self, what: str) -> None:
+        """Log the exception being handled and end the connection as failed."""
+        session = self.session
+        log.exception("connection_failed", session=session.id, player=session.player_id, remote=session.remote)
+        self.failed = True
+        session.abort(f"internal: {what}")
+        self.end()
+
+    # ----------------------------------------------------------------- its tasks
+
+    async def _login(self, cmd: wire.Command) -> None:
+        _bind(self.session)
+        try:
+            with trio.CancelScope() as self._login_scope:
+                if not self.ending:
+                    await self.auth.handle(self.session, self.session.remote, cmd)
+            if not self.ending:
+                self.hub.add(self.fd, self._readable)
+                self._drain()  # what arrived behind the login
+        except Exception:
+            self._fail("a login failed")
+        finally:
+            self._login_scope = None
+            self._exited()
+
+    def start_writer(self) -> None:
+        """:class:`~baolife.net.session.Host`: run the session's writer."""
+        self._busy += 1
+        self.nursery.start_soon(self._write)
+
+    async def _write(self) -> None:
+        ended = True
+        try:
+            if not self.cut:
+                ended = await self.session.write_hosted()
+        except Exception:
+            self._fail("writing failed")
+        finally:
+            self._exited()
+            if ended:
+                self.end()  # the connection ends with its writer
+
+    def _exited(self) -> None:
+        self._busy -= 1
+        if not self._busy and self._quiet is not None:
+            self._quiet.set()
+
+    def end(self) -> None:
+        """:class:`~baolife.net.session.Host`: end the connection (idempotent)."""
+        if self.ending:
+            return
+        self.ending = True
         self.hub.remove(self.fd, self._readable)
-        self._wake()
+        self.nursery.start_soon(self._end)
+
+    async def _end(self) -> None:
+        session = self.session
+        _bind(session)
+        if self._login_scope is not None:
+            self._login_scope.cancel()  # its answer has nowhere to go
+        try:
+            if self._busy:
+                # Let the writer send what is queued (a close reply, a bye), briefly.
+                with trio.move_on_after(CLOSE_WAIT):
+                    await self._wait_quiet()
+        finally:
+            self.cut = True
+            if session.cancel_scope is not None:
+                session.cancel_scope.cancel()
+            with trio.CancelScope(shield=True):
+                await self._wait_quiet()  # cancelled: they end at their next checkpoint
+                session.stop_writing()
+                await self.finish(self)
+
+    async def _wait_quiet(self) -> None:
+        while self._busy:
+            self._quiet = trio.Event()
+            await self._quiet.wait()
+        self._quiet = None
+
+
+def _bind(session: Session) -> None:
+    """Name the connection in the lines the calling task logs (a task's
+    context is its own copy: nothing to reset)."""
+    structlog.contextvars.bind_contextvars(session=session.id, player=Deferred(lambda: session.player_id))
 
 
 def _ended(session: Session, done: ConnectionDone) -> None:

@@ -10,8 +10,9 @@ The tick loop hands frames to :meth:`Session.send_frame`, which never waits:
 
 The writer task and its queue exist only while something waits to be sent:
 the first item queued starts the task in the connection's nursery
-(:meth:`Session.start_writing`), and the task ends once the queue is empty,
-reopening the fast path. Most connections never need one (every frame fits
+(:meth:`Session.start_writing`), or through the :class:`Host` of a
+connection that has no task of its own (:meth:`Session.start_hosted`), and
+the task ends once the queue is empty, reopening the fast path. Most connections never need one (every frame fits
 the socket), and a parked task with a channel was 2-3 KB of every
 connection's memory (docs/BENCHMARKS.md, issue 15).
 
@@ -28,20 +29,32 @@ from __future__ import annotations
 import itertools
 import os
 from collections import deque
-from typing import Literal
+from typing import Literal, Protocol
 
 import attrs
 import trio
 
 from .ws import WsConnection, text_frame
 
-__all__ = ["Session"]
+__all__ = ["Host", "Session"]
 
 _ids = itertools.count(1)
 
 # Extra queue room for control frames (pong, close) beyond the frame bound.
 _CONTROL_SLACK = 16
 CLOSE_WAIT = 2.0
+
+
+class Host(Protocol):
+    """What serves a connection that has no task of its own
+    (:class:`baolife.net.reading.HubConnection`): it runs the writer when
+    frames wait, and ends the connection when told."""
+
+    def start_writer(self) -> None:
+        """Start a task that awaits :meth:`Session.write_hosted` (at once, without waiting)."""
+
+    def end(self) -> None:
+        """End the connection (idempotent; without waiting)."""
 
 
 @attrs.frozen
@@ -94,6 +107,7 @@ class Session:
         "strikes",
         "cancel_scope",
         "_nursery",
+        "_host",
         "_writing",
         "_sealed",
     )
@@ -135,6 +149,8 @@ class Session:
         self._fd = _socket_fd(conn.stream)
         # Where the writer task is started; True while it runs.
         self._nursery: trio.Nursery | None = None
+        # Or what runs it for a connection without a task of its own (see Host).
+        self._host: Host | None = None
         self._writing = False
         # Nothing more goes out: the writer sent a close, or the connection's
         # nursery is gone.
@@ -240,18 +256,38 @@ class Session:
         if self._queue and not self._sealed:
             self._start_writer()
 
+    def start_hosted(self, host: Host) -> None:
+        """As :meth:`start_writing`, for a connection without a task of its
+        own: ``host`` runs each writer (:meth:`write_hosted`) and is told
+        when the connection must end, where :meth:`start_writing` cancels the
+        connection's nursery."""
+        self._host = host
+        if self._queue and not self._sealed:
+            self._start_writer()
+
     def _start_writer(self) -> None:
-        """Start the writer in the connection's nursery unless it runs (or
-        there is no nursery yet: :meth:`start_writing` starts it then)."""
-        if not self._writing and self._nursery is not None:
+        """Start the writer in the connection's nursery (or its host) unless
+        it runs (or there is neither yet: :meth:`start_writing` starts it then)."""
+        if self._writing:
+            return
+        if self._host is not None:
+            self._writing = True
+            self._host.start_writer()
+        elif self._nursery is not None:
             self._writing = True
             self._nursery.start_soon(self._write)
 
     def stop_writing(self) -> None:
-        """The connection's nursery has closed: nothing more is sent."""
+        """The connection's nursery (or its host) is done: nothing more is sent."""
         self._nursery = None
+        self._host = None
         self._sealed = True
         self._queue = None
+
+    @property
+    def writing(self) -> bool:
+        """A writer task runs."""
+        return self._writing
 
     # ----------------------------------------------------------------- teardown
 
@@ -268,6 +304,31 @@ class Session:
         self._fd = None
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
+        if self._host is not None:
+            self._host.end()
+
+    async def write_hosted(self) -> bool:
+        """The writer of a hosted connection (:meth:`start_hosted`), run by its
+        host in a task of the host's: :meth:`write_loop` under a cancel scope
+        of its own, which :meth:`abort` cancels. Returns True once the
+        connection must end (its close is done, or it was lost or aborted).
+
+        Raises:
+            Exception: what writing raised besides a lost connection (the
+                host ends the connection as failed).
+        """
+        ended = True
+        try:
+            with trio.CancelScope() as scope:
+                self.cancel_scope = scope
+                if self.state != "dead":  # aborted before this task ran
+                    ended = await self.write_loop()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.abort("lost: connection lost")
+        finally:
+            self.cancel_scope = None
+            self._writing = False
+        return ended
 
     async def _write(self) -> None:
         ended = True

@@ -1,7 +1,9 @@
 """How the listener reads, over real sockets: plain TCP through the ReadHub
-(no reader task waiting per connection), TLS through a reader task; what a
-client sends behind a login waits for the login; a message that breaks the
-server ends that connection alone."""
+with no task of the connection's own once it is in (it ends without one:
+the peer's close, a drain that cuts it, the listener cancelled from
+outside), TLS through a reader task; what a client sends behind a login
+waits for the login; a message that breaks the server ends that connection
+alone."""
 
 from __future__ import annotations
 
@@ -13,17 +15,30 @@ from typing import Any
 import orjson
 import pytest
 import trio
+import trio.testing
 import trustme
 from structlog.testing import capture_logs
 from wsproto.events import CloseConnection, TextMessage
 
 from baolife import protocol as wire
+from baolife.app import App
 from baolife.config import Settings
 from baolife.net.ws import WsConnection
 from tests.helpers import Client, RawClient, running_app
 
 # What a connection's own reader task waits in.
 _READER_WAIT = WsConnection.receive.__code__
+
+
+def server_tasks() -> list[str]:
+    """The names of the server's network tasks running now (the listener's,
+    its connections', the hub's; not the test's clients' nor the game's)."""
+
+    def walk(task: trio.lowlevel.Task) -> list[str]:
+        own = [task.name] if task.name.startswith("baolife.net.") else []
+        return own + [name for nursery in task.child_nurseries for child in nursery.child_tasks for name in walk(child)]
+
+    return sorted(walk(trio.lowlevel.current_root_task()))
 
 
 def waiting_readers() -> int:
@@ -46,10 +61,13 @@ async def read_ops(raw: RawClient, until: Any) -> list[dict[str, Any]]:
     return ops
 
 
-async def test_plain_tcp_connections_wait_in_the_hub_not_in_reader_tasks(settings: Settings) -> None:
+async def test_plain_tcp_connections_wait_in_the_hub_without_tasks_of_their_own(settings: Settings) -> None:
     with trio.fail_after(20):
         async with running_app(settings) as app:
             assert app.ws_port is not None and app.ws.hub is not None
+            await trio.testing.wait_all_tasks_blocked()
+            idle = server_tasks()
+            assert "baolife.net.readhub.ReadHub.run" in idle
             async with Client.connect(app.ws_port) as a, Client.connect(app.ws_port) as b:
                 await a.register("A")
                 await b.register("B")
@@ -57,8 +75,54 @@ async def test_plain_tcp_connections_wait_in_the_hub_not_in_reader_tasks(setting
                     assert (await client.request("ping"))["op"] == "pong"
                 assert app.ws.hub.statistics().registered == 2
                 assert waiting_readers() == 0
+                # Logged in and waiting: not one task more on the server's side.
+                await trio.testing.wait_all_tasks_blocked()
+                assert server_tasks() == idle
+                assert app.ws.gate.open == 2
             await app.ws.wait_connections(0)
+            await trio.testing.wait_all_tasks_blocked()
             assert app.ws.hub.statistics().registered == 0
+            assert app.ws.closed == {"closed": 2} and app.ws.gate.open == 0
+
+
+async def test_a_drain_cuts_a_hosted_connection_that_stays(settings: Settings) -> None:
+    with trio.fail_after(20):
+        async with running_app(settings) as app:
+            assert app.ws_port is not None
+            status, raw = await RawClient.handshake(app.ws_port)
+            assert status == 101
+            await raw.send_text(orjson.dumps({"type": "register", "id": 1, "name": "Stayer"}).decode())
+            await read_ops(raw, lambda ops: any(op["op"] == "welcome" for op in ops))
+            app.ws.stop_accepting()
+            assert await app.ws.drain(0.2) == 1  # it sends nothing and closes nothing: cut
+            await app.ws.wait_connections(0)
+            await trio.testing.wait_all_tasks_blocked()  # its stream closed after it was forgotten
+            assert not app.ws.sessions and app.ws.gate.open == 0
+            assert app.ws.closed == {"shutdown": 1}
+            assert app.ws.hub is not None and app.ws.hub.statistics().registered == 0
+            with pytest.raises(trio.BrokenResourceError):  # the server's end is gone
+                while await raw.stream.receive_some(65536):
+                    pass
+                await raw.stream.send_all(b"\x81\x00")  # the FIN read; a write meets the reset
+                await raw.stream.send_all(b"\x81\x00")
+            await raw.stream.aclose()
+
+
+async def test_a_listener_cancelled_from_outside_closes_its_hosted_connections(settings: Settings) -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            app = App(settings)
+            await nursery.start(app.run)
+            assert app.ws_port is not None
+            status, raw = await RawClient.handshake(app.ws_port)
+            assert status == 101
+            await raw.send_text(orjson.dumps({"type": "register", "id": 1, "name": "Left"}).decode())
+            await read_ops(raw, lambda ops: any(op["op"] == "welcome" for op in ops))
+            nursery.cancel_scope.cancel()
+        assert not app.ws.sessions and app.ws.gate.open == 0
+        while await raw.stream.receive_some(65536):  # what was sent, then the end
+            pass
+        await raw.stream.aclose()
 
 
 async def test_messages_behind_a_login_in_the_same_write_wait_for_it(settings: Settings) -> None:
@@ -129,3 +193,41 @@ async def test_tls_connections_are_read_by_their_own_task(settings: Settings, tm
                 assert (await client.request("ping"))["op"] == "pong"
                 assert waiting_readers() == 1
                 assert app.ws.hub is not None and app.ws.hub.statistics().registered == 0
+
+
+async def test_a_login_under_way_is_cancelled_when_its_connection_is_dropped(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hosted connection's login runs in a task of its own; the connection
+    dropped meanwhile (a slow client, a kick), the end cancels it at once and
+    waits for it before the listener forgets the connection (so the tick
+    loop's Detach comes after anything the login did)."""
+    waiting, cancelled = trio.Event(), trio.Event()
+
+    async def hanging_find_login(token_hash: bytes) -> None:
+        waiting.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    with trio.fail_after(20), capture_logs() as logs:
+        async with running_app(settings.replace(auth_timeout=60.0)) as app:
+            assert app.ws_port is not None
+            async with Client.connect(app.ws_port) as first:
+                token, _ = await first.register("Twice")
+            await app.ws.wait_connections(0)
+            monkeypatch.setattr(app.ws.auth.store, "find_login", hanging_find_login)
+            status, raw = await RawClient.handshake(app.ws_port)
+            assert status == 101
+            await raw.send_text(orjson.dumps({"type": "login", "id": 1, "token": token}).decode())
+            await waiting.wait()
+            (session,) = app.ws.sessions
+            session.abort("slow_client: dropped in the test")
+            await cancelled.wait()
+            await app.ws.wait_connections(0)
+            assert app.ws.closed["slow_client"] == 1
+            while await raw.stream.receive_some(65536):  # the server's end: closed
+                pass
+            await raw.stream.aclose()
+    assert not [e for e in logs if e["event"] in ("login_busy", "connection_failed")]

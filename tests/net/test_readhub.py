@@ -15,7 +15,6 @@ import trio.testing
 from structlog.testing import capture_logs
 
 from baolife.net.readhub import ReadHub
-from baolife.net.reading import HubReader
 from baolife.net.ws import ConnectionDone, WsConnection
 
 
@@ -150,39 +149,6 @@ async def test_a_round_serves_at_most_max_events_descriptors() -> None:
 async def test_add_needs_a_running_hub() -> None:
     with pytest.raises(RuntimeError, match="not running"):
         ReadHub().add(0, lambda: None)
-
-
-async def test_a_hub_reader_wakes_its_task_once_per_wake_and_forgets_it_when_cancelled(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """HubReader parks the connection's task without an Event: a wake that
-    comes before the wait is kept (one), a wake while waiting reschedules the
-    task, and a task cancelled while waiting is not woken later."""
-    reader = HubReader.__new__(HubReader)  # only the wait and the wake are used here
-    reader._waiter, reader._woken, reader._abort = None, False, reader._aborted
-    with trio.fail_after(5):
-        reader._wake()
-        reader._wake()
-        await reader._sleep()  # the kept wake: at once
-        assert not reader._woken
-        with trio.move_on_after(1) as scope:  # on the mock clock: nothing else would wake it
-            await reader._sleep()  # the two wakes counted as one: this one waits
-        assert scope.cancelled_caught and reader._waiter is None
-        reader._wake()  # nobody waits: kept for the next wait, no task rescheduled
-        assert reader._woken
-        await reader._sleep()
-        woken: list[bool] = []
-
-        async def sleeper() -> None:
-            await reader._sleep()
-            woken.append(True)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(sleeper)
-            await trio.testing.wait_all_tasks_blocked()
-            assert reader._waiter is not None and not woken
-            reader._wake()
-        assert woken == [True] and reader._waiter is None
 
 
 async def test_peer_closed_is_made_only_when_asked_for_and_set_if_the_end_came_first() -> None:
