@@ -7,6 +7,7 @@ alone."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import ssl
 import types
@@ -61,6 +62,24 @@ async def read_ops(raw: RawClient, until: Any) -> list[dict[str, Any]]:
     return ops
 
 
+async def registered_raw(port: int, name: str) -> RawClient:
+    """A raw client registered as ``name``, its welcome read."""
+    status, raw = await RawClient.handshake(port)
+    assert status == 101
+    await raw.send_text(orjson.dumps({"type": "register", "id": 1, "name": name}).decode())
+    await read_ops(raw, lambda ops: any(op["op"] == "welcome" for op in ops))
+    return raw
+
+
+async def read_to_the_end(raw: RawClient) -> None:
+    """Read until the server's end of the stream is closed (a FIN, or a
+    reset for a connection cut with input unread), then close ours."""
+    with contextlib.suppress(trio.BrokenResourceError):
+        while await raw.stream.receive_some(65536):
+            pass
+    await raw.stream.aclose()
+
+
 async def test_plain_tcp_connections_wait_in_the_hub_without_tasks_of_their_own(settings: Settings) -> None:
     with trio.fail_after(20):
         async with running_app(settings) as app:
@@ -89,10 +108,7 @@ async def test_a_drain_cuts_a_hosted_connection_that_stays(settings: Settings) -
     with trio.fail_after(20):
         async with running_app(settings) as app:
             assert app.ws_port is not None
-            status, raw = await RawClient.handshake(app.ws_port)
-            assert status == 101
-            await raw.send_text(orjson.dumps({"type": "register", "id": 1, "name": "Stayer"}).decode())
-            await read_ops(raw, lambda ops: any(op["op"] == "welcome" for op in ops))
+            raw = await registered_raw(app.ws_port, "Stayer")
             app.ws.stop_accepting()
             assert await app.ws.drain(0.2) == 1  # it sends nothing and closes nothing: cut
             await app.ws.wait_connections(0)
@@ -100,12 +116,7 @@ async def test_a_drain_cuts_a_hosted_connection_that_stays(settings: Settings) -
             assert not app.ws.sessions and app.ws.gate.open == 0
             assert app.ws.closed == {"shutdown": 1}
             assert app.ws.hub is not None and app.ws.hub.statistics().registered == 0
-            with pytest.raises(trio.BrokenResourceError):  # the server's end is gone
-                while await raw.stream.receive_some(65536):
-                    pass
-                await raw.stream.send_all(b"\x81\x00")  # the FIN read; a write meets the reset
-                await raw.stream.send_all(b"\x81\x00")
-            await raw.stream.aclose()
+            await read_to_the_end(raw)
 
 
 async def test_a_listener_cancelled_from_outside_closes_its_hosted_connections(settings: Settings) -> None:
@@ -114,15 +125,10 @@ async def test_a_listener_cancelled_from_outside_closes_its_hosted_connections(s
             app = App(settings)
             await nursery.start(app.run)
             assert app.ws_port is not None
-            status, raw = await RawClient.handshake(app.ws_port)
-            assert status == 101
-            await raw.send_text(orjson.dumps({"type": "register", "id": 1, "name": "Left"}).decode())
-            await read_ops(raw, lambda ops: any(op["op"] == "welcome" for op in ops))
+            raw = await registered_raw(app.ws_port, "Left")
             nursery.cancel_scope.cancel()
         assert not app.ws.sessions and app.ws.gate.open == 0
-        while await raw.stream.receive_some(65536):  # what was sent, then the end
-            pass
-        await raw.stream.aclose()
+        await read_to_the_end(raw)
 
 
 async def test_messages_behind_a_login_in_the_same_write_wait_for_it(settings: Settings) -> None:
@@ -227,7 +233,5 @@ async def test_a_login_under_way_is_cancelled_when_its_connection_is_dropped(
             await cancelled.wait()
             await app.ws.wait_connections(0)
             assert app.ws.closed["slow_client"] == 1
-            while await raw.stream.receive_some(65536):  # the server's end: closed
-                pass
-            await raw.stream.aclose()
+            await read_to_the_end(raw)
     assert not [e for e in logs if e["event"] in ("login_busy", "connection_failed")]

@@ -163,3 +163,56 @@ async def test_a_close_reply_queued_while_our_close_waits_is_sent_then_nothing_m
         ours = b"\x88" + bytes((2 + len("going"),)) + struct.pack("!H", 1001) + b"going"
         assert received == ours + reply
         await client_stream.aclose()
+
+
+class _Host:
+    """A host as HubConnection is, in the test's nursery: counts what it is told."""
+
+    def __init__(self, session: Session, nursery: trio.Nursery) -> None:
+        self.session = session
+        self.nursery = nursery
+        self.writers = 0
+        self.ended = 0
+        self.results: list[bool] = []
+
+    def start_writer(self) -> None:
+        self.writers += 1
+        self.nursery.start_soon(self._write)
+
+    async def _write(self) -> None:
+        self.results.append(await self.session.write_hosted())
+
+    def end(self) -> None:
+        self.ended += 1
+
+
+async def test_a_hosted_writer_runs_while_frames_wait_and_an_abort_cancels_it_and_ends_the_connection() -> None:
+    """Through a host: a writer when something is queued, gone when the
+    queue is empty (the host is not told to end), and an abort while it is
+    blocked on a full stream cancels it and tells the host to end, once."""
+    a, b = trio.testing.memory_stream_pair()  # no descriptor: every frame goes through the writer
+    session = Session(WsConnection(a, max_message_bytes=4096), "t", max_frames=10, max_bytes=1 << 20, rate=10, burst=10)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            host = _Host(session, nursery)
+            session.start_hosted(host)
+            assert session.send_frame(b'{"n":1}')
+            assert host.writers == 1 and session.writing
+            assert await b.receive_some(100) == text_frame(b'{"n":1}')
+            await trio.testing.wait_all_tasks_blocked()
+            assert host.results == [False] and not session.writing and host.ended == 0
+            blocked = trio.Event()
+
+            async def never_drain() -> None:
+                blocked.set()
+                await trio.sleep_forever()
+
+            a.send_stream.send_all_hook = never_drain  # type: ignore[attr-defined]  # waits as on a full socket
+            assert session.send_frame(b'{"n":2}')
+            await blocked.wait()
+            assert host.writers == 2 and session.writing
+            session.abort("slow_client: test")
+            await trio.testing.wait_all_tasks_blocked()
+            assert host.results == [False, True] and host.ended == 1 and not session.writing
+            session.abort("again")
+            assert host.ended == 1
