@@ -249,10 +249,10 @@ class WsListener:
         fd = session.conn.fd
         if self.hub is None or not self.hub.running or fd is None or self._conns is None:
             return False
+        HubConnection(session, self.hub, fd, self.intake, self.auth, self._conns, self._finish_hosted).start()
         # The stream stays open past the handler's return: counted until
         # _finish_hosted (accept_loop stops counting it when the handler returns).
         self.gate.open += 1
-        HubConnection(session, self.hub, fd, self.intake, self.auth, self._conns, self._finish_hosted).start()
         return True
 
     def _cut_hosted(self) -> None:

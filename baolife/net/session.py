@@ -12,9 +12,10 @@ The writer task and its queue exist only while something waits to be sent:
 the first item queued starts the task in the connection's nursery
 (:meth:`Session.start_writing`), or through the :class:`Host` of a
 connection that has no task of its own (:meth:`Session.start_hosted`), and
-the task ends once the queue is empty, reopening the fast path. Most connections never need one (every frame fits
-the socket), and a parked task with a channel was 2-3 KB of every
-connection's memory (docs/BENCHMARKS.md, issue 15).
+the task ends once the queue is empty, reopening the fast path. Most
+connections never need one (every frame fits the socket), and a parked
+task with a channel was 2-3 KB of every connection's memory
+(docs/BENCHMARKS.md, issue 15).
 
 The queue is bounded in frames and in bytes; a client that lets it fill is a
 slow client and is dropped at once (:meth:`Session.abort`), so it can neither
