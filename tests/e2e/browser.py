@@ -242,6 +242,13 @@ def number(text: str) -> int:
     return int(found.group())
 
 
+def age_days(text: str, year_days: int) -> int:
+    """The age in days the page shows as "N years, M days old"."""
+    found = re.search(r"(\d+) years?, (\d+) days?", text)
+    assert found, f"no age in {text!r}"
+    return int(found.group(1)) * year_days + int(found.group(2))
+
+
 class Server:
     """One BaoLife app in a test's nursery that can be stopped and started
     again on the same ports with the same database, as after a restart."""
