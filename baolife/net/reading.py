@@ -50,7 +50,7 @@ async def read_in_task(session: Session, intake: Intake, auth: Auth) -> None:
 class HubConnection:
     """A plain-TCP connection after its handshake, served without a task of
     its own: what a parked task, its frames, nursery and cancel scopes held
-    for every connection's life (about 3.5 KB of each; docs/BENCHMARKS.md,
+    for every connection's life (about 4.5 KB of each; docs/BENCHMARKS.md,
     issue 15) is a few fields here. Tasks of the listener's nursery do the
     waiting, each only while there is some to do:
 
