@@ -29,7 +29,6 @@ import trio
 
 from ..cluster.proxycheck import ProxyCheck
 from ..config import Settings
-from ..logs import Deferred
 from ..protocol import CloseCode
 from ..tick.loop import Detach, Inbox, TickLoop
 from .accept import HANDSHAKE_ROOM, Gate, accept_loop, http_refusal
@@ -37,7 +36,7 @@ from .auth import Auth
 from .intake import Intake
 from .proxy import client_address
 from .readhub import ReadHub
-from .reading import HubConnection, read_in_task
+from .reading import HubConnection, bind_log_context, read_in_task
 from .session import CLOSE_WAIT, Session
 from .sweeper import sweep_forever
 from .ws import WsConnection
@@ -234,13 +233,18 @@ class WsListener:
                 remote=session.remote if session else remote,
             )
         finally:
-            if session is not None and not hosted:
-                self._forget(session, failed)
             if not hosted:
-                with trio.CancelScope(shield=True):
-                    if session is not None and session.state != "dead" and not failed:
-                        await _linger(stream)
-                    await trio.aclose_forcefully(stream)
+                await self._close(stream, session, failed)
+
+    async def _close(self, stream: trio.abc.Stream, session: Session | None, failed: bool) -> None:
+        """Forget ``session`` (if the connection got one), then close
+        ``stream``: gracefully while the session is alive and did not fail."""
+        if session is not None:
+            self._forget(session, failed)
+        with trio.CancelScope(shield=True):
+            if session is not None and session.state != "dead" and not failed:
+                await _linger(stream)
+            await trio.aclose_forcefully(stream)
 
     def _host(self, session: Session) -> bool:
         """Serve ``session`` from the read hub without a task of its own
@@ -271,16 +275,10 @@ class WsListener:
             self.gate.open -= 1
 
     async def _finish_hosted(self, hosted: HubConnection) -> None:
-        """The end of a hosted connection (its tasks are done): the
-        bookkeeping, then the stream closed as :meth:`_handle` closes it."""
-        session = hosted.session
+        """The end of a hosted connection (its tasks are done): closed as
+        :meth:`_handle` closes a connection it served."""
         try:
-            self._forget(session, hosted.failed)
-            stream = session.conn.stream
-            with trio.CancelScope(shield=True):
-                if session.state != "dead" and not hosted.failed:
-                    await _linger(stream)
-                await trio.aclose_forcefully(stream)
+            await self._close(hosted.session.conn.stream, hosted.session, hosted.failed)
         finally:
             self.gate.open -= 1
 
@@ -365,10 +363,7 @@ class WsListener:
 
     async def _serve(self, session: Session) -> None:
         """Serve a connection the hub cannot host in the calling task (TLS, no epoll)."""
-        # player: whoever this connection is logged in as when a line is written.
-        # Bound and reset by hand: bound_contextvars' generator would be held
-        # for the connection's life (about 400 bytes of each).
-        tokens = structlog.contextvars.bind_contextvars(session=session.id, player=Deferred(lambda: session.player_id))
+        tokens = bind_log_context(session)
         try:
             async with trio.open_nursery() as nursery:
                 session.start_writing(nursery)  # a writer task whenever frames wait

@@ -14,7 +14,8 @@ exception a message raises ends that connection alone.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import structlog
 import trio
@@ -27,7 +28,7 @@ from .readhub import ReadHub
 from .session import CLOSE_WAIT, Session
 from .ws import ConnectionDone
 
-__all__ = ["HubConnection", "read_in_task"]
+__all__ = ["HubConnection", "bind_log_context", "read_in_task"]
 
 log = structlog.get_logger("baolife.net")
 
@@ -164,7 +165,7 @@ class HubConnection:
     # ----------------------------------------------------------------- its tasks
 
     async def _login(self, cmd: wire.Command) -> None:
-        _bind(self.session)
+        bind_log_context(self.session)
         try:
             with trio.CancelScope() as self._login_scope:
                 if not self.ending:
@@ -210,7 +211,7 @@ class HubConnection:
 
     async def _end(self) -> None:
         session = self.session
-        _bind(session)
+        bind_log_context(session)
         if self._login_scope is not None:
             self._login_scope.cancel()  # its answer has nowhere to go
         try:
@@ -234,10 +235,13 @@ class HubConnection:
         self._quiet = None
 
 
-def _bind(session: Session) -> None:
-    """Name the connection in the lines the calling task logs (a task's
-    context is its own copy: nothing to reset)."""
-    structlog.contextvars.bind_contextvars(session=session.id, player=Deferred(lambda: session.player_id))
+def bind_log_context(session: Session) -> Mapping[str, Any]:
+    """Name the connection in the lines the calling task logs: ``session``,
+    and ``player``, whoever it is logged in as when a line is written. Bound
+    by hand: bound_contextvars' generator would be held as long as the
+    connection (about 400 bytes of each). Returns the tokens to reset with
+    (a task that ends soon need not: its context is its own copy)."""
+    return structlog.contextvars.bind_contextvars(session=session.id, player=Deferred(lambda: session.player_id))
 
 
 def _ended(session: Session, done: ConnectionDone) -> None:

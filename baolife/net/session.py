@@ -323,9 +323,7 @@ class Session:
             with trio.CancelScope() as scope:
                 self.cancel_scope = scope
                 if self.state != "dead":  # aborted before this task ran
-                    ended = await self.write_loop()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.abort("lost: connection lost")
+                    ended = await self._written()
         finally:
             self.cancel_scope = None
             self._writing = False
@@ -334,13 +332,19 @@ class Session:
     async def _write(self) -> None:
         ended = True
         try:
-            ended = await self.write_loop()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.abort("lost: connection lost")
+            ended = await self._written()
         finally:
             self._writing = False
             if ended and self.cancel_scope is not None:
                 self.cancel_scope.cancel()  # the connection ends with its writer
+
+    async def _written(self) -> bool:
+        """:meth:`write_loop`, a lost connection aborting the session (True: it ends)."""
+        try:
+            return await self.write_loop()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.abort("lost: connection lost")
+            return True
 
     async def write_loop(self) -> bool:
         """The writer task: sends what the fast path could not, in order.
