@@ -7,8 +7,14 @@ a random moment is at a random moment of their play. So this script plays
 (:mod:`baolife.sim.bots`, the neutral policy, one tick a real second as in
 ``baolife simulate``), each for a number of seconds drawn evenly from 0 to
 ``--hours`` of play; an account whose life ends before that starts a new
-life (``new_life``, as a player does) and plays on. Each stops with all it
-gathered: NPCs, story, moments, prompts, cooldowns, job, money, past lives.
+life (``new_life``, as a player does) and plays on. Each also talks as the
+load test's players do (``scripts/loadgen.mjs``: one of its lines to one of
+its living NPCs every 100-140 s, the scripted NPC provider answering), so a
+life's NPCs remember what it was told. Each stops with all it gathered:
+NPCs and their memories, story, moments, prompts, cooldowns, job, money,
+past lives. Without the talks, a load test's lives would start with empty
+NPC memories and fill them for as long as a life lasts (an hour or two):
+a rise that is the seeding's, not the server's.
 The ages then follow the play time each stage of a life takes at the
 content's pace (a median life is 1-2 hours). Then it creates ``--players``
 accounts, each with a copy of a template (its own id and name), through the
@@ -35,14 +41,19 @@ import trio
 
 from baolife import content as content_pkg
 from baolife import protocol as wire
+from baolife.ai.offline import ScriptedProvider
 from baolife.db import open_store
 from baolife.db.store import hash_token
 from baolife.model import SCHEMA_VERSION, Player, dump_player, load_player
 from baolife.sim.bots import NEUTRAL, ActionGuide, Bot
-from baolife.tick.engine import World
+from baolife.tick.engine import SayJob, World
 
 # The server's default game year (the setting ``year_days``).
 YEAR_DAYS = 365
+# What the load generator's players say, and how often (scripts/loadgen.mjs:
+# LINES, and its ``say`` timer: first within 120 s, then every 100-140 s).
+TALK_LINES = ("Hi!", "How are you?", "I got a new job.", "Want to hang out?", "I miss you.")
+TALK_FIRST, TALK_EVERY = (0, 120), (100, 140)
 
 
 def spread_life(world: World, pid: int, rng: random.Random, year_days: int = YEAR_DAYS) -> Player:
@@ -75,16 +86,20 @@ def live_templates(count: int, hours: float, seed: int) -> list[Player]:
     """``count`` accounts, each played for a random time up to ``hours``."""
     content = content_pkg.load()
     rng = random.Random(f"seed-lives-{seed}")  # noqa: S311 - game dice, not secrets
-    world = World(content, day_ticks=1, year_days=YEAR_DAYS, rng=rng)
+    jobs: list[SayJob] = []
+    world = World(content, day_ticks=1, year_days=YEAR_DAYS, rng=rng, submit_say=lambda job: jobs.append(job) or True)
+    npcs = ScriptedProvider(content)
     guide = ActionGuide(content)
     taken: Counter[str] = Counter()
     bots: dict[int, Bot] = {}
     ends: dict[int, int] = {}
+    talks: dict[int, int] = {}
     done: list[Player] = []
     for pid in range(1, count + 1):
         world.join(world.rules.new_life(pid, f"Seed {pid}", 1), 0)
         bots[pid] = Bot(pid, NEUTRAL, guide, rng, 0, taken)
         ends[pid] = int(rng.uniform(0, hours * 3600))
+        talks[pid] = int(rng.uniform(*TALK_FIRST))
     tick = 0
     while bots:
         tick += 1
@@ -97,8 +112,18 @@ def live_templates(count: int, hours: float, seed: int) -> list[Player]:
                 done.append(p)
             elif not p.alive:
                 world.apply(pid, wire.NewLife(name=f"Seed {pid}"), tick)
-            elif bots[pid].wants_turn(p, tick):
-                bots[pid].on_tick(world, p, tick)
+            else:
+                if tick >= talks[pid]:
+                    talks[pid] = tick + int(rng.uniform(*TALK_EVERY))
+                    living = [npc.id for npc in p.npcs if npc.alive]
+                    if living:
+                        world.apply(pid, wire.Say(npc=rng.choice(living), text=rng.choice(TALK_LINES)), tick)
+                if bots[pid].wants_turn(p, tick):
+                    bots[pid].on_tick(world, p, tick)
+        # Replies come back by the next tick, as the offline provider's do.
+        for job in jobs:
+            world.npc_reply(job.player, job.life, job.npc, job.ref, npcs.line(job))
+        jobs.clear()
         world.take_output()
         world.take_changed()
     return done
@@ -138,6 +163,7 @@ async def seed(args: argparse.Namespace) -> dict[str, object]:
         "templates": len(templates),
         "stages": {stage: by_stage[stage] for stage in content_pkg.load().stage_order},
         "lives_per_account_mean": round(statistics.fmean(p.life for p in templates), 2),
+        "npc_turns_mean": round(statistics.fmean(sum(len(n.memory) for n in p.npcs) for p in templates), 1),
         "state_bytes_mean": round(statistics.fmean(sizes)),
         "state_bytes_max": max(sizes),
         "seconds_living": round(lived, 1),

@@ -14,6 +14,9 @@ from baolife.db.store import hash_token
 from baolife.model import load_player
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "seed_lives.py"
+# What scripts/loadgen.mjs's players say (its LINES), read from the generator itself.
+LOADGEN = (SCRIPT.parent / "loadgen.mjs").read_text()
+LOADGEN_LINES = orjson.loads(LOADGEN.split("const LINES = ", 1)[1].split(";", 1)[0])
 
 
 def seed(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -33,6 +36,7 @@ async def test_seeded_accounts_log_in_to_lives_of_many_ages(tmp_path: Path) -> N
     tokens = (tmp_path / "tokens").read_text().split()
     assert len(tokens) == 24 == report["players"] == sum(report["stages"].values())
     ages = set()
+    talked = []
     async with open_store(f"sqlite:///{tmp_path}/s.db", pool_size=1, root=".") as store:
         for i, token in enumerate(tokens):
             pid = await store.find_account(hash_token(token))
@@ -43,8 +47,18 @@ async def test_seeded_accounts_log_in_to_lives_of_many_ages(tmp_path: Path) -> N
             # A copy of a template under the account's own id and name.
             assert (player.id, player.name, claim.name) == (pid, f"Load {i}", f"Load {i}")
             ages.add(player.age_days)
+            talked += [[(t.who, t.text) for t in npc.memory] for npc in player.npcs if npc.memory]
     # Eight templates played for different times: not all newborns, not one age.
     assert len(ages) == 8 and max(ages) > 365
+    # They talked as the load test's players do, and were answered: each of
+    # the player's lines (the load generator's) is followed by the NPC's reply.
+    assert talked and report["npc_turns_mean"] > 0
+    for memory in talked:
+        for i, (who, text) in enumerate(memory):
+            if who == "player":
+                assert text in LOADGEN_LINES
+                assert i + 1 == len(memory) or memory[i + 1][0] == "npc"
+    assert any(who == "npc" for memory in talked for who, _text in memory)
 
 
 @pytest.mark.parametrize("bad", [["--players", "0"], ["--hours", "0"], ["--templates", "-1"]])
