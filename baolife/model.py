@@ -35,6 +35,7 @@ import orjson
 __all__ = [
     "LIMITS",
     "MAX_AGE_YEARS",
+    "Memory",
     "ONCE",
     "SCHEMA_VERSION",
     "STAT_MAX",
@@ -199,6 +200,101 @@ class Turn:
     text: str
 
 
+# The JSON of a memory with no turns, shared by every such memory.
+_NO_TURNS = b"[]"
+
+
+def _turns_json(rows: list[dict[str, str]]) -> bytes:
+    """``rows`` as JSON in a bytes object of their size: orjson's own result
+    keeps the buffer it wrote into (4 KB at least), which a memory kept for a
+    whole life must not (a copy through a memoryview holds only the bytes)."""
+    return bytes(memoryview(orjson.dumps(rows))) if rows else _NO_TURNS
+
+
+class Memory(Sequence[Turn]):
+    """An NPC's remembered turns, oldest first, kept as the JSON array a save
+    writes of them (``[{"who": ..., "text": ...}, ...]``, one bytes object).
+    Reads as a list of :class:`Turn` (an index gives a turn, a slice a list,
+    iterating gives turns; each read decodes) and grows by :meth:`add`. Turns
+    are read only when the player talks to that NPC or looks back at the
+    talk, and written with every save; as objects, 40 short turns were about
+    6 KB of a grown life's 15 KB read back (a Turn, its text, a list slot
+    each: about 150 bytes a turn), as JSON they are about 50 bytes a turn,
+    and a save embeds them as they are (issue 15; docs/BENCHMARKS.md)."""
+
+    __slots__ = ("_count", "_json")
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    def __init__(self, turns: Iterable[Turn] = ()) -> None:
+        rows = [{"who": turn.who, "text": turn.text} for turn in turns]
+        self._json = _turns_json(rows)
+        self._count = len(rows)
+
+    @classmethod
+    def of_rows(cls, rows: list[dict[str, str]]) -> Memory:
+        """The memory of these ``{"who", "text"}`` rows (str values)."""
+        memory = cls()
+        memory._json, memory._count = _turns_json(rows), len(rows)
+        return memory
+
+    def add(self, turn: Turn, most: int) -> list[Turn]:
+        """Append ``turn``, then drop the oldest turns beyond ``most``; returns those dropped."""
+        row = orjson.dumps({"who": turn.who, "text": turn.text})
+        if self._count < most:
+            self._json = b"[" + row + b"]" if not self._count else self._json[:-1] + b"," + row + b"]"
+            self._count += 1
+            return []
+        rows = orjson.loads(self._json)
+        rows.append({"who": turn.who, "text": turn.text})
+        excess = len(rows) - most
+        dropped = [Turn(r["who"], r["text"]) for r in rows[:excess]]
+        del rows[:excess]
+        self._json, self._count = _turns_json(rows), len(rows)
+        return dropped
+
+    def rows(self) -> list[dict[str, str]]:
+        """The turns as ``{"who", "text"}`` dicts: the wire's and the save's form."""
+        rows: list[dict[str, str]] = orjson.loads(self._json)
+        return rows
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """The turns as ``(who, text)`` pairs (what an NPC job carries)."""
+        return tuple((r["who"], r["text"]) for r in orjson.loads(self._json))
+
+    def fragment(self) -> orjson.Fragment:
+        """The turns' JSON, for orjson to write as it is."""
+        return orjson.Fragment(self._json)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Turn]:
+        return (Turn(r["who"], r["text"]) for r in orjson.loads(self._json))
+
+    @overload
+    def __getitem__(self, index: int) -> Turn: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Turn]: ...
+    def __getitem__(self, index: int | slice) -> Turn | list[Turn]:
+        turns = list(self)
+        return turns[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Memory):
+            return self._json == other._json
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Memory({list(self)!r})"
+
+
+def _memory(value: Memory | Iterable[Turn]) -> Memory:
+    """A memory of ``value`` (a Memory as it is, else the turns of an iterable)."""
+    return value if isinstance(value, Memory) else Memory(value)
+
+
 @attrs.define(slots=True)
 class Npc:
     """A person in the player's life. ``age_offset`` is the NPC's age minus the
@@ -211,7 +307,8 @@ class Npc:
     persona: str
     age_offset: int = 0
     alive: bool = True
-    memory: list[Turn] = attrs.Factory(list)
+    # Set from a list of turns too (turned into a Memory).
+    memory: Memory = attrs.field(factory=Memory, converter=_memory)
     summary: str = ""
 
     def view(self) -> dict[str, Any]:
@@ -400,6 +497,23 @@ _converter.register_structure_hook_func(lambda t: t == dict[str, int], _cooldown
 # would only add them to the interpreter's table.
 _own_text = cattrs.gen.override(struct_hook=lambda value, _type: str(value))
 _converter.register_structure_hook(Turn, cattrs.gen.make_dict_structure_fn(Turn, _converter, text=_own_text))
+
+
+def _memory_rows(value: Any, _type: Any) -> Memory:
+    """An NPC's turns read back: ``{"who", "text"}`` objects (other keys
+    ignored, values read as strings, as cattrs reads a :class:`Turn`)."""
+    if not isinstance(value, list):
+        raise TypeError(f"an NPC's memory must be a list, not {type(value).__name__}")
+    rows: list[dict[str, str]] = []
+    for item in value:
+        if not isinstance(item, dict) or "who" not in item or "text" not in item:
+            raise ValueError(f"a remembered turn must be an object with who and text, not {item!r:.60}")
+        rows.append({"who": str(item["who"]), "text": str(item["text"])})
+    return Memory.of_rows(rows)
+
+
+_converter.register_structure_hook(Memory, _memory_rows)
+_converter.register_unstructure_hook(Memory, Memory.fragment)
 _converter.register_structure_hook(Npc, cattrs.gen.make_dict_structure_fn(Npc, _converter, summary=_own_text))
 
 

@@ -75,7 +75,7 @@ from baolife.ai.service import NpcService, NpcStatistics
 from baolife.config import Settings
 from baolife.content.schema import Content
 from baolife.db import open_store
-from baolife.model import Npc, Turn
+from baolife.model import Memory, Npc, Turn
 from baolife.tick.engine import SayJob
 from baolife.tick.loop import NpcReply
 from baolife.tick.memory import remember
@@ -347,7 +347,7 @@ async def replay(
     one say in flight per player; the service's statistics and the seconds taken."""
     for player in players:  # fresh memories: every run sees the same conversations
         for npc in player.npcs:
-            npc.memory, npc.summary = [], ""
+            npc.memory, npc.summary = Memory(), ""
     by_id = {p.id: p for p in players}
     slots = trio.Semaphore(settings.ai_queue)
     done = trio.Event()

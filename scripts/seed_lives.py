@@ -87,7 +87,12 @@ def live_templates(count: int, hours: float, seed: int) -> list[Player]:
     content = content_pkg.load()
     rng = random.Random(f"seed-lives-{seed}")  # noqa: S311 - game dice, not secrets
     jobs: list[SayJob] = []
-    world = World(content, day_ticks=1, year_days=YEAR_DAYS, rng=rng, submit_say=lambda job: jobs.append(job) or True)
+
+    def submit(job: SayJob) -> bool:
+        jobs.append(job)
+        return True
+
+    world = World(content, day_ticks=1, year_days=YEAR_DAYS, rng=rng, submit_say=submit)
     npcs = ScriptedProvider(content)
     guide = ActionGuide(content)
     taken: Counter[str] = Counter()

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import gc
 import random
+import tracemalloc
 from collections.abc import Set as AbstractSet
 
 import cattrs
 import orjson
 import pytest
 
+from baolife import protocol as wire
 from baolife.content.schema import Content
-from baolife.model import ONCE, SCHEMA_VERSION, SaveError, Story, dump_player, load_player
-from baolife.tick.engine import World
+from baolife.model import ONCE, SCHEMA_VERSION, Memory, Npc, Player, SaveError, Story, Turn, dump_player, load_player
+from baolife.tick.engine import SayJob, World
 
 
 def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> None:
-    world = World(content, day_ticks=1, year_days=365, rng=random.Random(5))
+    jobs: list[SayJob] = []
+
+    def submit(job: SayJob) -> bool:
+        jobs.append(job)
+        return True
+
+    world = World(content, day_ticks=1, year_days=365, rng=random.Random(5), submit_say=submit)
     player = world.rules.new_life(42, "Bao Nguyen", 3)
     world.join(player, 0)
     player.flags.update({"b", "a"})
     for tick in range(1, 40 * 365):
         world.advance(tick)
+        if tick % 50 == 0 and player.alive:
+            # Talks, answered at once: the NPCs remember them (some past the cap).
+            living = [npc for npc in player.npcs if npc.alive]
+            npc = living[tick // 50 % min(2, len(living))]
+            world.apply(player.id, wire.Say(npc=npc.id, text=f'I said "{tick}"\n\u00e9 \U0001f600'), tick)
+            for job in jobs:
+                world.npc_reply(job.player, job.life, job.npc, job.ref, f"You said {job.text}")
+            jobs.clear()
         world.take_output()
         if not player.alive:
             break
@@ -29,12 +46,15 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
     assert doc["v"] == SCHEMA_VERSION
     assert doc["player"]["flags"] == sorted(player.flags)
     assert load_player(data) == player
-    # Mostly the story (LIMITS.story lines with their ages, ~8 KB) and one past life.
-    assert len(data) < 16_000
+    # Mostly the story (LIMITS.story lines with their ages, ~8 KB), one past
+    # life and the talks the NPCs remember (at most LIMITS.npc_memory turns each).
+    assert len(data) < 24_000
     # The fields handed to orjson as they are make the document cattrs makes item by item.
     plain = cattrs.Converter(forbid_extra_keys=False, unstruct_collection_overrides={AbstractSet: sorted})
     plain.register_unstructure_hook(Story, lambda story: [[age, text] for age, text in story])
+    plain.register_unstructure_hook(Memory, lambda memory: [{"who": t.who, "text": t.text} for t in memory])
     assert player.story and player.lives and player.cooldowns and player.lives[0].family
+    assert any(len(npc.memory) == 20 for npc in player.npcs) and any(npc.summary for npc in player.npcs)
     assert data == orjson.dumps({"v": SCHEMA_VERSION, "player": plain.unstructure(player)})
 
 
@@ -50,6 +70,16 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
         (b'{"v": 2, "player": {"id": 1, "name": "x", "story": [[3, "a", "b"]]}}', r"does not match.* @ \$\.story"),
         (b'{"v": 2, "player": {"id": 1, "name": "x", "story": [["3", "a"]]}}', r"does not match.* @ \$\.story"),
         (b'{"v": 2, "player": {"id": 1, "name": "x", "moments": {"a": 1}}}', r"does not match.* @ \$\.moments"),
+        (
+            b'{"v": 2, "player": {"id": 1, "name": "x", "npcs": [{"id": 2, "name": "y", "role": "friend", '
+            b'"closeness": 1, "persona": "p", "memory": [{"who": "npc"}]}]}}',
+            r"does not match.* @ \$\.npcs\[0\]\.memory",
+        ),
+        (
+            b'{"v": 2, "player": {"id": 1, "name": "x", "npcs": [{"id": 2, "name": "y", "role": "friend", '
+            b'"closeness": 1, "persona": "p", "memory": {"who": "npc", "text": "hi"}}]}}',
+            r"does not match.* @ \$\.npcs\[0\]\.memory",
+        ),
     ],
 )
 def test_unreadable_saves_raise_save_error(data: bytes, says: str) -> None:
@@ -108,6 +138,66 @@ def test_a_story_reads_and_grows_as_a_list_of_lines() -> None:
     del story[0]
     assert story == Story([(401, "You ate.")]) != [(401, "You ate!")]
     assert (401, "You ate.") in story and story.index((401, "You ate.")) == 0
+
+
+def test_a_memory_reads_and_grows_as_a_list_of_turns() -> None:
+    turns = [Turn("player", "Hi!"), Turn("npc", 'Hello "dear",\n\u00e9 \U0001f600 \\ \x00')]
+    memory = Memory(turns)
+    assert memory == turns and list(memory) == turns and len(memory) == 2 and memory
+    assert memory[1] == turns[1] and memory[-1:] == turns[-1:] and Memory(turns) == memory
+    assert memory.rows() == [{"who": t.who, "text": t.text} for t in turns]
+    assert memory.pairs() == (("player", "Hi!"), ("npc", turns[1].text))
+    assert orjson.loads(orjson.dumps({"m": memory.fragment()})) == {"m": memory.rows()}
+    # Up to ``most`` turns nothing is dropped; past it the oldest go, and are returned.
+    assert memory.add(Turn("player", "a"), 3) == [] and len(memory) == 3
+    assert memory.add(Turn("npc", "b"), 3) == [turns[0]]
+    assert memory == [turns[1], Turn("player", "a"), Turn("npc", "b")] != turns
+    assert memory.add(Turn("npc", "c"), 1) == [turns[1], Turn("player", "a"), Turn("npc", "b")]
+    assert memory == [Turn("npc", "c")] and len(memory) == 1
+    empty = Memory()
+    assert empty == [] == list(empty) and not empty and empty.pairs() == () and empty.rows() == []
+    assert empty.add(Turn("player", "x"), 20) == [] and empty == [Turn("player", "x")]
+    # An NPC given a list of turns holds them as a Memory.
+    npc = Npc(id=1, name="Mai", role="friend", closeness=5, persona="p", memory=turns)
+    assert isinstance(npc.memory, Memory) and npc.memory == turns
+    npc.memory = []  # type: ignore[assignment]
+    assert isinstance(npc.memory, Memory) and not npc.memory
+
+
+def test_remembered_talks_read_back_cost_about_their_text() -> None:
+    # A grown life's NPCs remember up to 20 turns each; read back as objects
+    # (a Turn, its text and a list slot each) a short turn cost about 150 bytes.
+    player = Player(id=1, name="Bao")
+    for n in range(2):
+        npc = Npc(id=n, name=f"N{n}", role="friend", closeness=5, persona="p")
+        for i in range(20):
+            npc.memory.add(Turn("player" if i % 2 else "npc", f"How are you, friend {i}?"), 20)
+        player.npcs.append(npc)
+    data = dump_player(player)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        loaded = [load_player(data) for _ in range(1000)]
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert all(p == player for p in loaded[:3])
+    npcs = [Npc(id=n, name=f"N{n}", role="friend", closeness=5, persona="p") for n in range(2)]
+    empty = Player(id=1, name="Bao", npcs=npcs)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        bare = [load_player(dump_player(empty)) for _ in range(1000)]
+        gc.collect()
+        used_bare = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    per_turn = (used - used_bare) / (1000 * 40)
+    assert per_turn <= 80, f"{per_turn:.0f} bytes a remembered turn"
+    assert len(bare) == len(loaded)
 
 
 def test_a_story_keeps_ages_too_large_for_an_array() -> None:

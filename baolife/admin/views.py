@@ -104,7 +104,7 @@ def export_document(
                 "name": n.name,
                 "role": n.role,
                 "summary": n.summary,
-                "turns": [{"who": t.who, "text": t.text} for t in n.memory],
+                "turns": n.memory.rows(),
             }
             for n in player.npcs
             if n.memory or n.summary

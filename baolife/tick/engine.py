@@ -127,7 +127,7 @@ class SayJob:
             persona=npc.persona,
             closeness=npc.closeness,
             summary=npc.summary,
-            turns=tuple((t.who, t.text) for t in npc.memory),
+            turns=npc.memory.pairs(),
             player_years=player.age_days // year_days,
             player_stage=stage,
             npc_years=max(0, player.age_days + npc.age_offset) // year_days,
@@ -443,8 +443,7 @@ class World:
             npc = p.npc(cmd.npc)
             if npc is None:
                 return self._error(u, "not_found", f"you know nobody with id {cmd.npc}", cmd.ref)
-            turns = [{"who": t.who, "text": t.text} for t in npc.memory]
-            u.ops.append(wire.TalksOp(npc=npc.id, turns=turns, ref=cmd.ref))
+            u.ops.append(wire.TalksOp(npc=npc.id, turns=npc.memory.rows(), ref=cmd.ref))
         else:
             views = [lives.life_view(self.content, past) for past in p.lives]
             u.ops.append(wire.LivesOp(lives=views, ref=cmd.ref))

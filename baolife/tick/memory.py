@@ -30,14 +30,10 @@ _SENTENCE_END = (". ", "! ", "? ", "\n")
 def remember(npc: Npc, turn: Turn) -> None:
     """Add ``turn`` (cut to ``LIMITS.turn_chars``) to the NPC's memory; turns
     past the cap fold into the summary."""
-    memory = npc.memory
     if len(turn.text) > LIMITS.turn_chars:
         turn = Turn(who=turn.who, text=turn.text[: LIMITS.turn_chars])
-    memory.append(turn)
-    excess = len(memory) - LIMITS.npc_memory
-    if excess > 0:
-        dropped = memory[:excess]
-        del memory[:excess]
+    dropped = npc.memory.add(turn, LIMITS.npc_memory)
+    if dropped:
         npc.summary = fold_summary(npc.summary, dropped, LIMITS.summary_chars)
 
 
