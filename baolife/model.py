@@ -11,7 +11,8 @@ versions are upgraded step by step by :data:`_UPGRADES` when loaded.
 
 Lives read from saves are kept compact (issue 15: memory per logged-in
 player): the story and key moments as a :class:`Story` (ages in an array,
-texts interned), and the words every save repeats (NPC names, roles,
+texts interned), an NPC's remembered turns as a :class:`Memory` (their JSON),
+and the words every save repeats (NPC names, roles,
 personas, flags, content ids, cooldown ids, :data:`ONCE`) as one shared
 object each; the bytes saved are the same.
 
