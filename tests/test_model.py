@@ -200,6 +200,28 @@ def test_remembered_talks_read_back_cost_about_their_text() -> None:
     assert len(bare) == len(loaded)
 
 
+def test_a_save_holds_only_its_bytes(content: Content) -> None:
+    # Saves wait for the store (thousands at a flush): orjson's own result
+    # would keep the buffer it wrote into, 4 KB at least and doubling.
+    world = World(content, day_ticks=1, year_days=365, rng=random.Random(3))
+    players = [world.rules.new_life(pid, f"Bao {pid}", 1) for pid in range(1, 4)]
+    for player in players:
+        world.join(player, 0)
+    for tick in range(1, 20 * 365):
+        world.advance(tick)
+        world.take_output()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        saves = [dump_player(players[i % 3]) for i in range(300)]
+        used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    size = sum(len(data) for data in saves)
+    assert size > 300 * 4096 // 2 and used <= size * 1.1 + 300 * 64, f"{used} bytes held for {size} bytes of saves"
+
+
 def test_a_story_keeps_ages_too_large_for_an_array() -> None:
     # Only a hand-made save has them; they still load and save as they were.
     story = Story([(1, "a"), (1 << 40, "b")])
