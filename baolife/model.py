@@ -248,8 +248,8 @@ class Memory(Sequence[Turn]):
 
     def add(self, turn: Turn, most: int) -> list[Turn]:
         """Append ``turn``, then drop the oldest turns beyond ``most``; returns those dropped."""
-        row = orjson.dumps({"who": turn.who, "text": turn.text})
         if self._count < most:
+            row = orjson.dumps({"who": turn.who, "text": turn.text})
             self._json = b"[" + row + b"]" if not self._count else self._json[:-1] + b"," + row + b"]"
             self._count += 1
             return []

@@ -14,17 +14,13 @@ import pytest
 from baolife import protocol as wire
 from baolife.content.schema import Content
 from baolife.model import ONCE, SCHEMA_VERSION, Memory, Npc, Player, SaveError, Story, Turn, dump_player, load_player
-from baolife.tick.engine import SayJob, World
+from baolife.tick.engine import World
+from tests.tick.harness import Harness
 
 
 def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> None:
-    jobs: list[SayJob] = []
-
-    def submit(job: SayJob) -> bool:
-        jobs.append(job)
-        return True
-
-    world = World(content, day_ticks=1, year_days=365, rng=random.Random(5), submit_say=submit)
+    harness = Harness(content, year_days=365, seed=5)  # it keeps the NPC jobs the world submits
+    world = harness.world
     player = world.rules.new_life(42, "Bao Nguyen", 3)
     world.join(player, 0)
     player.flags.update({"b", "a"})
@@ -35,9 +31,9 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
             living = [npc for npc in player.npcs if npc.alive]
             npc = living[tick // 50 % min(2, len(living))]
             world.apply(player.id, wire.Say(npc=npc.id, text=f'I said "{tick}"\n\u00e9 \U0001f600'), tick)
-            for job in jobs:
+            for job in harness.jobs:
                 world.npc_reply(job.player, job.life, job.npc, job.ref, f"You said {job.text}")
-            jobs.clear()
+            harness.jobs.clear()
         world.take_output()
         if not player.alive:
             break
