@@ -12,11 +12,12 @@
 # another interpreter is made again.
 
 _venv_python() {
+    local system="${BAOLIFE_SYSTEM_PYTHON:-/usr/bin/python3}"  # another path: for tests
     if [ -n "${PYTHON:-}" ]; then
         echo "$PYTHON"
-    elif [ -x /usr/bin/python3 ] && /usr/bin/python3 -c \
+    elif [ -x "$system" ] && "$system" -c \
             'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-        echo /usr/bin/python3
+        echo "$system"
     else
         echo python3
     fi
