@@ -132,10 +132,14 @@ MIGRATION_RECORD = "INSERT INTO schema_migrations (version, name, applied_at) VA
 _BOUND_PREFIX = "SET STATEMENT max_statement_time = %s FOR "
 _LOCK_EPOCHS = "SELECT id, epoch FROM players WHERE id IN ({}) FOR UPDATE"
 _SAVE_HEAD = "INSERT INTO players (id, state, state_codec, schema_version, epoch, updated_at) VALUES "
-# The state travels as hex: PyMySQL escapes a hex string ten times faster than
-# the JSON bytes themselves (str.translate stays on its 1:1 fast path), which
-# matters for megabytes per flush in the thread that runs the ticks.
-_SAVE_ROW = "(%s, UNHEX(%s), %s, %s, %s, %s)"
+# The state travels as base64: ASCII text, which PyMySQL escapes ten times
+# faster than the bytes as they are (str.translate stays on its 1:1 fast
+# path), which matters for megabytes per flush in the thread that runs the
+# ticks; and a third larger than the state, where hex was twice it: less to
+# send, and less held while a statement is built and sent (a batch of 500
+# grown lives: 14.6 MB above its documents, 18.6 MB as hex; docs/BENCHMARKS.md,
+# issue 15: the interpreter).
+_SAVE_ROW = "(%s, FROM_BASE64(%s), %s, %s, %s, %s)"
 # The rows were locked and their epochs checked in the same transaction; the
 # IF keeps the statement itself unable to overwrite a newer owner's state.
 _SAVE_TAIL = (
@@ -191,7 +195,7 @@ def drop_progress_statement(count: int) -> str:
 
 def save_statement(count: int) -> str:
     """Write ``count`` player rows in one statement; parameters are
-    ``id, state as hex text, state_codec, schema_version, epoch, updated_at``
+    ``id, state as base64 text, state_codec, schema_version, epoch, updated_at``
     per row."""
     return _SAVE_HEAD + ", ".join([_SAVE_ROW] * count) + _SAVE_TAIL
 

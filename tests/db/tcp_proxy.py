@@ -63,6 +63,7 @@ class TcpProxy:
         self.accepted = 0
         self.broken = 0
         self.round_trips = 0
+        self.bytes_up = 0  # client to server
         self._pairs: set[_Pair] = set()
         self._reply_budget: int | None = None
         self._changed = trio.Event()
@@ -179,8 +180,10 @@ class TcpProxy:
                         data = await src.receive_some(CHUNK)
                         if not data:
                             break
-                        if not replies and not pair.client_spoke_last:
-                            self.round_trips += 1
+                        if not replies:
+                            self.bytes_up += len(data)
+                            if not pair.client_spoke_last:
+                                self.round_trips += 1
                         pair.client_spoke_last = not replies
                         await send.send((trio.current_time() + self.delay, data))
         except* (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -75,7 +75,7 @@ def test_statements_are_bounded_on_mariadb_only() -> None:
 def test_batch_statements_have_one_placeholder_group_per_row() -> None:
     assert lock_epochs_statement(3).count("%s") == 3
     statement = save_statement(4)
-    assert statement.count("(%s, UNHEX(%s), %s, %s, %s, %s)") == 4
+    assert statement.count("(%s, FROM_BASE64(%s), %s, %s, %s, %s)") == 4
     assert statement.startswith("INSERT INTO players")
     assert "ON DUPLICATE KEY UPDATE state = IF(epoch = VALUES(epoch)" in statement
 

@@ -13,6 +13,7 @@ release cost three. The round trips are counted by the test proxy
 
 from __future__ import annotations
 
+import base64
 import os
 
 import pytest
@@ -20,7 +21,14 @@ import trio
 
 from baolife.db import mysql as mysql_module
 from baolife.db.mysql import MysqlStore
-from baolife.db.mysql_dialect import CODEC_ZLIB, CODEC_ZSTD, drop_progress_statement, progress_statement, save_statement
+from baolife.db.mysql_dialect import (
+    CODEC_ZLIB,
+    CODEC_ZSTD,
+    drop_progress_statement,
+    encode_state,
+    progress_statement,
+    save_statement,
+)
 from baolife.db.store import Progress, SaveRow, StoreError, hash_token
 from tests.db.mysql_admin import MysqlAdmin
 from tests.db.test_login_round_trips import counted_store, join_as, trips
@@ -63,7 +71,7 @@ def test_the_writes_of_a_save_go_in_one_batch_unless_the_states_exceed_a_stateme
         [save_statement(1)],
         [save_statement(1), drop_progress_statement(2), progress_statement(1)],
     ]
-    assert batches[0][0][1] == [1, (b"a" * 60).hex(), CODEC_ZLIB, 1, 1, 7]
+    assert batches[0][0][1] == [1, base64.b64encode(b"a" * 60).decode(), CODEC_ZLIB, 1, 1, 7]
     assert batches[1][1][1] == [1, 3] and batches[1][2][1] == [2, 1, 2, 3]
     progress_only = mysql_module._save_batches([SaveRow(2, None, 1, 1, Progress(1, 2, 3))], 7, CODEC_ZSTD)
     assert [[text for text, _ in batch] for batch in progress_only] == [[progress_statement(1)]]
@@ -106,6 +114,26 @@ async def test_a_save_batch_is_two_round_trips_whatever_its_rows(mysql_url: str,
                     assert (saved.state, saved.progress) == (state_of(pid, 3), None)
                 else:
                     assert (saved.state, saved.progress) == (state_of(pid, 2), progress_of(pid, 3))
+
+
+@pytest.mark.mysql
+async def test_a_saved_state_travels_in_a_third_more_than_its_stored_bytes(mysql_url: str) -> None:
+    # States that compress little, so their stored (zstd) bytes are most of
+    # what a save sends: as base64 the statement carries 4/3 of them (as hex
+    # it carried twice). Read back as they were.
+    states = [base64.b64encode(os.urandom(24_000)) for _ in range(20)]
+    stored = sum(len(encode_state(state, CODEC_ZSTD)) for state in states)
+    with trio.fail_after(120):
+        async with counted_store(mysql_url) as (proxy, store):
+            pids = await born(store, len(states), "wire")
+            before = proxy.bytes_up
+            refused = await store.save([SaveRow(pid, state, 1, 1) for pid, state in zip(pids, states, strict=True)])
+            sent = proxy.bytes_up - before
+            assert refused == set()
+            assert stored * 4 / 3 < sent < stored * 4 / 3 + 8_000
+            for pid, state in zip(pids, states, strict=True):
+                saved = await store.player_state(pid)
+                assert saved is not None and saved.state == state
 
 
 @pytest.mark.mysql
