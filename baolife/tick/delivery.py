@@ -60,6 +60,12 @@ class Recipient(Protocol):
         """Close after the frames already queued."""
 
 
+# A frame's bytes up to and with its number (protocol.encode_frame's head),
+# which the ring does not keep, and where the number starts.
+_SEQ_HEAD = b'{"type":"frame","seq":%d,%b'
+_SEQ_AT = len(b'{"type":"frame","seq":')
+
+
 class _Stream:
     """A player's numbered frame stream and its last frames, for resume.
 
@@ -70,7 +76,11 @@ class _Stream:
     16,000 players (docs/BENCHMARKS.md, issue 8). Frame ``n`` sits at
     ``frames[n % REPLAY_FRAMES]`` of a fixed list: a quarter of the memory of
     a bounded deque of the same length, and one slot written per frame
-    (docs/BENCHMARKS.md, issue 15: the tick of grown lives)."""
+    (docs/BENCHMARKS.md, issue 15: the tick of grown lives). A frame is kept
+    without its head up to its number (``{"type":"frame","seq":N,``, what
+    :func:`~baolife.protocol.encode_frame` writes first), which :meth:`after`
+    writes back: the same bytes, about 28 fewer kept a frame, a fifth of the
+    ring (docs/BENCHMARKS.md, issue 15: the interpreter)."""
 
     __slots__ = ("seq", "base", "frames")
 
@@ -81,9 +91,11 @@ class _Stream:
         self.frames: list[bytes] = [b""] * REPLAY_FRAMES
 
     def append(self, frame: bytes) -> int:
-        """Number and keep the next frame; returns its number."""
+        """Number and keep the next frame (as encode_frame made it, with
+        this number); returns its number."""
         seq = self.seq = self.seq + 1
-        self.frames[seq % REPLAY_FRAMES] = frame
+        # The first comma after the head's fixed part ends the number.
+        self.frames[seq % REPLAY_FRAMES] = frame[frame.index(b",", _SEQ_AT) + 1 :]
         return seq
 
     def skip(self) -> int:
@@ -112,7 +124,7 @@ class _Stream:
         """The frames numbered above ``last_seq`` that are still here, in order."""
         frames = self.frames
         first = max(last_seq, self.seq - self.kept()) + 1
-        return [frames[n % REPLAY_FRAMES] for n in range(first, self.seq + 1)]
+        return [_SEQ_HEAD % (n, frames[n % REPLAY_FRAMES]) for n in range(first, self.seq + 1)]
 
 
 @attrs.frozen
@@ -138,7 +150,7 @@ def _frame(stream: _Stream | None, tick: int, ops: list[wire.Op], counts: dict[s
     for op in ops:
         kind = op.op
         counts[kind] = counts.get(kind, 0) + 1
-    # encode_frame's bytes are exact-size: the ring keeps them as they are.
+    # encode_frame's bytes are exact-size; the ring keeps a copy without the head.
     if stream is None:
         return wire.encode_frame(0, tick, ops)
     frame = wire.encode_frame(stream.seq + 1, tick, ops)
@@ -397,8 +409,8 @@ class Delivery:
         from the CPU caches, so alternating the two cost 3-5 us more per
         frame, of about 25 (docs/BENCHMARKS.md, issue 15). What is held
         between the two passes is exact-size (what
-        :func:`~baolife.protocol.encode_frame` returns): the frames the
-        resume ring keeps anyway, not a 4 KiB encoder block each."""
+        :func:`~baolife.protocol.encode_frame` returns), not a 4 KiB encoder
+        block each; the resume ring keeps its own copy, without the head."""
         op_counts = self.op_counts
         by_player = self.by_player
         streams = self._streams

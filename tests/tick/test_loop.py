@@ -178,7 +178,7 @@ def test_stream_numbers_frames_without_keeping_the_numbers(start: int, appended:
     stream = _Stream(start)
     numbered = []
     for i in range(appended):
-        frame = f"frame {start + i + 1}".encode()
+        frame = wire.encode_frame(start + i + 1, i, [wire.Pong(ref=i)])
         numbered.append((stream.append(frame), frame))
     kept = numbered[-REPLAY_FRAMES:]
     assert stream.seq == start + appended
