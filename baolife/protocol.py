@@ -27,6 +27,7 @@ import orjson
 __all__ = [
     "COMMANDS",
     "ERROR_CODES",
+    "FRAME_HEAD",
     "Act",
     "Answer",
     "CloseCode",
@@ -584,7 +585,10 @@ def encode_frame(seq: int, tick: int, ops: list[Op]) -> bytes:
     return _FRAME % (seq, tick, orjson.dumps([op.wire() for op in ops]))
 
 
+# What every frame begins with, before its number and a comma (the resume
+# ring in baolife.tick.delivery keeps frames without it and writes it back).
+FRAME_HEAD = b'{"type":"frame","seq":'
 # What orjson writes for the frame's head (compact, keys in this order), and
 # for a frame of one state op up to its fields' first key.
-_FRAME = b'{"type":"frame","seq":%d,"tick":%d,"ops":%b}'
-_STATE_FRAME = b'{"type":"frame","seq":%d,"tick":%d,"ops":[{"op":"state",%b]}'
+_FRAME = FRAME_HEAD + b'%d,"tick":%d,"ops":%b}'
+_STATE_FRAME = FRAME_HEAD + b'%d,"tick":%d,"ops":[{"op":"state",%b]}'

@@ -62,8 +62,8 @@ class Recipient(Protocol):
 
 # A frame's bytes up to and with its number (protocol.encode_frame's head),
 # which the ring does not keep, and where the number starts.
-_SEQ_HEAD = b'{"type":"frame","seq":%d,%b'
-_SEQ_AT = len(b'{"type":"frame","seq":')
+_SEQ_HEAD = wire.FRAME_HEAD + b"%d,%b"
+_SEQ_AT = len(wire.FRAME_HEAD)
 
 
 class _Stream:
