@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar, overload
 
@@ -44,6 +44,7 @@ __all__ = [
     "STAT_NAMES",
     "Npc",
     "PastLife",
+    "PastLives",
     "Player",
     "Prompt",
     "Scheduled",
@@ -367,6 +368,74 @@ class PastLife:
     achievements: list[str] = attrs.Factory(list)
 
 
+class PastLives(Sequence[PastLife]):
+    """An account's ended lives, newest first, each kept as the JSON a save
+    writes of it (one bytes object a life). Reads as a list of
+    :class:`PastLife` (an index gives a life, a slice a list, iterating gives
+    lives; each read decodes) and grows by :meth:`keep`. A past life is read
+    only when the player looks back at their lives, and written with every
+    save; as objects one was about 1.8 KB (its family's tuples and names, its
+    moments), as JSON about 1 KB, and an account keeps up to
+    ``LIMITS.lives`` of them (issue 15; docs/BENCHMARKS.md)."""
+
+    __slots__ = ("_items",)
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    def __init__(self, lives: Iterable[PastLife] = ()) -> None:
+        self._items: list[bytes] = [_past_json(life) for life in lives]
+
+    def keep(self, past: PastLife, most: int) -> None:
+        """File ``past`` first, then drop the oldest lives beyond ``most``."""
+        items = self._items
+        items.insert(0, _past_json(past))
+        del items[most:]
+
+    def fragment(self) -> orjson.Fragment:
+        """The lives' JSON array, for orjson to write as it is."""
+        return orjson.Fragment(b"[" + b",".join(self._items) + b"]")
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[PastLife]:
+        return (_past_life(item) for item in self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> PastLife: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[PastLife]: ...
+    def __getitem__(self, index: int | slice) -> PastLife | list[PastLife]:
+        if isinstance(index, slice):
+            return [_past_life(item) for item in self._items[index]]
+        return _past_life(self._items[index])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PastLives):
+            return self._items == other._items
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"PastLives({list(self)!r})"
+
+
+def _past_json(past: PastLife) -> bytes:
+    """``past`` as a save writes it, in bytes of their size."""
+    return _sized(orjson.dumps(_converter.unstructure(past)))
+
+
+def _past_life(item: bytes) -> PastLife:
+    """A past life read back from its JSON (written by :func:`_past_json`)."""
+    past: PastLife = _past_reader.structure(orjson.loads(item), PastLife)
+    return past
+
+
+def _past_lives(value: PastLives | Iterable[PastLife]) -> PastLives:
+    """The past lives of ``value`` (PastLives as they are, else the lives of an iterable)."""
+    return value if isinstance(value, PastLives) else PastLives(value)
+
+
 @attrs.define(slots=True)
 class Player:
     """The saved state of one player's current life.
@@ -412,7 +481,8 @@ class Player:
     best_job: str | None = None
     low_money: int = 0
     # Ended lives of this account, newest first, at most LIMITS.lives. Kept by new_life.
-    lives: list[PastLife] = attrs.Factory(list)
+    # Set from a list of lives too (turned into PastLives).
+    lives: PastLives = attrs.field(factory=PastLives, converter=_past_lives)
 
     @property
     def feed(self) -> list[str]:
@@ -466,6 +536,10 @@ def _story(value: Any, _type: Any) -> Story:
     are the content's fixed sentences ("You worked up a sweat."), so lives
     loaded from saves share one copy of each instead of one per line (a
     grown life's story is most of its memory; see docs/BENCHMARKS.md)."""
+    return _story_lines(value, sys.intern)
+
+
+def _story_lines(value: Any, keep: Callable[[str], str]) -> Story:
     if not isinstance(value, list):
         raise TypeError(f"story lines must be a list, not {type(value).__name__}")
     ages: list[int] = []
@@ -477,7 +551,7 @@ def _story(value: Any, _type: Any) -> Story:
         if not isinstance(age, int) or isinstance(age, bool) or not isinstance(text, str):
             raise TypeError(f"a story line must be [age_days, text], not {item!r:.60}")
         ages.append(age)
-        texts.append(sys.intern(text))
+        texts.append(keep(text))
     return Story.of(ages, texts)
 
 
@@ -524,6 +598,24 @@ def _memory_rows(value: Any, _type: Any) -> Memory:
 _converter.register_structure_hook(Memory, _memory_rows)
 _converter.register_unstructure_hook(Memory, Memory.fragment)
 _converter.register_structure_hook(Npc, cattrs.gen.make_dict_structure_fn(Npc, _converter, summary=_own_text))
+
+
+# Past lives are read as they were written: nothing interned, since they
+# are kept as JSON and read only for a moment (their names are each of one
+# account, and each one interned would stay in the interpreter's table).
+_past_reader = cattrs.Converter(forbid_extra_keys=False)
+_past_reader.register_structure_hook(Story, lambda value, _type: _story_lines(value, str))
+
+
+def _read_lives(value: Any, _type: Any) -> PastLives:
+    """Past lives read back: each read as a :class:`PastLife` (so a bad one
+    fails the load, with its place in the error), then kept as its JSON."""
+    lives: list[PastLife] = _past_reader.structure(value, list[PastLife])
+    return PastLives(lives)
+
+
+_converter.register_structure_hook(PastLives, _read_lives)
+_converter.register_unstructure_hook(PastLives, PastLives.fragment)
 
 
 def _upgrade(doc: dict[str, Any]) -> dict[str, Any]:

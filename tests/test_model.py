@@ -13,7 +13,21 @@ import pytest
 
 from baolife import protocol as wire
 from baolife.content.schema import Content
-from baolife.model import ONCE, SCHEMA_VERSION, Memory, Npc, Player, SaveError, Story, Turn, dump_player, load_player
+from baolife.model import (
+    LIMITS,
+    ONCE,
+    SCHEMA_VERSION,
+    Memory,
+    Npc,
+    PastLife,
+    PastLives,
+    Player,
+    SaveError,
+    Story,
+    Turn,
+    dump_player,
+    load_player,
+)
 from baolife.tick.engine import World
 from tests.tick.harness import Harness
 
@@ -49,6 +63,7 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
     plain = cattrs.Converter(forbid_extra_keys=False, unstruct_collection_overrides={AbstractSet: sorted})
     plain.register_unstructure_hook(Story, lambda story: [[age, text] for age, text in story])
     plain.register_unstructure_hook(Memory, lambda memory: [{"who": t.who, "text": t.text} for t in memory])
+    plain.register_unstructure_hook(PastLives, lambda lives: [plain.unstructure(life) for life in lives])
     assert player.story and player.lives and player.cooldowns and player.lives[0].family
     assert any(len(npc.memory) == 20 for npc in player.npcs) and any(npc.summary for npc in player.npcs)
     assert data == orjson.dumps({"v": SCHEMA_VERSION, "player": plain.unstructure(player)})
@@ -248,3 +263,83 @@ def test_a_reloaded_life_saves_the_same_bytes_and_shares_its_words(content: Cont
         assert a.cooldowns and all(k1 is k2 for k1, k2 in zip(a.cooldowns, b.cooldowns, strict=True))
         assert all(v is ONCE for v in a.cooldowns.values() if v == ONCE)
     assert any(v == ONCE for p in world.players.values() for v in p.cooldowns.values())
+
+
+def _past_life(account: int, life: int) -> PastLife:
+    # As lives.summarize makes one: the family by name, key moments spread over the life.
+    family = [(f"{first} {account}-{life}", role, k % 3 > 0) for k, (first, role) in enumerate(_KIN)]
+    moments = Story((365 * k, f"You and {family[k % len(family)][0]} did thing {k}.") for k in range(12))
+    return PastLife(
+        life=life,
+        name=f"Bao {account}-{life}",
+        age_days=365 * 70 + life,
+        cause="old age",
+        education="university",
+        job="Nurse",
+        best_job="Head nurse",
+        money=1000 * life,
+        family=family,
+        moments=moments,
+        achievements=["long_life", "graduate"],
+    )
+
+
+_KIN = [
+    ("Sam", "mother"),
+    ("Lee", "father"),
+    ("Kim", "sibling"),
+    ("Ana", "partner"),
+    ("Tom", "child"),
+    ("Mia", "child"),
+]
+
+
+def test_past_lives_are_kept_newest_first_bounded_and_read_back_as_they_were() -> None:
+    player = Player(id=1, name="Bao")
+    lives = [_past_life(1, n) for n in range(1, 8)]
+    for past in lives:
+        player.lives.keep(past, 5)
+    assert [past.life for past in player.lives] == [7, 6, 5, 4, 3]
+    assert player.lives[0] == lives[6] and player.lives[1:3] == [lives[5], lives[4]]
+    assert player.lives == lives[2:][::-1] and len(player.lives) == 5
+    again = load_player(dump_player(player))
+    assert again.lives == player.lives and again == player
+    # A list set by hand is kept the same way.
+    player.lives = lives[:2]  # type: ignore[assignment]
+    assert isinstance(player.lives, PastLives) and player.lives == lives[:2]
+    doc = orjson.loads(dump_player(player))
+    doc["player"]["lives"][1]["family"] = "nobody"
+    with pytest.raises(SaveError, match=r"does not match.* @ \$\.lives\[1\]\.family"):
+        load_player(orjson.dumps(doc))
+
+
+def test_a_past_life_is_held_in_about_the_bytes_of_its_json() -> None:
+    # An account keeps up to LIMITS.lives ended lives across its new ones; as
+    # objects (a tuple and a name per family member, the moments' texts) one
+    # held about twice its JSON.
+    accounts = 200
+    full = [
+        Player(id=a, name=f"Bao {a}", lives=[_past_life(a, n) for n in range(LIMITS.lives, 0, -1)])
+        for a in range(1, accounts + 1)
+    ]
+    saves = [dump_player(p) for p in full]
+    bare_saves = [dump_player(Player(id=a, name=f"Bao {a}")) for a in range(1, accounts + 1)]
+    json_bytes = sum(len(orjson.dumps(life)) for save in saves for life in orjson.loads(save)["player"]["lives"])
+    del full
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        loaded = [load_player(save) for save in saves]
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+        base = tracemalloc.get_traced_memory()[0]
+        bare = [load_player(save) for save in bare_saves]
+        gc.collect()
+        used_bare = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    count = accounts * LIMITS.lives
+    assert sum(len(p.lives) for p in loaded) == count and len(bare) == accounts
+    per_life, json_per_life = (used - used_bare) / count, json_bytes / count
+    assert per_life <= 1.15 * json_per_life, f"{per_life:.0f} bytes a past life of {json_per_life:.0f} bytes of JSON"

@@ -75,8 +75,7 @@ def summarize(content: Content, p: Player, year_days: int) -> PastLife:
 
 def keep(p: Player, past: PastLife) -> None:
     """File ``past`` first in the player's past lives, dropping the oldest beyond the bound."""
-    p.lives.insert(0, past)
-    del p.lives[LIMITS.lives :]
+    p.lives.keep(past, LIMITS.lives)
 
 
 def life_view(content: Content, past: PastLife) -> dict[str, Any]:
