@@ -305,7 +305,11 @@ def _memory(value: Memory | Iterable[Turn]) -> Memory:
     return value if isinstance(value, Memory) else Memory(value)
 
 
-@attrs.define(slots=True)
+# Converters run when an object is made, not when a field is set
+# (``on_setattr=NO_OP``): one that ran on setting would give the class attrs'
+# own __setattr__, a Python call for every field the tick sets (13 % more
+# time a tick with one on Player; issue 15, docs/BENCHMARKS.md).
+@attrs.define(slots=True, on_setattr=attrs.setters.NO_OP)
 class Npc:
     """A person in the player's life. ``age_offset`` is the NPC's age minus the
     player's, in days, so the NPC ages with the player without a tick of its own."""
@@ -317,7 +321,7 @@ class Npc:
     persona: str
     age_offset: int = 0
     alive: bool = True
-    # Set from a list of turns too (turned into a Memory).
+    # Made from a list of turns too (turned into a Memory); set, it must be one.
     memory: Memory = attrs.field(factory=Memory, converter=_memory)
     summary: str = ""
 
@@ -436,7 +440,7 @@ def _past_lives(value: PastLives | Iterable[PastLife]) -> PastLives:
     return value if isinstance(value, PastLives) else PastLives(value)
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, on_setattr=attrs.setters.NO_OP)  # see Npc
 class Player:
     """The saved state of one player's current life.
 
@@ -481,7 +485,7 @@ class Player:
     best_job: str | None = None
     low_money: int = 0
     # Ended lives of this account, newest first, at most LIMITS.lives. Kept by new_life.
-    # Set from a list of lives too (turned into PastLives).
+    # Made from a list of lives too (turned into PastLives); set, it must be one.
     lives: PastLives = attrs.field(factory=PastLives, converter=_past_lives)
 
     @property
