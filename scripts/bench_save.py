@@ -33,13 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed_lives import live_templates  # noqa: E402
 from serverlib import machine  # noqa: E402
 
-from baolife.model import SCHEMA_VERSION, Player, Story, _converter, dump_player  # noqa: E402
+from baolife import model  # noqa: E402
+from baolife.model import SCHEMA_VERSION, Memory, Player, Story, _converter, dump_player  # noqa: E402
 
 
 def generic() -> Callable[[Player], bytes]:
-    """The save document as cattrs makes it field by field (the reference)."""
+    """The save document as cattrs makes it field by field (the reference):
+    the story's lines, an NPC's turns and past lives item by item."""
     plain = cattrs.Converter(forbid_extra_keys=False, unstruct_collection_overrides={AbstractSet: sorted})
     plain.register_unstructure_hook(Story, Story.lines)
+    plain.register_unstructure_hook(Memory, lambda memory: [{"who": t.who, "text": t.text} for t in memory])
+    past_lives = getattr(model, "PastLives", None)  # absent from a tree before it (PYTHONPATH=<tree>)
+    if past_lives is not None:
+        plain.register_unstructure_hook(past_lives, lambda lives: [plain.unstructure(life) for life in lives])
     return lambda p: orjson.dumps({"v": SCHEMA_VERSION, "player": plain.unstructure(p)})
 
 
@@ -85,6 +91,7 @@ def main() -> int:
         "lives": len(lives),
         "npcs_mean": round(statistics.mean(len(p.npcs) for p in lives), 1),
         "story_lines_mean": round(statistics.mean(len(p.story) for p in lives), 1),
+        "past_lives_mean": round(statistics.mean(len(p.lives) for p in lives), 2),
         "document_bytes_mean": round(statistics.mean(len(dump_player(p)) for p in lives)),
         "us_per_life": {
             "dump_player": round(min(ours), 2),
