@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import random
 import tracemalloc
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
+from typing import TypeVar
 
 import cattrs
 import orjson
@@ -30,6 +32,8 @@ from baolife.model import (
 )
 from baolife.tick.engine import World
 from tests.tick.harness import Harness
+
+T = TypeVar("T")
 
 
 def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> None:
@@ -263,6 +267,19 @@ def test_a_reloaded_life_saves_the_same_bytes_and_shares_its_words(content: Cont
     assert any(v == ONCE for p in world.players.values() for v in p.cooldowns.values())
 
 
+def _held(make: Callable[[], T]) -> tuple[T, int]:
+    """What ``make`` returns, and the bytes it holds (traced, after a collection)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        made = make()
+        gc.collect()
+        return made, tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+
+
 def _past_life(account: int, life: int) -> PastLife:
     # As lives.summarize makes one: the family by name, key moments spread over the life.
     family = [(f"{first} {account}-{life}", role, k % 3 > 0) for k, (first, role) in enumerate(_KIN)]
@@ -328,19 +345,8 @@ def test_a_past_life_is_held_in_about_the_bytes_of_its_json() -> None:
     # the interpreter's table then, which would otherwise grow (by megabytes,
     # at a resize) inside one measurement or the other, as earlier tests left it.
     warm = [load_player(save) for save in bare_saves]
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        loaded = [load_player(save) for save in saves]
-        gc.collect()
-        used = tracemalloc.get_traced_memory()[0] - base
-        base = tracemalloc.get_traced_memory()[0]
-        bare = [load_player(save) for save in bare_saves]
-        gc.collect()
-        used_bare = tracemalloc.get_traced_memory()[0] - base
-    finally:
-        tracemalloc.stop()
+    loaded, used = _held(lambda: [load_player(save) for save in saves])
+    bare, used_bare = _held(lambda: [load_player(save) for save in bare_saves])
     count = accounts * LIMITS.lives
     assert sum(len(p.lives) for p in loaded) == count and len(bare) == len(warm) == accounts
     per_life, json_per_life = (used - used_bare) / count, json_bytes / count
@@ -368,15 +374,8 @@ def test_a_life_at_every_cap_is_bounded_and_held_in_little_more_than_its_save(co
     # Sixty: the texts a load interns grow the interpreter's table, by a
     # megabyte or two at a resize, which must not weigh as one life's.
     saves = [dump_player(full(account)) for account in range(1, 61)]
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        loaded = [load_player(save) for save in saves]
-        gc.collect()
-        held = (tracemalloc.get_traced_memory()[0] - base) / len(saves)
-    finally:
-        tracemalloc.stop()
+    loaded, used = _held(lambda: [load_player(save) for save in saves])
+    held = used / len(saves)
     saved = sum(map(len, saves)) / len(saves)
     assert loaded[0] == full(1)
     # docs/SCALING.md gives these figures: the NPCs' remembered turns are most of it.
