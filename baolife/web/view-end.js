@@ -72,7 +72,7 @@ function renderLives() {
         h("strong", { text: String(l.name) }),
         ` · life ${l.life} · died at ${years(l.age_days)}${l.cause ? ` (${l.cause})` : ""}`,
         l.best_job || l.job ? ` · ${l.best_job || l.job}` : "",
-        ` · ${amount(l.money)}`)),
+        ` · money ${amount(l.money)}`)),
   );
 }
 

@@ -250,6 +250,9 @@ def _death(server: Server, page: Page) -> None:
     expect(death).to_be_visible()  # this world spares no one
     expect(page.locator("#lives li")).not_to_have_count(0)
     expect(page.locator("#lives")).to_contain_text(NAME)
+    page.click("#lives-box summary")
+    expect(page.locator("#lives li").first).to_be_visible()
+    shot(page, "past-lives")
 
 
 @pytest.mark.parametrize("viewport", SIZES)
