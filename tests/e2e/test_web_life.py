@@ -171,7 +171,11 @@ def _hidden(server: Server, page: Page) -> None:
     page.evaluate(HIDE, False)
     expect(conn).to_have_text("Online")
     age = page.locator("#me-age").inner_text()
-    assert number(age) == years and number(age.split(",")[1]) - paused_at < 30, f"the clock ran while away: {age}"
+    # At about 10 game days a second (browser_settings), the 30 s away would
+    # be some 300 days; the reconnection and the drawing may take a few real
+    # seconds on a loaded machine (31 days were seen in a full run).
+    ran = number(age.split(",")[1]) - paused_at
+    assert number(age) == years and ran < 100, f"the clock ran while away: {age}"
 
 
 async def test_a_hidden_page_pauses_the_life(
