@@ -104,8 +104,12 @@ def _close(conn: Conn) -> None:
 
 
 def _compressed(rows: Sequence[SaveRow], codec: int) -> list[SaveRow]:
-    """The rows, in their order, with their states compressed for storage with ``codec``."""
-    return [row if row.state is None else attrs.evolve(row, state=sql.encode_state(row.state, codec)) for row in rows]
+    """The rows in id order (the order their locks are taken in) with their
+    states compressed for storage with ``codec``."""
+    return [
+        row if row.state is None else attrs.evolve(row, state=sql.encode_state(row.state, codec))
+        for row in sorted(rows, key=lambda r: r.player_id)
+    ]
 
 
 def _usable(conn: Conn) -> bool:
@@ -745,14 +749,7 @@ class MysqlStore(MysqlCluster):
         # zstd and zlib let go of the GIL: compressing in a worker thread keeps
         # the tick loop running (and uses the other core) while a batch is packed.
         codec = self._codec
-        packed = await trio.to_thread.run_sync(_compressed, rows, codec)
-        if isinstance(rows, list):
-            # The caller's list holds the stored form from here on (see
-            # Store.save): its documents, three times the bytes, are let go
-            # while the write waits on the database.
-            rows[:] = packed
-        # Locks are taken in id order.
-        ordered = sorted(packed, key=lambda r: r.player_id)
+        ordered = await trio.to_thread.run_sync(_compressed, rows, codec)
         t = self.options.save_timeout
         return await self._call("save", t, _save, self._bound(t), ordered, int(time.time()), codec)
 

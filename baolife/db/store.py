@@ -320,11 +320,7 @@ class Store(Protocol):
         """Save ``rows`` in one transaction; a row whose epoch is not the
         stored one is not written. A state row drops the player's saved
         progress; a progress row keeps the state and replaces the progress.
-        Returns the refused player ids. A store that keeps states in another
-        form (the MySQL store compresses them) may put each row of a list
-        ``rows`` back in that form, in place and in order, once it has made
-        it: the caller's list then no longer holds the documents while the
-        write waits on the database (the saver's batches in flight)."""
+        Returns the refused player ids."""
 
     async def add_ai_usage(self, day: str, player_id: int, calls: int, cost: float) -> None:
         """Add to a player's AI usage of a UTC day (``YYYY-MM-DD``)."""
