@@ -104,12 +104,16 @@ def _close(conn: Conn) -> None:
 
 
 def _compressed(rows: Sequence[SaveRow], codec: int) -> list[SaveRow]:
-    """The rows in id order (the order their locks are taken in) with their
-    states compressed for storage with ``codec``."""
-    return [
-        row if row.state is None else attrs.evolve(row, state=sql.encode_state(row.state, codec))
-        for row in sorted(rows, key=lambda r: r.player_id)
-    ]
+    """The rows, in their order, with their states compressed for storage
+    with ``codec`` (those already so, as they are)."""
+    packed = []
+    for row in rows:
+        if row.state is not None and row.stored != codec:
+            if row.stored is not None:
+                raise ValueError(f"player {row.player_id}: a state stored with codec {row.stored}, not {codec}")
+            row = attrs.evolve(row, state=sql.encode_state(row.state, codec), stored=codec)
+        packed.append(row)
+    return packed
 
 
 def _usable(conn: Conn) -> bool:
@@ -749,7 +753,13 @@ class MysqlStore(MysqlCluster):
         # zstd and zlib let go of the GIL: compressing in a worker thread keeps
         # the tick loop running (and uses the other core) while a batch is packed.
         codec = self._codec
-        ordered = await trio.to_thread.run_sync(_compressed, rows, codec)
+        packed = await trio.to_thread.run_sync(_compressed, rows, codec)
+        if isinstance(rows, list):
+            # The caller's list holds the stored form from here on (see
+            # Store.save): its documents, three times the bytes, are let go
+            # while the write waits on the database.
+            rows[:] = packed
+        ordered = sorted(packed, key=lambda r: r.player_id)  # locks are taken in id order
         t = self.options.save_timeout
         return await self._call("save", t, _save, self._bound(t), ordered, int(time.time()), codec)
 

@@ -306,6 +306,9 @@ class SqliteStore(SqliteCluster):
             return set()
 
         states = [row for row in rows if row.state is not None]
+        for row in states:
+            if row.stored is not None:
+                raise ValueError(f"player {row.player_id}: a state stored with codec {row.stored} by another store")
         moved = [row for row in rows if row.state is None and row.progress is not None]
 
         def body(conn: sqlite3.Connection) -> set[int]:

@@ -110,13 +110,16 @@ class Saved:
 @attrs.frozen
 class SaveRow:
     """One player's save: the whole state document (``state``), or only its
-    :class:`Progress` since the last one (``state`` None)."""
+    :class:`Progress` since the last one (``state`` None). ``stored``: the
+    codec a store already put ``state`` in for itself (see
+    :meth:`Store.save`); None for the document as the game wrote it."""
 
     player_id: int
     state: bytes | None
     schema_version: int
     epoch: int
     progress: Progress | None = None
+    stored: int | None = None
 
 
 @attrs.frozen
@@ -320,7 +323,14 @@ class Store(Protocol):
         """Save ``rows`` in one transaction; a row whose epoch is not the
         stored one is not written. A state row drops the player's saved
         progress; a progress row keeps the state and replaces the progress.
-        Returns the refused player ids."""
+        Returns the refused player ids; saving the same rows again gives the
+        same result. A store that keeps states in another form (the MySQL
+        store compresses them) may put each row of a list ``rows`` back in
+        that form once it has made it, in place and in order, marked with
+        ``SaveRow.stored``: the caller's list then no longer holds the
+        documents while the write waits on the database (the saver's batches
+        in flight), and a second save of it writes the same states. A store
+        refuses a row stored in a form not its own (ValueError)."""
 
     async def add_ai_usage(self, day: str, player_id: int, calls: int, cost: float) -> None:
         """Add to a player's AI usage of a UTC day (``YYYY-MM-DD``)."""

@@ -14,6 +14,7 @@ from baolife.app import App
 from baolife.config import Settings
 from baolife.db.cluster import WorkerInfo
 from baolife.db.mysql import open_mysql
+from baolife.db.mysql_dialect import encode_state
 from baolife.db.store import SaveRow, StoreCorrupt, StoreError, StoreUnavailable, hash_token
 from tests.db.mysql_admin import MysqlAdmin
 from tests.db.tcp_proxy import proxied
@@ -103,8 +104,18 @@ async def test_stored_states_are_compressed_readable_in_sql_and_checked(mysql_ur
             pid = await store.create_account("Bao", hash_token("codec"))
             epoch = (await store.claim(pid)).epoch
             state = b'{"v": 1, "player": {"feed": ["' + b"a long day at school, " * 300 + b'"]}}'
-            # By default a state is stored with zstd (codec 2) and read back exactly.
-            assert await store.save([SaveRow(pid, state, 1, epoch)]) == set()
+            # By default a state is stored with zstd (codec 2) and read back
+            # exactly; the list handed in holds the stored form afterwards, in
+            # its order (the saver's batches in flight let go of the JSON).
+            other = await store.create_account("Mai", hash_token("codec-2"))
+            other_epoch = (await store.claim(other)).epoch
+            rows = [SaveRow(other, state, 1, other_epoch), SaveRow(pid, state, 1, epoch)]
+            assert await store.save(rows) == set()
+            assert [row.player_id for row in rows] == [other, pid] and all(row.epoch for row in rows)
+            assert all(row.state == encode_state(state) and row.stored == 2 for row in rows)
+            # Saved again, the list writes the same states (not compressed twice).
+            assert await store.save(rows) == set()
+            assert (await store.claim(other)).state == state
             ((stored_bytes, codec),) = await admin.execute(
                 "SELECT LENGTH(state), state_codec FROM players WHERE id = %s", (pid,)
             )

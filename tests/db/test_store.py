@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import attrs
 import pytest
 import trio
 
@@ -126,6 +127,17 @@ async def test_saving_the_same_rows_twice_gives_the_same_result(store: Store) ->
         assert await store.save(rows) == set()
         for pid in pids:
             assert (await store.claim(pid)).state == f"state of {pid}".encode()
+
+
+async def test_a_state_in_a_form_not_the_stores_own_is_refused_and_nothing_written(store: Store) -> None:
+    with trio.fail_after(20):
+        pid = await new_player(store)
+        epoch = (await store.claim(pid)).epoch
+        assert await store.save([row(pid, epoch, b"as the game wrote it")]) == set()
+        foreign = attrs.evolve(row(pid, epoch, b"packed by some other store"), stored=99)
+        with pytest.raises(ValueError, match="codec 99"):
+            await store.save([foreign])
+        assert (await store.claim(pid)).state == b"as the game wrote it"
 
 
 async def test_a_large_batch_is_saved_whole(store: Store) -> None:
