@@ -187,27 +187,11 @@ def test_remembered_talks_read_back_cost_about_their_text() -> None:
             npc.memory.add(Turn("player" if i % 2 else "npc", f"How are you, friend {i}?"), 20)
         player.npcs.append(npc)
     data = dump_player(player)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        loaded = [load_player(data) for _ in range(1000)]
-        gc.collect()
-        used = tracemalloc.get_traced_memory()[0] - base
-    finally:
-        tracemalloc.stop()
+    loaded, used = _held(lambda: [load_player(data) for _ in range(1000)])
     assert all(p == player for p in loaded[:3])
     npcs = [Npc(id=n, name=f"N{n}", role="friend", closeness=5, persona="p") for n in range(2)]
     empty = Player(id=1, name="Bao", npcs=npcs)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        bare = [load_player(dump_player(empty)) for _ in range(1000)]
-        gc.collect()
-        used_bare = tracemalloc.get_traced_memory()[0] - base
-    finally:
-        tracemalloc.stop()
+    bare, used_bare = _held(lambda: [load_player(dump_player(empty)) for _ in range(1000)])
     per_turn = (used - used_bare) / (1000 * 40)
     assert per_turn <= 80, f"{per_turn:.0f} bytes a remembered turn"
     assert len(bare) == len(loaded)
