@@ -40,12 +40,15 @@ TLS options (paths and a mode, not seconds):
 
 And how saved states are stored:
 
-``state_codec`` (``zstd``)
-    ``zstd`` (Zstandard, level 1) or ``zlib`` (the format of the server's
+``state_codec`` (``zstd-dict``)
+    ``zstd-dict`` (Zstandard, level 1, with the package's dictionary of
+    saved states), ``zstd`` (the same without it, what versions before
+    the dictionary wrote) or ``zlib`` (the format of the server's
     ``COMPRESS()``, what versions before the zstd codec wrote). Every
-    worker reads both; a version before it reads only ``zlib``, so while
-    such workers share the database (a rolling upgrade), give the new ones
-    ``zlib`` and switch once all run this version (docs/MYSQL.md).
+    worker reads all three; an older version reads only what it writes
+    and those before it, so while such workers share the database (a
+    rolling upgrade), give the new ones the codec the old ones write and
+    switch once all run this version (docs/MYSQL.md).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ _DEFAULTS = {
 _LIMITS = (0.1, 86400.0)
 _SSL_MODES = ("disabled", "required", "verify_ca", "verify_identity")
 _SSL_FILES = ("ssl_ca", "ssl_cert", "ssl_key")
-_STATE_CODECS = ("zstd", "zlib")
+_STATE_CODECS = ("zstd-dict", "zstd", "zlib")
 
 
 @attrs.frozen
@@ -90,7 +93,7 @@ class MysqlOptions:
     ssl_ca: str = ""
     ssl_cert: str = ""
     ssl_key: str = ""
-    state_codec: str = "zstd"
+    state_codec: str = "zstd-dict"
 
     @classmethod
     def from_url(cls, url: str) -> MysqlOptions:
@@ -109,7 +112,7 @@ class MysqlOptions:
             raise ValueError("the port must be a number between 0 and 65535") from None
         values = dict(_DEFAULTS)
         tls: dict[str, str] = {}
-        state_codec = "zstd"
+        state_codec = "zstd-dict"
         for key, raw in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)):
             if key in _SSL_FILES or key == "ssl_mode":
                 tls[key] = raw

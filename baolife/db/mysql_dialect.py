@@ -1,6 +1,7 @@
 """What the MySQL store says to the server: session setup and SQL text.
 
-Plain code with no I/O, so it can be checked without a database. Every
+Plain code with no I/O (but for reading the packaged compression
+dictionaries of stored states), so it can be checked without a database. Every
 statement is a constant or is assembled from constant fragments (a list of
 ``%s`` placeholders sized to a batch); values always travel as parameters.
 
@@ -19,6 +20,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Sequence
+from importlib import resources
 
 import zstandard
 
@@ -29,6 +31,8 @@ __all__ = [
     "CODEC_PLAIN",
     "CODEC_ZLIB",
     "CODEC_ZSTD",
+    "CODEC_ZSTD_DICT",
+    "STATE_DICT_ID",
     "ai_cache_put_statement",
     "ai_settle_players_statement",
     "batch",
@@ -232,8 +236,14 @@ def split_by_size(sizes: Sequence[int], limit: int) -> list[range]:
 CODEC_PLAIN = 0
 CODEC_ZLIB = 1
 CODEC_ZSTD = 2
-# The codecs a worker may be told to write (the URL's ``state_codec``); it reads all three.
-CODECS = {"zstd": CODEC_ZSTD, "zlib": CODEC_ZLIB}
+CODEC_ZSTD_DICT = 3
+# The codecs a worker may be told to write (the URL's ``state_codec``); it reads all four.
+CODECS = {"zstd-dict": CODEC_ZSTD_DICT, "zstd": CODEC_ZSTD, "zlib": CODEC_ZLIB}
+# The dictionary states are written with (CODEC_ZSTD_DICT): the package's
+# ``db/dicts/state-N.zdict`` (scripts/train_state_dict.py). One in use is
+# never changed or removed; a new one gets the next id, and rows written with
+# an older one are read with it (its id is in each frame's header).
+STATE_DICT_ID = 1
 
 # No save document comes near this; a stored state that says it would is
 # refused rather than decompressed.
@@ -242,23 +252,61 @@ MAX_STATE_BYTES = 64 << 20
 # zstandard's compressors and decompressors are not safe to share between
 # threads, and states are compressed in worker threads: one of each per thread.
 _zstd = threading.local()
+# The dictionaries by id, each loaded (and digested for level 1) once; a
+# ZstdCompressionDict is read-only once made, and every thread's contexts share it.
+_dicts: dict[int, zstandard.ZstdCompressionDict] = {}
+_dicts_lock = threading.Lock()
 
 
-def encode_state(state: bytes, codec: int = CODEC_ZSTD) -> bytes:
+def state_dict(dict_id: int) -> zstandard.ZstdCompressionDict:
+    """The packaged dictionary ``dict_id``; ValueError if this version has none by that id."""
+    found = _dicts.get(dict_id)
+    if found is not None:
+        return found
+    with _dicts_lock:
+        found = _dicts.get(dict_id)
+        if found is None:
+            path = resources.files(__package__).joinpath("dicts", f"state-{dict_id}.zdict")
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise ValueError(
+                    f"compressed state needs zstd dictionary {dict_id}, which this version does not have"
+                ) from None
+            found = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
+            if found.dict_id() != dict_id:
+                raise ValueError(f"dictionary file state-{dict_id}.zdict has id {found.dict_id()}")
+            found.precompute_compress(level=1)
+            _dicts[dict_id] = found
+    return found
+
+
+def encode_state(state: bytes, codec: int = CODEC_ZSTD_DICT) -> bytes:
     """A save document as stored with ``codec``.
 
-    :data:`CODEC_ZSTD` (the default): a Zstandard frame at level 1, its
-    content size in the header; about a third of the JSON, in about a third
-    of zlib's time (docs/BENCHMARKS.md). :data:`CODEC_ZLIB`: the format of
-    the server's COMPRESS() (uncompressed length, 4 bytes little-endian, then
-    a zlib stream), at zlib's fastest level, what workers before the zstd
-    codec wrote and read."""
+    :data:`CODEC_ZSTD_DICT` (the default): a Zstandard frame at level 1 made
+    with the packaged dictionary :data:`STATE_DICT_ID`, its content size and
+    the dictionary's id in the header: a saved life's keys, roles and story
+    lines are in the dictionary, so a grown life's state is about a fifth
+    of its JSON, 0.57 of what zstd stores without it, in less time
+    (docs/BENCHMARKS.md). :data:`CODEC_ZSTD`: the same without a
+    dictionary, what versions before it wrote. :data:`CODEC_ZLIB`: the
+    format of the server's COMPRESS() (uncompressed length, 4 bytes
+    little-endian, then a zlib stream), at zlib's fastest level, what
+    workers before the zstd codec wrote and read."""
     if not state:
         return b""
-    if codec == CODEC_ZSTD:
-        compressor = getattr(_zstd, "compressor", None)
-        if compressor is None:
-            compressor = _zstd.compressor = zstandard.ZstdCompressor(level=1)
+    if codec == CODEC_ZSTD_DICT or codec == CODEC_ZSTD:
+        if codec == CODEC_ZSTD_DICT:
+            compressor = getattr(_zstd, "dict_compressor", None)
+            if compressor is None:
+                compressor = _zstd.dict_compressor = zstandard.ZstdCompressor(
+                    level=1, dict_data=state_dict(STATE_DICT_ID)
+                )
+        else:
+            compressor = getattr(_zstd, "compressor", None)
+            if compressor is None:
+                compressor = _zstd.compressor = zstandard.ZstdCompressor(level=1)
         # Copied to its size: python-zstandard's result keeps the buffer it
         # was compressed into, the input's size and more (13 KB held for a
         # state of 4 KB), and states wait in the saves in flight.
@@ -275,12 +323,12 @@ def decode_state(stored: bytes, codec: int) -> bytes:
     codec or data that does not decompress to its recorded length."""
     if codec == CODEC_PLAIN:
         return stored
-    if codec not in (CODEC_ZLIB, CODEC_ZSTD):
+    if codec not in (CODEC_ZLIB, CODEC_ZSTD, CODEC_ZSTD_DICT):
         raise ValueError(f"unknown state codec {codec}")
     if not stored:
         return b""
-    if codec == CODEC_ZSTD:
-        return _zstd_decode(stored)
+    if codec != CODEC_ZLIB:
+        return _zstd_decode(stored, codec == CODEC_ZSTD_DICT)
     if len(stored) < 4:
         raise ValueError("compressed state is too short")
     (length,) = struct.unpack("<I", stored[:4])
@@ -300,18 +348,32 @@ def decode_state(stored: bytes, codec: int) -> bytes:
     return state
 
 
-def _zstd_decode(stored: bytes) -> bytes:
+def _zstd_decode(stored: bytes, with_dict: bool) -> bytes:
     try:
-        length = zstandard.frame_content_size(stored)
+        header = zstandard.get_frame_parameters(stored)
     except zstandard.ZstdError as exc:
         raise ValueError(f"compressed state does not decompress: {exc}") from None
-    if length < 0:
+    length = header.content_size
+    if length == zstandard.CONTENTSIZE_UNKNOWN:
         raise ValueError("compressed state has no content size in its header")
     if length > MAX_STATE_BYTES:
         raise ValueError(f"compressed state says it is {length} bytes, over {MAX_STATE_BYTES}")
-    decompressor = getattr(_zstd, "decompressor", None)
+    # A frame names the dictionary it was made with (0: none), and a codec 3
+    # row must name one: a row is read with its own codec, or refused.
+    dict_id = header.dict_id
+    if with_dict != (dict_id != 0):
+        raise ValueError(
+            f"compressed state names zstd dictionary {dict_id}"
+            if dict_id
+            else "compressed state names no zstd dictionary"
+        )
+    decoders = getattr(_zstd, "decompressors", None)
+    if decoders is None:
+        decoders = _zstd.decompressors = {}
+    decompressor = decoders.get(dict_id)
     if decompressor is None:
-        decompressor = _zstd.decompressor = zstandard.ZstdDecompressor()
+        used = state_dict(dict_id) if dict_id else None
+        decompressor = decoders[dict_id] = zstandard.ZstdDecompressor(dict_data=used)
     try:
         state = decompressor.decompress(stored, max_output_size=length)
     except zstandard.ZstdError as exc:

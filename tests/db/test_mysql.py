@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import trio
+import zstandard
 
 from baolife.app import App
 from baolife.config import Settings
@@ -104,22 +105,34 @@ async def test_stored_states_are_compressed_readable_in_sql_and_checked(mysql_ur
             pid = await store.create_account("Bao", hash_token("codec"))
             epoch = (await store.claim(pid)).epoch
             state = b'{"v": 1, "player": {"feed": ["' + b"a long day at school, " * 300 + b'"]}}'
-            # By default a state is stored with zstd (codec 2) and read back
-            # exactly; the list handed in holds the stored form afterwards, in
-            # its order (the saver's batches in flight let go of the JSON).
+            # By default a state is stored with zstd and the package's
+            # dictionary (codec 3) and read back exactly; the list handed in
+            # holds the stored form afterwards, in its order (the saver's
+            # batches in flight let go of the JSON).
             other = await store.create_account("Mai", hash_token("codec-2"))
             other_epoch = (await store.claim(other)).epoch
             rows = [SaveRow(other, state, 1, other_epoch), SaveRow(pid, state, 1, epoch)]
             assert await store.save(rows) == set()
             assert [row.player_id for row in rows] == [other, pid] and all(row.epoch for row in rows)
-            assert all(row.state == encode_state(state) and row.stored == 2 for row in rows)
+            assert all(row.state == encode_state(state) and row.stored == 3 for row in rows)
             # Saved again, the list writes the same states (not compressed twice).
             assert await store.save(rows) == set()
             assert (await store.claim(other)).state == state
             ((stored_bytes, codec),) = await admin.execute(
                 "SELECT LENGTH(state), state_codec FROM players WHERE id = %s", (pid,)
             )
-            assert codec == 2 and stored_bytes < len(state) / 5
+            assert codec == 3 and stored_bytes < len(state) / 5
+            epoch = (claim := await store.claim(pid)).epoch
+            assert claim.state == state
+            # A worker told state_codec=zstd (a rolling upgrade from a version
+            # before the dictionary) writes zstd frames that name none, and
+            # reads the dictionary's rows.
+            async with open_mysql(mysql_url + "?state_codec=zstd") as before_dict:
+                assert (await before_dict.claim(pid)).state == state
+                epoch += 1
+                assert await before_dict.save([SaveRow(pid, state, 1, epoch)]) == set()
+                ((codec, stored),) = await admin.execute("SELECT state_codec, state FROM players WHERE id = %s", (pid,))
+                assert codec == 2 and zstandard.get_frame_parameters(bytes(stored)).dict_id == 0
             epoch = (claim := await store.claim(pid)).epoch
             assert claim.state == state
             # A worker told state_codec=zlib (a rolling upgrade from a version
@@ -138,7 +151,7 @@ async def test_stored_states_are_compressed_readable_in_sql_and_checked(mysql_ur
             await admin.execute("UPDATE players SET state = %s, state_codec = 0 WHERE id = %s", (b'{"plain": 1}', pid))
             assert (await store.claim(pid)).state == b'{"plain": 1}'
             # ...and one that does not decompress is reported, not handed to the game.
-            for codec in (1, 2):
+            for codec in (1, 2, 3):
                 await admin.execute(
                     "UPDATE players SET state = %s, state_codec = %s WHERE id = %s", (b"\x10\0\0\0garbage!", codec, pid)
                 )
