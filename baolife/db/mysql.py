@@ -33,7 +33,7 @@ import base64
 import functools
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, TypeVar
 
@@ -238,7 +238,7 @@ async def _create_account(
     now: int,
     first_state: FirstState | None,
     worker: str | None = None,
-    codec: int = sql.CODEC_ZSTD,
+    codec: int = sql.CODEC_ZSTD_DICT,
 ) -> int:
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
@@ -344,22 +344,28 @@ async def _save(conn: Conn, bound: float, rows: list[SaveRow], now: int, codec: 
     accepted = [row for row in rows if stored.get(row.player_id) == row.epoch]
     # Round trip 2: every write and the COMMIT (one more per statement-size
     # budget of states beyond the first: see _save_batches).
-    batches = _save_batches(accepted, now, codec)
-    for i, steps in enumerate(batches):
-        await send_batch(cur, steps, bound, mariadb, commit=i == len(batches) - 1)
+    for steps, last in _save_batches(accepted, now, codec):
+        await send_batch(cur, steps, bound, mariadb, commit=last)
+        del steps  # sent: its text goes before the next statement's is made
     return {row.player_id for row in rows if stored.get(row.player_id) != row.epoch}
 
 
-def _save_batches(accepted: Sequence[SaveRow], now: int, codec: int) -> list[list[tuple[str, Sequence[object]]]]:
+def _save_batches(
+    accepted: Sequence[SaveRow], now: int, codec: int
+) -> Iterator[tuple[list[tuple[str, Sequence[object]]], bool]]:
     """The writes of a save, as batches of statements sent one round trip
     each, the COMMIT going with the last: the whole states of ``accepted``
     in multi-row statements of at most :data:`STATEMENT_BYTES` of state each
     (one such statement a batch, so that neither a packet nor the building
     of one grows with the batch), then the progress rows. Always at least one
-    batch (it may be empty: the COMMIT alone)."""
+    batch (it may be empty: the COMMIT alone), each with whether it is the
+    last. Each is made when the one before has been sent: a statement's
+    states become text (base64, a third more than their bytes, then
+    PyMySQL's copies of it) on their way out, not all of a save's at once
+    while its first statement travels."""
     states = [(row, row.state) for row in accepted if row.state is not None]
-    batches: list[list[tuple[str, Sequence[object]]]] = []
-    for part in sql.split_by_size([len(state) for _, state in states], STATEMENT_BYTES):
+    parts = sql.split_by_size([len(state) for _, state in states], STATEMENT_BYTES)
+    for n, part in enumerate(parts):
         params: list[object] = []
         for i in part:
             row, state = states[i]
@@ -371,19 +377,33 @@ def _save_batches(accepted: Sequence[SaveRow], now: int, codec: int) -> list[lis
                 row.epoch,
                 now,
             )
-        batches.append([(sql.save_statement(len(part)), params)])
-    last = batches[-1] if batches else []
+        steps: list[tuple[str, Sequence[object]]] = [(sql.save_statement(len(part)), params)]
+        last = n == len(parts) - 1
+        if last:
+            steps += _progress_steps(accepted, states)
+        yield steps, last
+        del params, steps
+    if not parts:
+        yield _progress_steps(accepted, states), True
+
+
+def _progress_steps(
+    accepted: Sequence[SaveRow], states: list[tuple[SaveRow, bytes]]
+) -> list[tuple[str, Sequence[object]]]:
+    """The last batch's statements after its states: the progress rows the
+    states supersede dropped, and the players saved by progress alone."""
+    steps: list[tuple[str, Sequence[object]]] = []
     if states:
         # The progress saved before these states is in them now.
         ids = [row.player_id for row, _ in states]
-        last.append((sql.drop_progress_statement(len(ids)), ids))
+        steps.append((sql.drop_progress_statement(len(ids)), ids))
     moved = [(row.player_id, row.progress) for row in accepted if row.state is None and row.progress is not None]
     if moved:
-        params = []
+        params: list[object] = []
         for pid, g in moved:
             params += (pid, g.age_days, g.money, g.low_money)
-        last.append((sql.progress_statement(len(moved)), params))
-    return batches or [last]
+        steps.append((sql.progress_statement(len(moved)), params))
+    return steps
 
 
 async def _add_ai_usage(conn: Conn, bound: float, day: str, player_id: int, calls: int, cost: float) -> None:

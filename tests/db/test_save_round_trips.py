@@ -24,6 +24,7 @@ from baolife.db.mysql import MysqlStore
 from baolife.db.mysql_dialect import (
     CODEC_ZLIB,
     CODEC_ZSTD,
+    CODEC_ZSTD_DICT,
     drop_progress_statement,
     encode_state,
     progress_statement,
@@ -57,14 +58,20 @@ def test_the_writes_of_a_save_go_in_one_batch_unless_the_states_exceed_a_stateme
 ) -> None:
     """Without a database: how the writes are grouped into round trips."""
     monkeypatch.setattr(mysql_module, "STATEMENT_BYTES", 100)
-    assert mysql_module._save_batches([], 0, CODEC_ZSTD) == [[]]  # the COMMIT alone
+    assert list(mysql_module._save_batches([], 0, CODEC_ZSTD)) == [([], True)]  # the COMMIT alone
     rows = [
         SaveRow(1, b"a" * 60, 1, 1),
         SaveRow(2, None, 1, 1, Progress(1, 2, 3)),
         SaveRow(3, b"b" * 60, 1, 1),
         SaveRow(4, None, 1, 1),  # nothing to write
     ]
-    batches = mysql_module._save_batches(rows, 7, CODEC_ZLIB)
+    made = mysql_module._save_batches(rows, 7, CODEC_ZLIB)
+    # Made one at a time as they are sent: the first statement's text
+    # before the second's (which is not made until asked for).
+    first, last = next(made)
+    assert not last and first[0][1] == [1, base64.b64encode(b"a" * 60).decode(), CODEC_ZLIB, 1, 1, 7]
+    assert [(steps, last) for steps, last in made][-1][1]
+    batches = [steps for steps, _ in mysql_module._save_batches(rows, 7, CODEC_ZLIB)]
     # Two states of 60 bytes against a budget of 100: one statement each;
     # the progress drop and the progress rows go with the last.
     assert [[text for text, _ in batch] for batch in batches] == [
@@ -74,7 +81,7 @@ def test_the_writes_of_a_save_go_in_one_batch_unless_the_states_exceed_a_stateme
     assert batches[0][0][1] == [1, base64.b64encode(b"a" * 60).decode(), CODEC_ZLIB, 1, 1, 7]
     assert batches[1][1][1] == [1, 3] and batches[1][2][1] == [2, 1, 2, 3]
     progress_only = mysql_module._save_batches([SaveRow(2, None, 1, 1, Progress(1, 2, 3))], 7, CODEC_ZSTD)
-    assert [[text for text, _ in batch] for batch in progress_only] == [[progress_statement(1)]]
+    assert [([text for text, _ in batch], last) for batch, last in progress_only] == [([progress_statement(1)], True)]
 
 
 @pytest.mark.mysql
@@ -122,7 +129,7 @@ async def test_a_saved_state_travels_in_a_third_more_than_its_stored_bytes(mysql
     # what a save sends: as base64 the statement carries 4/3 of them (as hex
     # it carried twice). Read back as they were.
     states = [base64.b64encode(os.urandom(24_000)) for _ in range(20)]
-    stored = sum(len(encode_state(state, CODEC_ZSTD)) for state in states)
+    stored = sum(len(encode_state(state, CODEC_ZSTD_DICT)) for state in states)
     with trio.fail_after(120):
         async with counted_store(mysql_url) as (proxy, store):
             pids = await born(store, len(states), "wire")
