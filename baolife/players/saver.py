@@ -123,7 +123,8 @@ class Saver:
 
         Batches are pipelined: while one is being written (the process only
         waits on the database) the next is serialized, and at most
-        ``in_flight`` are written at once. Serialization yields to the tick
+        ``in_flight`` are serialized or written at once (a batch is not
+        serialized before it may be written). Serialization yields to the tick
         loop every few milliseconds. After a failed batch no new one starts.
         """
         entries = self.directory.dirty_entries()
@@ -157,14 +158,16 @@ class Saver:
 
         async with trio.open_nursery() as nursery:
             for start in range(0, len(entries), self.batch):
-                rows, versions = await self._serialize(entries[start : start + self.batch])
-                if not rows:
-                    continue
+                # A batch is serialized once it may be written: its documents
+                # (a grown life's is 13 KB) do not wait in memory for a slot.
                 await slots.acquire()
                 if errors:
                     slots.release()
-                    self._unmark(rows)
                     break
+                rows, versions = await self._serialize(entries[start : start + self.batch])
+                if not rows:
+                    slots.release()
+                    continue
                 nursery.start_soon(write, rows, versions)
         if errors:
             self._failed(errors)

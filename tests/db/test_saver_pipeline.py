@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
 from baolife.db.store import SaveRow, StoreUnavailable
-from baolife.model import Player
+from baolife.model import Player, dump_player
 from baolife.players import Directory, Saver
+from baolife.players import saver as saver_module
 
 
 class SlowStore:
@@ -22,9 +24,12 @@ class SlowStore:
         self.active = 0
         self.most_active = 0
         self.saved: dict[int, bytes] = {}
+        self.made_before: list[int] = []  # set by a test: documents made when each save began
+        self.made = lambda: 0
 
     async def save(self, rows: Sequence[SaveRow]) -> set[int]:
         self.calls += 1
+        self.made_before.append(self.made() - len(self.saved))
         call = self.calls
         self.active += 1
         self.most_active = max(self.most_active, self.active)
@@ -55,6 +60,31 @@ async def test_batches_are_written_two_at_a_time(autojump_clock: trio.testing.Mo
         assert (store.calls, store.most_active, len(store.saved)) == (10, 2, 1000)
         assert trio.current_time() - started == 5  # ten one-second writes, two at a time
         assert directory.dirty_count == 0 and not saver.failing
+
+
+async def test_no_batch_is_serialized_before_it_may_be_written(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While two batches are written, a third's documents are not made yet:
+    they would wait in memory for a slot (13 KB a grown life)."""
+    made = 0
+
+    def counted(player: Player) -> bytes:
+        nonlocal made
+        made += 1
+        return dump_player(player)
+
+    monkeypatch.setattr(saver_module, "dump_player", counted)
+    with trio.fail_after(60):
+        store = SlowStore()
+        store.made = lambda: made
+        directory = online(store, 1000)
+        saver = Saver(store, directory, interval=5, batch=100)  # type: ignore[arg-type]
+        assert await saver.flush()
+        assert len(store.saved) == 1000 == made
+        # Documents made and not yet written, as each save began: the batches
+        # in flight and no more.
+        assert max(store.made_before) <= 2 * 100, store.made_before
 
 
 async def test_a_failed_batch_stops_the_flush_and_keeps_its_players_dirty(
