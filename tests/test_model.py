@@ -13,7 +13,6 @@ import cattrs
 import orjson
 import pytest
 
-from baolife import protocol as wire
 from baolife.content.schema import Content
 from baolife.model import (
     LIMITS,
@@ -42,19 +41,14 @@ def test_a_lived_life_round_trips_exactly_and_stays_small(content: Content) -> N
     player = world.rules.new_life(42, "Bao Nguyen", 3)
     world.join(player, 0)
     player.flags.update({"b", "a"})
-    for tick in range(1, 40 * 365):
-        world.advance(tick)
-        if tick % 50 == 0 and player.alive:
-            # Talks, answered at once: the NPCs remember them (some past the cap).
-            living = [npc for npc in player.npcs if npc.alive]
-            npc = living[tick // 50 % min(2, len(living))]
-            world.apply(player.id, wire.Say(npc=npc.id, text=f'I said "{tick}"\n\u00e9 \U0001f600'), tick)
-            for job in harness.jobs:
-                world.npc_reply(job.player, job.life, job.npc, job.ref, f"You said {job.text}")
-            harness.jobs.clear()
-        world.take_output()
-        if not player.alive:
-            break
+    # Talks, answered at once: the NPCs remember them (some past the cap).
+    harness.live(
+        player,
+        40 * 365,
+        talk_every=50,
+        say=lambda day, living: (living[day // 50 % min(2, len(living))], f'I said "{day}"\n\u00e9 \U0001f600'),
+        reply=lambda job: f"You said {job.text}",
+    )
     data = dump_player(player)
     doc = orjson.loads(data)
     assert doc["v"] == SCHEMA_VERSION

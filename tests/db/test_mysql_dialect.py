@@ -9,7 +9,6 @@ import tracemalloc
 import pytest
 import zstandard
 
-from baolife import protocol as wire
 from baolife.config import ConfigError, load
 from baolife.content.schema import Content
 from baolife.db.migrations import load_migrations
@@ -217,21 +216,15 @@ def test_the_packaged_dictionary_stores_played_lives_in_little_more_than_half(co
     states = []
     for seed, years in enumerate((0, 3, 12, 25, 40)):
         harness = Harness(content, year_days=365, seed=seed)
-        world = harness.world
-        player = world.rules.new_life(seed + 1, f"Life {seed}", 1)
-        world.join(player, 0)
-        for tick in range(1, max(2, years * 365)):
-            world.advance(tick)
-            if tick % 90 == 0 and player.alive:
-                living = [npc for npc in player.npcs if npc.alive]
-                if living:
-                    world.apply(player.id, wire.Say(npc=living[tick % len(living)].id, text="How are you?"), tick)
-                for job in harness.jobs:
-                    world.npc_reply(job.player, job.life, job.npc, job.ref, f"Fine, thanks, {player.first_name}.")
-                harness.jobs.clear()
-            world.take_output()
-            if not player.alive:
-                break
+        player = harness.world.rules.new_life(seed + 1, f"Life {seed}", 1)
+        harness.world.join(player, 0)
+        harness.live(
+            player,
+            max(2, years * 365),
+            talk_every=90,
+            say=lambda day, living: (living[day % len(living)], "How are you?"),
+            reply=lambda job: "Fine, thanks.",
+        )
         states.append(dump_player(player))
     with_dict = [encode_state(state, CODEC_ZSTD_DICT) for state in states]
     without = [encode_state(state, CODEC_ZSTD) for state in states]

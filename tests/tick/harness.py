@@ -4,11 +4,12 @@ loop's part (commands, then days, then output) with no event loop."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from baolife import protocol as wire
 from baolife.content.schema import Content
-from baolife.model import Player
+from baolife.model import Npc, Player
 from baolife.tick.engine import SayJob, World
 
 __all__ = ["Harness"]
@@ -56,3 +57,31 @@ class Harness:
             if any(predicate(op) for op in ops):
                 return ops
         raise AssertionError("condition never met")
+
+    def live(
+        self,
+        player: Player,
+        days: int,
+        *,
+        talk_every: int,
+        say: Callable[[int, list[Npc]], tuple[Npc, str]],
+        reply: Callable[[SayJob], str],
+    ) -> None:
+        """Play ``player`` (joined at tick 0, one tick a day) for up to
+        ``days`` days, or until it dies: every ``talk_every`` days it says
+        ``say(day, its living NPCs)`` and each NPC answers at once with
+        ``reply(job)``, so its NPCs remember the talks."""
+        world = self.world
+        for tick in range(1, days):
+            world.advance(tick)
+            if tick % talk_every == 0 and player.alive:
+                living = [npc for npc in player.npcs if npc.alive]
+                if living:
+                    npc, text = say(tick, living)
+                    world.apply(player.id, wire.Say(npc=npc.id, text=text), tick)
+                for job in self.jobs:
+                    world.npc_reply(job.player, job.life, job.npc, job.ref, reply(job))
+                self.jobs.clear()
+            world.take_output()
+            if not player.alive:
+                break
