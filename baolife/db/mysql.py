@@ -649,6 +649,9 @@ class MysqlStore(MysqlCluster):
     def __init__(self, options: MysqlOptions, loop: asyncio.AbstractEventLoop, pool_size: int) -> None:
         self.options = options
         self._codec = sql.CODECS[options.state_codec]
+        # Read (from the package) and digested here, once: not by the first
+        # login's read on the loop's thread. A missing one stops the start.
+        sql.state_dict(sql.STATE_DICT_ID)
         self._loop: Any = loop
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             pool_size, connect=self._connect, close=_close, usable=_usable, max_idle=options.max_idle

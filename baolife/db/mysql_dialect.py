@@ -271,7 +271,8 @@ def state_dict(dict_id: int) -> zstandard.ZstdCompressionDict:
                 data = path.read_bytes()
             except FileNotFoundError:
                 raise ValueError(
-                    f"compressed state needs zstd dictionary {dict_id}, which this version does not have"
+                    f"zstd dictionary {dict_id} of stored states is not in this version"
+                    f" (baolife/db/dicts/state-{dict_id}.zdict)"
                 ) from None
             found = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
             if found.dict_id() != dict_id:

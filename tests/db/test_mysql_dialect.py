@@ -199,7 +199,7 @@ def test_the_default_codec_is_zstd_with_the_dictionary_and_threads_may_share_it(
                 dict_data=zstandard.train_dictionary(4096, [b"%d hello" % n for n in range(2000)], dict_id=99)
             ).compress(b"hello"),
             CODEC_ZSTD_DICT,
-            "needs zstd dictionary 99, which this version does not have",
+            "zstd dictionary 99 of stored states is not in this version",
         ),
     ],
 )
