@@ -455,6 +455,7 @@ async def run_once(
     lives: str = "newborn",
     templates: int = 500,
     interval: float = 0.0,
+    python: str = sys.executable,
 ) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="baolife-load-")
     tokens: list[str] | None = None
@@ -470,7 +471,7 @@ async def run_once(
     env = loopback_env(tmp, conn_per_ip=1000000, register_per_ip_hour=1000000, max_connections=1000000)
     env.update(extra_env)
     if server == "ours":
-        command = [sys.executable, "-m", "baolife", "serve"]
+        command = [python, "-m", "baolife", "serve"]
     else:
         command = [sys.executable, str(HERE / "bench_ceiling.py")]
         if server == "bare-writer":  # A/B of the send path: no direct writes
@@ -657,6 +658,7 @@ async def main(args: argparse.Namespace) -> int:
             args.lives,
             args.templates,
             args.interval,
+            args.server_python or sys.executable,
         )
         report["result"] = result
         if args.peer:
@@ -799,6 +801,13 @@ if __name__ == "__main__":
         default=[],
         metavar="NAME=VALUE",
         help="extra server setting (BAOLIFE_DB_URL=mysql://...: an empty database, which --lives mixed seeds)",
+    )
+    parser.add_argument(
+        "--server-python",
+        metavar="PYTHON",
+        help="the interpreter that runs our server (default: this one). One of a venv with only the runtime "
+        "dependencies (`pip install .`, as docs/OPERATIONS.md deploys) measures the server as it is deployed: in "
+        "the test venv PyMySQL also loads `cryptography` (there for trustme), 6 MB of RSS",
     )
     parser.add_argument(
         "--interval",
