@@ -165,8 +165,11 @@ class Saver:
                     slots.release()
                     break
                 rows, versions = await self._serialize(entries[start : start + self.batch])
-                if not rows:
+                if not rows or errors:  # a write may have failed while this batch was serialized
                     slots.release()
+                    self._unmark(rows)
+                    if errors:
+                        break
                     continue
                 nursery.start_soon(write, rows, versions)
         if errors:

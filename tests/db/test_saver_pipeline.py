@@ -103,3 +103,35 @@ async def test_a_failed_batch_stops_the_flush_and_keeps_its_players_dirty(
         store.fail_on = 0
         assert await saver.flush()
         assert directory.dirty_count == 0 and len(store.saved) == 1000 and not saver.failing
+
+
+class FailsSoonStore:
+    """The first save fails after a few scheduling rounds; later ones land."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.saved: dict[int, bytes | None] = {}
+
+    async def save(self, rows: Sequence[SaveRow]) -> set[int]:
+        self.calls += 1
+        if self.calls == 1:
+            for _ in range(3):
+                await trio.lowlevel.checkpoint()
+            raise StoreUnavailable("connection lost")
+        self.saved.update((row.player_id, row.state) for row in rows)
+        return set()
+
+
+async def test_a_batch_serialized_while_a_write_failed_is_not_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Serialization yields after every player, so the first write fails
+    # while the second batch is being serialized: that batch is not sent.
+    monkeypatch.setattr(saver_module, "SERIALIZE_SLICE", 0.0)
+    with trio.fail_after(10):
+        store = FailsSoonStore()
+        directory = online(store, 30)
+        saver = Saver(store, directory, interval=5, batch=10)  # type: ignore[arg-type]
+        assert not await saver.flush()
+        assert store.calls == 1 and not store.saved
+        assert directory.dirty_count == 30 and saver.failing
+        assert await saver.flush()
+        assert len(store.saved) == 30 and directory.dirty_count == 0  # a probe of one, then the rest
