@@ -658,7 +658,7 @@ async def main(args: argparse.Namespace) -> int:
             args.lives,
             args.templates,
             args.interval,
-            args.server_python or sys.executable,
+            args.server_python,
         )
         report["result"] = result
         if args.peer:
@@ -804,6 +804,7 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--server-python",
+        default=sys.executable,
         metavar="PYTHON",
         help="the interpreter that runs our server (default: this one). One of a venv with only the runtime "
         "dependencies (`pip install .`, as docs/OPERATIONS.md deploys) measures the server as it is deployed: in "

@@ -74,8 +74,7 @@ def main() -> int:
 
     held = [dump_player(p) for p in live_templates(args.held_out, args.hours, args.held_seed)]
     plain_us, plain = _pack_times(zstandard.ZstdCompressor(level=1), held)
-    with_dict = zstandard.ZstdCompressionDict(trained.as_bytes())
-    dict_us, packed = _pack_times(zstandard.ZstdCompressor(level=1, dict_data=with_dict), held)
+    dict_us, packed = _pack_times(zstandard.ZstdCompressor(level=1, dict_data=trained), held)
     result = {
         "out": args.out,
         "dict_id": trained.dict_id(),
