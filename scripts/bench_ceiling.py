@@ -146,8 +146,9 @@ class Bare:
             await conn.accept()
             session = Session(conn, "?", max_frames=64, max_bytes=262144, rate=1e9, burst=10**9)
             async with trio.open_nursery() as nursery:
-                session.cancel_scope = nursery.cancel_scope
-                nursery.start_soon(self.write, session, nursery.cancel_scope)
+                # The writer runs only while frames wait (as in the server);
+                # when it closes the connection it cancels this nursery.
+                session.start_writing(nursery)
                 if self.hub is None:
                     await self.read_task(session)
                 else:
@@ -199,14 +200,6 @@ class Bare:
             await ended.wait()
         finally:
             hub.remove(fd)
-
-    async def write(self, session: Session, scope: trio.CancelScope) -> None:
-        try:
-            await session.write_loop()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            session.abort("lost")
-        finally:
-            scope.cancel()
 
 
 async def main() -> None:

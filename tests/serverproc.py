@@ -13,7 +13,7 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -96,9 +96,10 @@ def server_env(db: Path, **settings: Any) -> dict[str, str]:
 
 @asynccontextmanager
 async def serve_process(
-    env: Mapping[str, str], cwd: Path, *, nofile: int | None = None
+    env: Mapping[str, str], cwd: Path, *, nofile: int | None = None, argv: Sequence[str] = ("-m", "baolife", "serve")
 ) -> AsyncIterator[ServerProcess]:
-    """Start ``python -m baolife serve`` and wait for its ``started`` line;
+    """Start ``python -m baolife serve`` (or ``python *argv``: another server
+    that prints the same ``started`` line) and wait for its ``started`` line;
     ``nofile``: the child's open-files limit (soft and hard)."""
 
     def limit() -> None:
@@ -106,7 +107,7 @@ async def serve_process(
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "baolife", "serve"],
+        [sys.executable, *argv],
         env=dict(env),
         cwd=str(cwd),
         stdin=subprocess.DEVNULL,
