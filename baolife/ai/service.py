@@ -35,6 +35,10 @@ __all__ = ["NpcService", "NpcStatistics", "UpstreamStatistics"]
 
 log = structlog.get_logger("baolife.ai")
 
+# Queued jobs a worker serves in a row, once woken, before it yields (see
+# NpcService._worker).
+RUN_OF = 32
+
 
 @attrs.frozen
 class UpstreamStatistics:
@@ -204,20 +208,38 @@ class NpcService:
             task_status.started()
 
     async def _worker(self) -> None:
-        async for ticket in self._recv:
-            job = ticket.job
-            self.busy_workers += 1
-            try:
-                text = await self._answer(ticket)
-            finally:
-                self.busy_workers -= 1
-                tickets = self._tickets.get(job.player)
-                if tickets is not None:
-                    tickets.remove(ticket)
-                    if not tickets:
-                        del self._tickets[job.player]
-            self.replies += 1
-            self.deliver(NpcReply(player=job.player, life=job.life, npc=job.npc, ref=job.ref, text=text))
+        recv = self._recv
+        async for first in recv:
+            await self._serve(first)
+            # Jobs that took no time (an offline line, a cache hit) would each
+            # cost the worker a pass of the scheduler, which comes about once
+            # a tick while the tick loop is busy: 16 workers then served about
+            # 160 jobs a second, fewer than 19,500 players ask for. Those
+            # already queued are served now, a bounded run of them.
+            for _ in range(RUN_OF - 1):
+                try:
+                    ticket = recv.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                except trio.EndOfChannel:
+                    return
+                await self._serve(ticket)
+
+    async def _serve(self, ticket: _Ticket) -> None:
+        """Answer one job and hand the reply back."""
+        job = ticket.job
+        self.busy_workers += 1
+        try:
+            text = await self._answer(ticket)
+        finally:
+            self.busy_workers -= 1
+            tickets = self._tickets.get(job.player)
+            if tickets is not None:
+                tickets.remove(ticket)
+                if not tickets:
+                    del self._tickets[job.player]
+        self.replies += 1
+        self.deliver(NpcReply(player=job.player, life=job.life, npc=job.npc, ref=job.ref, text=text))
 
     async def _answer(self, ticket: _Ticket) -> str:
         job = ticket.job

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from npc_stack import npc_stack, say_job
 from structlog.testing import capture_logs
 
@@ -158,6 +159,10 @@ async def test_with_the_upstream_failing_every_say_gets_a_reply_in_time_and_the_
             late = max(at - started for _, at in replies)
             assert late <= timeout + 0.5, f"a reply came {late:.2f} s after the say"
             assert stack.sources == {"scripted": 20}
+            # The flights end in tasks of their own, and tell the breaker so;
+            # a worker may hand back the last replies (jobs whose deadline
+            # passed in the queue) before those tasks have run.
+            await trio.testing.wait_all_tasks_blocked()
             assert stack.provider.breaker.state == "open", stack.reasons
             calls = fake.stats.calls
             refused = stack.reasons.get("breaker_open", 0)
