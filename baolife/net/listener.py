@@ -165,6 +165,7 @@ class WsListener:
         async with trio.open_nursery() as reading:
             if self.hub is not None:
                 await reading.start(self.hub.run)
+                self.loop.read_now = self.hub.read_now
             try:
                 async with trio.open_nursery() as conns:
                     self._conns = conns

@@ -186,6 +186,9 @@ class TickLoop:
         self._stopped = trio.Event()
         self._goodbye_at_stop = True
         self.advanced = trio.Event()
+        # Reads what connections sent while the tick ran, putting it in the
+        # inbox (the listener's read hub; see step); returns how many were ready.
+        self.read_now: Callable[[], int] | None = None
 
     # ----------------------------------------------------------------- views
 
@@ -277,6 +280,11 @@ class TickLoop:
         for item in self.inbox.drain():
             self._handle(item, tick, now)
         world.advance(tick)
+        read_now = self.read_now
+        if read_now is not None and read_now():
+            # What arrived while this tick ran goes out in its frames.
+            for item in self.inbox.drain():
+                self._handle(item, tick, now)
         frames, nbytes = delivery.flush(tick)
         for pid in delivery.close_said_bye(now):
             self._leave(pid)

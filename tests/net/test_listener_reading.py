@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import select
 import ssl
 import types
 from typing import Any
@@ -235,3 +237,51 @@ async def test_a_login_under_way_is_cancelled_when_its_connection_is_dropped(
             assert app.ws.closed["slow_client"] == 1
             await read_to_the_end(raw)
     assert not [e for e in logs if e["event"] in ("login_busy", "connection_failed")]
+
+
+async def read_frames(raw: RawClient, until: Any) -> list[dict[str, Any]]:
+    """The frames ``raw`` receives, until ``until(frames)`` holds."""
+    frames: list[dict[str, Any]] = []
+    while not until(frames):
+        data = await raw.stream.receive_some(65536)
+        assert data, "the server closed the connection"
+        raw.ws.receive_data(data)
+        frames.extend(orjson.loads(e.data) for e in raw.ws.events() if isinstance(e, TextMessage))
+    return frames
+
+
+def answers(ref: int) -> Any:
+    return lambda frames: any(op.get("ref") == ref for f in frames for op in f["ops"])
+
+
+async def test_a_message_that_arrives_while_a_tick_runs_is_answered_in_that_ticks_frame(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with trio.fail_after(20):
+        async with running_app(settings) as app:
+            assert app.ws_port is not None
+            status, raw = await RawClient.handshake(app.ws_port)
+            assert status == 101
+            await raw.send_text(orjson.dumps({"type": "register", "id": 1, "name": "Quick"}).decode())
+            await read_frames(raw, answers(1))
+            (session,) = app.ws.sessions
+            server_fd = session.conn.fd
+            assert server_fd is not None
+            client_fd = raw.stream.socket.fileno()
+            ping = raw.ws.send(TextMessage(data=orjson.dumps({"type": "ping", "id": 2}).decode()))
+            during: list[int] = []
+            advance = app.world.advance
+
+            def advance_then_ping(tick: int) -> None:
+                advance(tick)
+                if not during:
+                    # The client's ping reaches the server's socket while this tick runs.
+                    during.append(tick)
+                    os.write(client_fd, ping)
+                    assert select.select([server_fd], [], [], 5.0)[0] == [server_fd]
+
+            monkeypatch.setattr(app.world, "advance", advance_then_ping)
+            frames = await read_frames(raw, answers(2))
+            await raw.aclose()
+            (pong,) = [f for f in frames if {"op": "pong", "ref": 2} in f["ops"]]
+            assert pong["tick"] == during[0]

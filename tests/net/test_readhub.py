@@ -162,3 +162,23 @@ async def test_peer_closed_is_made_only_when_asked_for_and_set_if_the_end_came_f
     assert not waiting.is_set()
     other._finish(ConnectionDone(1006, "lost"))
     assert waiting.is_set() and other.peer_closed is waiting
+
+
+async def test_read_now_serves_what_is_ready_from_the_calling_task_without_waiting() -> None:
+    (a1, b1), (a2, b2) = pair(), pair()
+    got1: list[bytes] = []
+    got2: list[bytes] = []
+    assert ReadHub().read_now() == 0  # not running: nothing to read
+    with trio.fail_after(5), a1, b1, a2, b2:
+        async with running_hub() as hub:
+            hub.add(a1.fileno(), reader(a1.fileno(), got1))
+            hub.add(a2.fileno(), reader(a2.fileno(), got2))
+            assert hub.read_now() == 0
+            b1.send(b"one")
+            b2.send(b"two")
+            # No checkpoint between the sends and the reads: the hub's task has not run.
+            assert hub.read_now(most=1) == 1
+            assert len(got1) + len(got2) == 1
+            assert hub.read_now() == 1
+            assert got1 == [b"one"] and got2 == [b"two"]
+            assert hub.read_now() == 0

@@ -292,3 +292,41 @@ def test_a_kick_through_the_inbox_says_bye_with_the_operators_text(mini: Content
     assert session.ops()[-1] == {"op": "bye", "reason": "kicked", "message": "take a break"}
     assert session.closed == (4002, "kicked")
     assert loop.by_player == {} and 1 not in loop.world.players and online == [(1, False)]
+
+
+def test_what_arrives_while_a_tick_runs_goes_out_in_that_ticks_frame_after_its_days(mini: Content) -> None:
+    # The listener's read hub reads the sockets again before the frames go out
+    # (read_now); what it put in the inbox is answered in this tick's frame.
+    loop, inbox, _ = make_loop(mini, day_ticks=1)
+    a, b = FakeSession(), FakeSession()
+    for pid, s in ((1, a), (2, b)):
+        loop.add_session(s)
+        inbox.put(Attach(s, loop.world.rules.new_life(pid, f"P{pid}", 1)))
+    loop.step(1, 1.0)
+    arriving = [Deliver(a, wire.Ping(ref="late")), Deliver(b, wire.Act(action="fly", ref="refused"))]
+    days_before_read: list[int] = []
+
+    def read_now() -> int:
+        days_before_read.append(loop.world.players[1].age_days)
+        for item in arriving:
+            inbox.put(item)
+        ready = len(arriving)
+        arriving.clear()
+        return ready
+
+    loop.read_now = read_now
+    inbox.put(Deliver(a, wire.Ping(ref="early")))
+    loop.step(2, 2.0)
+    assert days_before_read == [loop.world.players[1].age_days]  # read after the tick's days
+    frame = a.frames[-1]
+    assert frame["tick"] == 2 and len([f for f in a.frames if f["tick"] == 2]) == 1
+    kinds = [(op["op"], op.get("ref")) for op in frame["ops"]]
+    # In the order it happened: the early command, the day, the late one.
+    assert kinds[0] == ("pong", "early") and kinds[-1] == ("pong", "late")
+    assert ("state", None) in kinds[1:-1]
+    assert [op["code"] for op in b.frames[-1]["ops"] if op["op"] == "error"] == ["not_found"]
+    assert b.frames[-1]["tick"] == 2
+    assert len(inbox) == 0
+    # Nothing read: nothing more is drained, the tick goes on as before.
+    loop.step(3, 3.0)
+    assert len(days_before_read) == 2 and a.frames[-1]["tick"] == 3
