@@ -38,8 +38,12 @@ log = structlog.get_logger("baolife.net")
 # tasks (the tick loop): about 10 ms of reading and parsing.
 MAX_EVENTS = 256
 # Ready connections one read_now serves at most (the tick loop's late
-# intake): about as many as send a message in one tick at 19,500 players.
-MAX_READ_NOW = 4096
+# intake): more than send a message in one tick at 19,500 players (about
+# 600), few enough that a backlog (after a stall of a second or two) is not
+# taken into one tick: read by the hub's task, it comes in rounds with the
+# other tasks between them (4,096 here let 285 says into one tick after a
+# stall of 1.8 s in the ramp, over the NPC queue's 256: busy).
+MAX_READ_NOW = 1024
 
 
 @attrs.frozen
