@@ -49,19 +49,28 @@ def waiting_readers() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, types.CoroutineType) and o.cr_code is _READER_WAIT)
 
 
-async def read_ops(raw: RawClient, until: Any) -> list[dict[str, Any]]:
-    """Ops of the frames ``raw`` receives, until ``until(ops)`` holds."""
-    ops: list[dict[str, Any]] = []
-    while not until(ops):
+async def read_frames(raw: RawClient, until: Any) -> list[dict[str, Any]]:
+    """The frames ``raw`` receives, until ``until(frames)`` holds."""
+    frames: list[dict[str, Any]] = []
+    while not until(frames):
         data = await raw.stream.receive_some(65536)
         assert data, "the server closed the connection"
         raw.ws.receive_data(data)
         for event in raw.ws.events():
             if isinstance(event, TextMessage):
-                ops.extend(orjson.loads(event.data)["ops"])
+                frames.append(orjson.loads(event.data))
             elif isinstance(event, CloseConnection):
                 raise AssertionError(f"closed {event.code} {event.reason}")
-    return ops
+    return frames
+
+
+def ops_of(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [op for frame in frames for op in frame["ops"]]
+
+
+async def read_ops(raw: RawClient, until: Any) -> list[dict[str, Any]]:
+    """Ops of the frames ``raw`` receives, until ``until(ops)`` holds."""
+    return ops_of(await read_frames(raw, lambda frames: until(ops_of(frames))))
 
 
 async def registered_raw(port: int, name: str) -> RawClient:
@@ -239,19 +248,8 @@ async def test_a_login_under_way_is_cancelled_when_its_connection_is_dropped(
     assert not [e for e in logs if e["event"] in ("login_busy", "connection_failed")]
 
 
-async def read_frames(raw: RawClient, until: Any) -> list[dict[str, Any]]:
-    """The frames ``raw`` receives, until ``until(frames)`` holds."""
-    frames: list[dict[str, Any]] = []
-    while not until(frames):
-        data = await raw.stream.receive_some(65536)
-        assert data, "the server closed the connection"
-        raw.ws.receive_data(data)
-        frames.extend(orjson.loads(e.data) for e in raw.ws.events() if isinstance(e, TextMessage))
-    return frames
-
-
 def answers(ref: int) -> Any:
-    return lambda frames: any(op.get("ref") == ref for f in frames for op in f["ops"])
+    return lambda frames: any(op.get("ref") == ref for op in ops_of(frames))
 
 
 async def test_a_message_that_arrives_while_a_tick_runs_is_answered_in_that_ticks_frame(
