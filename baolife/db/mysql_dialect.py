@@ -298,16 +298,13 @@ def encode_state(state: bytes, codec: int = CODEC_ZSTD_DICT) -> bytes:
     if not state:
         return b""
     if codec == CODEC_ZSTD_DICT or codec == CODEC_ZSTD:
-        if codec == CODEC_ZSTD_DICT:
-            compressor = getattr(_zstd, "dict_compressor", None)
-            if compressor is None:
-                compressor = _zstd.dict_compressor = zstandard.ZstdCompressor(
-                    level=1, dict_data=state_dict(STATE_DICT_ID)
-                )
-        else:
-            compressor = getattr(_zstd, "compressor", None)
-            if compressor is None:
-                compressor = _zstd.compressor = zstandard.ZstdCompressor(level=1)
+        encoders = getattr(_zstd, "compressors", None)
+        if encoders is None:
+            encoders = _zstd.compressors = {}
+        compressor = encoders.get(codec)
+        if compressor is None:
+            used = state_dict(STATE_DICT_ID) if codec == CODEC_ZSTD_DICT else None
+            compressor = encoders[codec] = zstandard.ZstdCompressor(level=1, dict_data=used)
         # Copied to its size: python-zstandard's result keeps the buffer it
         # was compressed into, the input's size and more (13 KB held for a
         # state of 4 KB), and states wait in the saves in flight.

@@ -277,14 +277,11 @@ class TickLoop:
         started = time.perf_counter()
         world = self.world
         delivery = self.delivery
-        for item in self.inbox.drain():
-            self._handle(item, tick, now)
+        self._handle_inbox(tick, now)
         world.advance(tick)
         read_now = self.read_now
         if read_now is not None and read_now():
-            # What arrived while this tick ran goes out in its frames.
-            for item in self.inbox.drain():
-                self._handle(item, tick, now)
+            self._handle_inbox(tick, now)  # what arrived while this tick ran goes out in its frames
         frames, nbytes = delivery.flush(tick)
         for pid in delivery.close_said_bye(now):
             self._leave(pid)
@@ -295,6 +292,11 @@ class TickLoop:
         self.on_tick(tick, self.last_tick_seconds, self._late, frames, nbytes)
         if not self.advanced.is_set():
             self.advanced.set()
+
+    def _handle_inbox(self, tick: int, now: float) -> None:
+        """Everything in the inbox, in arrival order."""
+        for item in self.inbox.drain():
+            self._handle(item, tick, now)
 
     def _handle(self, item: InboxItem, tick: int, now: float) -> None:
         delivery = self.delivery
@@ -344,8 +346,7 @@ class TickLoop:
     def _shutdown(self, now: float) -> None:
         tick = self.tick + 1
         # Apply what already arrived so nothing a client was acked for is lost.
-        for item in self.inbox.drain():
-            self._handle(item, tick, now)
+        self._handle_inbox(tick, now)
         if self._goodbye_at_stop:
             self._say_goodbye(now)
         self._mark(self.world)
