@@ -9,6 +9,9 @@
 // server frames, client frames masked with the all-zero key (RFC 6455 allows
 // any key; zero makes masking free).
 //
+// Measures after every player is welcomed (as the peer's generator does) and
+// reports, second by second, the ping p99 and its own loop's stalls.
+//
 // Usage: node scripts/loadgen.mjs PORT PLAYERS RAMP_PER_S DURATION_S SEED [TOKENS_FILE]
 // With TOKENS_FILE (one login token per line, from scripts/seed_lives.py),
 // player i logs in with line i instead of registering a newborn.
@@ -17,7 +20,7 @@
 import net from "node:net";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 
 const [port, players, ramp, duration, seed] = process.argv.slice(2, 7).map(Number);
 const tokens = process.argv[7] ? fs.readFileSync(process.argv[7], "utf8").split("\n").filter(Boolean) : null;
@@ -39,7 +42,7 @@ const pick = (xs) => xs[Math.floor(random() * xs.length)];
 
 const stats = {
   connected: 0, failed: 0, failures: {}, welcomed: 0, frames: 0,
-  ping: [], answer: [], errors: {}, closed: {}, sent: {}, answered: {}, measuring: false,
+  ping: [], pingP99BySecond: [], answer: [], errors: {}, closed: {}, sent: {}, answered: {}, measuring: false,
 };
 
 function frame(obj) {
@@ -57,7 +60,7 @@ class Player {
     // Only the timers still to fire: keeping every fired one grew the heap by
     // hundreds of thousands of objects a minute at 19,000 players, for
     // Node's collector to walk (docs/BENCHMARKS.md, issue 8).
-    this.open = false; this.alive = true; this.timers = new Set();
+    this.open = false; this.alive = true; this.ended = false; this.timers = new Set();
   }
 
   send(kind, fields, measure) {
@@ -96,6 +99,7 @@ class Player {
     });
     sock.on("error", (err) => { if (!handshook) this.fail(err.code || String(err)); });
     sock.on("close", () => {
+      this.ended = true;
       if (this.open && this.alive) stats.closed["1006"] = (stats.closed["1006"] || 0) + 1;
       this.open = false; this.timers.forEach(clearTimeout); this.timers.clear();
     });
@@ -103,6 +107,7 @@ class Player {
 
   fail(reason) {
     stats.failed++; stats.failures[reason] = (stats.failures[reason] || 0) + 1;
+    this.ended = true;
     this.sock.destroy();
   }
 
@@ -141,7 +146,10 @@ class Player {
           if (stats.measuring) {
             const [kind, at] = sent;
             stats.answered[kind] = (stats.answered[kind] || 0) + 1;
-            if (kind === "ping" && op.op === "pong") stats.ping.push(now - at);
+            if (kind === "ping" && op.op === "pong") {
+              stats.ping.push(now - at);
+              secondOfPing(now).push(now - at);
+            }
             else if (kind === "answer") stats.answer.push(now - at);
           }
         }
@@ -193,6 +201,18 @@ function percentiles(values) {
 }
 
 const all = [];
+let measureStart = 0;
+// The round trips of the window's current second: its p99 is kept when the
+// next second begins (the whole list stays in stats.ping).
+let pingSecond = -1, pingsOfSecond = [];
+function secondOfPing(now) {
+  const second = Math.floor((now - measureStart) / 1000);
+  if (second !== pingSecond) {
+    if (pingSecond >= 0) stats.pingP99BySecond[pingSecond] = percentiles(pingsOfSecond).p99;
+    pingSecond = second; pingsOfSecond = [];
+  }
+  return pingsOfSecond;
+}
 const started = performance.now();
 const cpu0 = process.cpuUsage();
 for (let i = 0; i < players; i++) {
@@ -202,15 +222,47 @@ for (let i = 0; i < players; i++) {
   const p = new Player(i); all.push(p); p.start();
 }
 const rampSeconds = (performance.now() - started) / 1000;
+// Measure the steady state, as the peer's generator does: wait until every
+// player is welcomed (or failed, or was closed), at most JOIN_DEADLINE_S,
+// then let them settle. A server still logging in the ramp's tail in the
+// window would be measured with that work in its figures.
+const JOIN_DEADLINE_S = 60;
+const joinedBy = performance.now() + JOIN_DEADLINE_S * 1000;
+const unsettled = () => all.filter((p) => !p.welcomed && !p.ended).length;
+while (unsettled() > 0 && performance.now() < joinedBy) await new Promise((r) => setTimeout(r, 100));
+const joinSeconds = (performance.now() - started) / 1000;
+const notWelcomed = unsettled();
 await new Promise((r) => setTimeout(r, 5000));  // let the last players settle
 const lag = monitorEventLoopDelay({ resolution: 10 });
 lag.enable();
 stats.measuring = true;
 process.stderr.write("MEASURE_START\n");
 const frames0 = stats.frames;
-const measureStart = performance.now();
+measureStart = performance.now();
+// The generator's own stalls, second by second of the window: a stalled
+// generator timestamps the frames it reads late, so its stalls show as the
+// server's latency. The worst are V8's full collections (kind 4), whose
+// pause grows with the 19,000 sockets' handles (hundreds of ms where V8
+// reports tens): LOADGEN_NODE_FLAGS in scripts/loadtest.py sizes the heap
+// so that a one-minute window has none. Listed here when they happen.
+const lagBySecond = [];
+const gcs = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if ((e.detail ? e.detail.kind : e.kind) === 4) gcs.push([Math.round((e.startTime - measureStart) / 100) / 10, Math.round(e.duration)]);
+  }
+}).observe({ entryTypes: ["gc"] });
+let tickAt = performance.now();
+const lagTimer = setInterval(() => {
+  const now = performance.now();
+  const slice = Math.floor((now - measureStart) / 1000);
+  lagBySecond[slice] = Math.max(lagBySecond[slice] || 0, Math.round(now - tickAt - 20));
+  tickAt = now;
+}, 20);
 await new Promise((r) => setTimeout(r, duration * 1000));
 stats.measuring = false;
+clearInterval(lagTimer);
+secondOfPing(Infinity);
 process.stderr.write("MEASURE_END\n");
 lag.disable();
 const wall = (performance.now() - measureStart) / 1000;
@@ -222,7 +274,10 @@ process.stdout.write(JSON.stringify({
   generator: "node " + process.version,
   connected: stats.connected, connect_failures: stats.failed, failure_reasons: stats.failures,
   welcomed: stats.welcomed, ramp_seconds: Math.round(rampSeconds * 10) / 10,
+  joined_seconds: Math.round(joinSeconds * 10) / 10, not_welcomed_at_start: notWelcomed,
   ping_rtt_ms: percentiles(stats.ping), answer_rtt_ms: percentiles(stats.answer),
+  ping_p99_ms_by_second: Array.from(stats.pingP99BySecond, (v) => v ?? null),
+  generator_lag_max_ms_by_second: lagBySecond, generator_major_gcs: gcs,
   errors_by_code: stats.errors, closed_by_server: stats.closed,
   sent_while_measuring: stats.sent, answered_while_measuring: stats.answered,
   frames_per_second: Math.round(10 * frames / wall) / 10,

@@ -7,7 +7,8 @@ pinned to CPU 0 with taskset, pins itself to CPU 1, and runs N players that
 each register (or, with ``--lives mixed``, log in to a life of any age that
 scripts/seed_lives.py seeded the store with), then ping every ~5 s, answer
 every prompt after 1-5 s, act every ~20 s and talk to an NPC every ~2 min,
-for ``--duration`` seconds after a ramp of ``--ramp`` players per second.
+for ``--duration`` seconds after a ramp of ``--ramp`` players per second,
+once every player is welcomed (as the peer's generator measures).
 
 Prints one JSON object: connects and failures, p50/p95/p99/max round trips of
 ping->pong and answer->ack, error ops by code, frames per second, the
@@ -100,6 +101,17 @@ class Stats:
         self.sent: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
         self.welcomed = 0
+        self.expected = 0
+        self.all_in = trio.Event()  # every expected player welcomed or failed
+
+    def arrived(self, *, welcomed: bool) -> None:
+        """One more player welcomed (or failed to connect)."""
+        if welcomed:
+            self.welcomed += 1
+        else:
+            self.failed += 1
+        if self.welcomed + self.failed >= self.expected:
+            self.all_in.set()
 
     def percentiles(self, values: list[float]) -> dict[str, float | None]:
         if not values:
@@ -232,7 +244,7 @@ class Player:
                 self.npcs = [n["id"] for n in snap["npcs"] if n.get("alive", True)]
                 self.actions = snap["actions"]
                 if not self.welcomed.is_set():
-                    self.stats.welcomed += 1
+                    self.stats.arrived(welcomed=True)
                 self.welcomed.set()
             elif kind == "prompt":
                 self.nursery.start_soon(self.answer_later, op["id"], self.rng.choice(op["choices"])["key"])
@@ -280,7 +292,7 @@ class Player:
         try:
             await self.connect()
         except (OSError, ConnectionError, trio.BrokenResourceError) as exc:
-            self.stats.failed += 1
+            self.stats.arrived(welcomed=False)
             self.stats.failures[str(exc)[:60]] += 1
             return
         self.stats.connected += 1
@@ -322,6 +334,19 @@ async def stop_spy(spy: trio.Process | None) -> None:
             await spy.wait()
 
 
+# V8's flags for our generator (environment: LOADGEN_NODE_FLAGS). A young
+# generation of 64 MB is the peer's run.sh's setting for its own generator;
+# an old generation that starts at 1 GB keeps V8's full
+# collections out of a one-minute window: with 19,500 sockets each one
+# stalled the generator 350-700 ms, which the window counted as the server's
+# round trips (its p99 went from 138 to 260-300 ms; docs/BENCHMARKS.md).
+LOADGEN_NODE_FLAGS = "--max-semi-space-size=64 --initial-old-space-size=1024"
+
+
+def loadgen_node_flags() -> str:
+    return os.environ.get("LOADGEN_NODE_FLAGS", LOADGEN_NODE_FLAGS)
+
+
 async def _run_node(
     server_pid: int,
     port: int,
@@ -346,6 +371,7 @@ async def _run_node(
             "-c",
             "1",
             "node",
+            *loadgen_node_flags().split(),
             str(HERE / "loadgen.mjs"),
             str(port),
             str(players),
@@ -479,6 +505,7 @@ async def run_once(
         if server == "bare-tasks":  # A/B of the read path: a reader task per connection
             command.append("--reader-tasks")
     stats = Stats()
+    stats.expected = players
     spy: trio.Process | None = None
     async with child_server(["taskset", "-c", "0", *command], env, tmp) as child:
         proc, port = child.proc, child.ws_port
@@ -502,6 +529,10 @@ async def run_once(
                 nursery.start_soon(Player(i, port, stats, random.Random(rng.random()), token).run, stop)
                 await trio.sleep_until(started + (i + 1) / ramp)
             ramp_seconds = trio.current_time() - started
+            # As the Node generator: measure once everyone is welcomed (or
+            # gave up), at most a minute after the ramp, then settle.
+            with trio.move_on_after(60):
+                await stats.all_in.wait()
             await trio.sleep(5)  # let the last players settle before measuring
             if profile:
                 spy = await start_spy(proc.pid, profile)
@@ -718,7 +749,10 @@ async def run_peer(folder: str, players: int) -> dict[str, Any]:
     run_sh = Path(folder) / "run.sh"
     if not run_sh.is_file():
         raise SystemExit(f"--peer colyseus: no {run_sh} (set --peer-dir)")
-    env = {**os.environ, "VARIANTS": "room50", "NS": str(players)}
+    # The peer's generator keeps its run.sh's own V8 flags (ours, given to
+    # it, measured its p99 at 234 and 1,331 ms against 176 ms with its own).
+    env = {k: v for k, v in os.environ.items() if k != "LOADGEN_NODE_FLAGS"}
+    env.update(VARIANTS="room50", NS=str(players))
     done = await trio.run_process(["bash", str(run_sh)], env=env, capture_stdout=True, capture_stderr=True)
     lines = [x for x in done.stdout.splitlines() if x.startswith(b'{"system"')]
     if not lines:
