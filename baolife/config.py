@@ -215,7 +215,11 @@ _SPECS: dict[str, _Spec] = {
         "extra game days (beyond the stages' pace) that players fast-forwarding may run in one tick; "
         "past it they run at x1 for that tick",
     ),
-    "save_interval": _Spec(_number(float, 0.05, 600), 5.0, "seconds between write-behind flushes"),
+    "save_interval": _Spec(
+        _number(float, 0.05, 600),
+        5.0,
+        "seconds between write-behind flushes (from the end of one to the start of the next)",
+    ),
     "save_batch": _Spec(_number(int, 1, 10000), 500, "players per save statement batch"),
     "malloc_trim_interval": _Spec(
         _number(float, 0, 3600),

@@ -25,3 +25,8 @@ def families(directory: Directory, saver: Saver) -> Iterator[Metric]:
     yield counter("baolife_player_loads_coalesced", "Logins that waited for a load already under way", ds.coalesced)
     yield counter("baolife_flush_rows", "Player rows saved", ss.rows)
     yield counter("baolife_saves_fenced", "Saves refused because another process owns the player", ss.fenced)
+    yield gauge(
+        "baolife_unsaved_seconds",
+        "Age of the oldest change that may not be saved yet: at most what a crash now loses",
+        saver.unsaved_seconds(),
+    )

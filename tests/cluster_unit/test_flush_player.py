@@ -73,3 +73,24 @@ async def test_an_out_of_turn_save_says_when_the_player_is_not_ours(autojump_clo
     assert not await saver.flush_player(2)
     assert fenced == [2] and saver.fenced == 1
     assert await saver.flush_player(99)  # not loaded here: nothing to save
+
+
+async def test_a_flush_that_left_a_player_to_a_write_in_flight_does_not_count_as_saving_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = SlowStore()
+    directory = directory_of(store, 2)
+    saver = Saver(store, directory, interval=5, batch=1)  # type: ignore[arg-type]
+    entry = directory.get(1)
+    assert entry is not None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(saver.flush_player, 1)  # player 1's first state, for one second
+        await trio.sleep(0.1)
+        entry.player.age_days = 5
+        directory.mark_dirty({1})
+        assert await saver.flush()  # leaves player 1 to that write: its newer state is not stored
+    assert store.writes == [[1], [2]] and entry.dirty
+    assert saver.unsaved_seconds() >= 1.1  # still timed from before both
+    started = trio.current_time()
+    assert await saver.flush()
+    assert store.writes[-1] == [1] and saver.statistics().saved_through == started

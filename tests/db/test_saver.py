@@ -84,3 +84,31 @@ async def test_a_save_fenced_by_another_owner_is_never_applied(store: FlakyStore
         assert after.state == claim.state  # our stale copy never overwrote theirs
         directory.mark_dirty({theirs})
         assert directory.dirty_count == 0  # fenced players are never saved from here again
+
+
+async def test_what_a_crash_may_lose_is_timed_from_the_last_flush_that_stored_everything_it_found(
+    store: FlakyStore, content: Content, mock_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(20):
+        directory, pids = await setup(store, content, 3)
+        saver = Saver(store, directory, interval=5, batch=2)
+        mock_clock.jump(7)
+        assert saver.unsaved_seconds() == 7  # the three new players: nothing flushed yet
+        started = trio.current_time()
+        assert await saver.flush()
+        mock_clock.jump(3)
+        assert saver.statistics().saved_through == started and saver.unsaved_seconds() == 3
+        # A flush that fails (or is cut off) covers nothing: the age grows on.
+        directory.get(pids[0]).player.money = 1  # type: ignore[union-attr]
+        directory.mark_dirty({pids[0]})
+        store.down = True
+        assert not await saver.flush()
+        mock_clock.jump(4)
+        assert saver.unsaved_seconds() == 7
+        store.down = False
+        mock_clock.jump(1)
+        assert await saver.flush()
+        assert saver.unsaved_seconds() == 0
+        # With nothing unsaved, a flush that finds nothing covers its own time.
+        mock_clock.jump(2)
+        assert await saver.flush() and saver.unsaved_seconds() == 0
