@@ -5,13 +5,14 @@ regular flush is doing, and says whether the latest state is stored."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import trio
 import trio.testing
 
 from baolife.db.store import SaveRow
 from baolife.model import Player, load_player
-from baolife.players import Directory, Saver
+from baolife.players import Directory, Entry, Saver
 
 
 class SlowStore:
@@ -39,19 +40,30 @@ def directory_of(store: SlowStore, count: int) -> Directory:
     return directory
 
 
+def saver_of(count: int, batch: int, **kwargs: Any) -> tuple[SlowStore, Directory, Saver]:
+    """A saver over ``count`` players in a slow store."""
+    store = SlowStore()
+    directory = directory_of(store, count)
+    return store, directory, Saver(store, directory, interval=5, batch=batch, **kwargs)  # type: ignore[arg-type]
+
+
+async def plays_on(directory: Directory, pid: int, age_days: int) -> Entry:
+    """A moment into a write of player ``pid``, the player plays on (the tick loop)."""
+    entry = directory.get(pid)
+    assert entry is not None
+    await trio.sleep(0.1)
+    entry.player.age_days = age_days
+    directory.mark_dirty({pid})
+    return entry
+
+
 async def test_an_out_of_turn_save_waits_for_the_write_in_flight_and_lands_last(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    store = SlowStore()
-    directory = directory_of(store, 3)
-    saver = Saver(store, directory, interval=5, batch=10)  # type: ignore[arg-type]
-    entry = directory.get(2)
-    assert entry is not None
+    store, directory, saver = saver_of(3, 10)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(saver.flush)  # writes players 1-3 at their first version, for one second
-        await trio.sleep(0.1)
-        entry.player.age_days = 77  # the player plays on (the tick loop)...
-        directory.mark_dirty({2})
+        entry = await plays_on(directory, 2, 77)
         started = trio.current_time()
         assert await saver.flush_player(2)  # ...and is handed over: saved out of turn
         # It waited for the write in flight (which carried an older state), then wrote its own.
@@ -62,10 +74,8 @@ async def test_an_out_of_turn_save_waits_for_the_write_in_flight_and_lands_last(
 
 
 async def test_an_out_of_turn_save_says_when_the_player_is_not_ours(autojump_clock: trio.testing.MockClock) -> None:
-    store = SlowStore()
-    directory = directory_of(store, 2)
     fenced: list[int] = []
-    saver = Saver(store, directory, interval=5, batch=10, on_fenced=fenced.append)  # type: ignore[arg-type]
+    store, _directory, saver = saver_of(2, 10, on_fenced=fenced.append)
     assert await saver.flush_player(1)
     assert await saver.flush_player(1)  # nothing unsaved: nothing written
     assert store.writes == [[1]]
@@ -78,16 +88,10 @@ async def test_an_out_of_turn_save_says_when_the_player_is_not_ours(autojump_clo
 async def test_a_flush_that_left_a_player_to_a_write_in_flight_does_not_count_as_saving_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    store = SlowStore()
-    directory = directory_of(store, 2)
-    saver = Saver(store, directory, interval=5, batch=1)  # type: ignore[arg-type]
-    entry = directory.get(1)
-    assert entry is not None
+    store, directory, saver = saver_of(2, 1)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(saver.flush_player, 1)  # player 1's first state, for one second
-        await trio.sleep(0.1)
-        entry.player.age_days = 5
-        directory.mark_dirty({1})
+        entry = await plays_on(directory, 1, 5)
         assert await saver.flush()  # leaves player 1 to that write: its newer state is not stored
     assert store.writes == [[1], [2]] and entry.dirty
     assert saver.unsaved_seconds() >= 1.1  # still timed from before both
