@@ -90,7 +90,7 @@ class Saver:
         # Every change made before this time (trio's clock) is in the store:
         # the start of the last flush that wrote all it found unsaved. What a
         # crash would lose is what changed since (unsaved_seconds): the save
-        # interval plus a flush's own time, which grows with the load.
+        # interval plus up to two flushes' own time, which grows with the load.
         self.saved_through = trio.current_time()
         # Players a flush left to a write already in flight (with an older
         # state of them): such a flush does not cover what it found.
