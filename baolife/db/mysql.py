@@ -664,6 +664,12 @@ class MysqlStore(MysqlCluster):
         self._lease_pool: ConnectionPool[Conn] = ConnectionPool(
             1, connect=self._connect, close=_close, usable=_usable, max_idle=options.max_idle
         )
+        # The LLM path's calls (budget reservations and settlements, the
+        # shared reply cache, usage) hold at most half the pool, so that
+        # logins and saves always find the rest: with 64 NPC workers at 19,500
+        # players their calls filled all 8 connections and 8,948 logins timed
+        # out (docs/BENCHMARKS.md, issue 15).
+        self._ai_slots = trio.Semaphore(max(1, pool_size // 2))
         self._stats = QueryStats()
         self._closed = False
         # A login's two calls, sent together with the others waiting when
@@ -683,6 +689,16 @@ class MysqlStore(MysqlCluster):
         """Run ``body(conn, *args)`` on a pooled connection within ``deadline``
         seconds; see the module docstring."""
         return await self._call_on(self._pool, what, deadline, body, *args)
+
+    async def _call_ai(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """:meth:`_call` for the LLM path, within its share of the pool
+        (waiting for it counts against ``deadline``)."""
+        started = trio.current_time()
+        with trio.move_on_after(deadline):
+            async with self._ai_slots:
+                return await self._call(what, deadline - (trio.current_time() - started), body, *args)
+        self._stats.observe(trio.current_time() - started, failed=True, timed_out=True)
+        raise StoreUnavailable(f"mysql {what}: no answer within {deadline:g} s")
 
     async def _call_lease(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`_call` on the lease's own connection, outside the pool."""
@@ -788,23 +804,23 @@ class MysqlStore(MysqlCluster):
 
     async def add_ai_usage(self, day: str, player_id: int, calls: int, cost: float) -> None:
         t = self.options.timeout
-        await self._call("add_ai_usage", t, _add_ai_usage, self._bound(t), day, player_id, calls, cost)
+        await self._call_ai("add_ai_usage", t, _add_ai_usage, self._bound(t), day, player_id, calls, cost)
 
     async def ai_usage(self, day: str) -> tuple[dict[int, int], float]:
         t = self.options.timeout
-        return await self._call("ai_usage", t, _ai_usage, self._bound(t), day)
+        return await self._call_ai("ai_usage", t, _ai_usage, self._bound(t), day)
 
     # ----------------------------------------------------------------- shared AI budget and cache
 
     async def ai_reserve(self, day: str, player_id: int, worst: float, player_calls: int, budget: float) -> str | None:
         t = self.options.timeout
-        return await self._call(
+        return await self._call_ai(
             "ai_reserve", t, _ai_reserve, self._bound(t), day, player_id, worst, player_calls, budget
         )
 
     async def ai_settle(self, day: str, released: float, costs: Sequence[tuple[int, float]]) -> None:
         t = self.options.timeout
-        await self._call("ai_settle", t, _ai_settle, self._bound(t), day, released, list(costs))
+        await self._call_ai("ai_settle", t, _ai_settle, self._bound(t), day, released, list(costs))
 
     async def ai_day(self, day: str) -> AiDay:
         t = self.options.timeout
@@ -816,16 +832,16 @@ class MysqlStore(MysqlCluster):
 
     async def ai_cache_get(self, key: bytes, now: float) -> tuple[str, float] | None:
         t = self.options.timeout
-        return await self._call("ai_cache_get", t, _ai_cache_get, self._bound(t), key, now)
+        return await self._call_ai("ai_cache_get", t, _ai_cache_get, self._bound(t), key, now)
 
     async def ai_cache_put(self, entries: Sequence[tuple[bytes, str, float]]) -> None:
         if entries:
             t = self.options.timeout
-            await self._call("ai_cache_put", t, _ai_cache_put, self._bound(t), list(entries))
+            await self._call_ai("ai_cache_put", t, _ai_cache_put, self._bound(t), list(entries))
 
     async def ai_cache_prune(self, now: float, limit: int) -> int:
         t = self.options.timeout
-        return await self._call("ai_cache_prune", t, _affected, self._bound(t), sql.AI_CACHE_PRUNE, (now, limit))
+        return await self._call_ai("ai_cache_prune", t, _affected, self._bound(t), sql.AI_CACHE_PRUNE, (now, limit))
 
     # ----------------------------------------------------------------- operators (baolife.admin)
 

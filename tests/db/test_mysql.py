@@ -261,6 +261,38 @@ def test_the_migrate_command_reports_an_unreachable_database_in_one_line() -> No
     assert done.stderr.startswith("baolife: store: mysql migrate: (2003") and done.stderr.count("\n") == 1
 
 
+async def test_the_llm_paths_calls_leave_half_the_pool_to_logins_and_saves(mysql_url: str) -> None:
+    """NPC workers' budget calls blocked on the day's row (a busy budget)
+    hold at most half the connections: a login's claim still finds one. With
+    64 workers at 19,500 players they had held all 8 and logins timed out."""
+    with trio.fail_after(60):
+        async with open_mysql(mysql_url + "?timeout=20", pool_size=4) as store, MysqlAdmin.open(mysql_url) as admin:
+            await store.migrate()
+            pid = await store.create_account("Bao", hash_token("llm-share"))
+            day = "2025-04-01"
+            assert await store.ai_reserve(day, 1, 0.01, 100, 10.0) is None  # the day's row exists
+            await admin.execute("BEGIN")
+            await admin.execute("SELECT * FROM ai_budget WHERE day = %s FOR UPDATE", (day,))
+            reserved: list[str | None] = []
+
+            async def reserve(player: int) -> None:
+                reserved.append(await store.ai_reserve(day, player, 0.01, 100, 10.0))
+
+            async with trio.open_nursery() as nursery:
+                for player in range(2, 8):
+                    nursery.start_soon(reserve, player)
+                for _ in range(100):
+                    await trio.sleep(0.02)
+                    if store.statistics().pool_in_use == 2:
+                        break
+                await trio.sleep(0.2)
+                assert store.statistics().pool_in_use == 2  # two of the four, the rest wait their share
+                with trio.fail_after(3):
+                    assert (await store.claim(pid)).epoch == 2
+                await admin.execute("ROLLBACK")
+            assert reserved == [None] * 6  # none lost: each waited its turn
+
+
 async def test_the_lease_is_renewed_on_its_own_connection_while_the_pool_is_taken(mysql_url: str) -> None:
     """A login storm and the saves can hold every pooled connection for
     seconds; the lease's renewal must not queue behind them, or the worker
