@@ -664,12 +664,6 @@ class MysqlStore(MysqlCluster):
         self._lease_pool: ConnectionPool[Conn] = ConnectionPool(
             1, connect=self._connect, close=_close, usable=_usable, max_idle=options.max_idle
         )
-        # The LLM path's calls (budget reservations and settlements, the
-        # shared reply cache, usage) hold at most half the pool, so that
-        # logins and saves always find the rest: with 64 NPC workers at 19,500
-        # players their calls filled all 8 connections and 8,948 logins timed
-        # out (docs/BENCHMARKS.md, issue 15).
-        self._ai_slots = trio.Semaphore(max(1, pool_size // 2))
         self._stats = QueryStats()
         self._closed = False
         # A login's two calls, sent together with the others waiting when
@@ -691,28 +685,34 @@ class MysqlStore(MysqlCluster):
         return await self._call_on(self._pool, what, deadline, body, *args)
 
     async def _call_ai(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """:meth:`_call` for the LLM path, within its share of the pool
-        (waiting for it counts against ``deadline``)."""
-        started = trio.current_time()
-        with trio.move_on_after(deadline):
-            async with self._ai_slots:
-                return await self._call(what, deadline - (trio.current_time() - started), body, *args)
-        self._stats.observe(trio.current_time() - started, failed=True, timed_out=True)
-        raise StoreUnavailable(f"mysql {what}: no answer within {deadline:g} s")
+        """:meth:`_call` for the LLM path (budget reservations and
+        settlements, the shared reply cache, usage): it waits for a
+        connection behind logins, saves and everything else. With 64 NPC
+        workers at 19,500 players their calls, queued on the day's budget
+        row, had held all 8 connections and 8,948 logins timed out; they
+        may still use the whole pool while nothing else waits
+        (docs/BENCHMARKS.md, issue 15)."""
+        return await self._call_on(self._pool, what, deadline, body, *args, behind=True)
 
     async def _call_lease(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`_call` on the lease's own connection, outside the pool."""
         return await self._call_on(self._lease_pool, what, deadline, body, *args)
 
     async def _call_on(
-        self, pool: ConnectionPool[Conn], what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any
+        self,
+        pool: ConnectionPool[Conn],
+        what: str,
+        deadline: float,
+        body: Callable[..., Awaitable[T]],
+        *args: Any,
+        behind: bool = False,
     ) -> T:
         started = trio.current_time()
         failed = True
         timed_out = False
         try:
             with trio.move_on_after(deadline):
-                async with pool.borrow() as conn:
+                async with pool.borrow(behind=behind) as conn:
                     result: T = await self._loop.run_aio_coroutine(_guarded(conn, body, args))
                 failed = False
                 return result

@@ -8,7 +8,13 @@ bookkeeping, and its tests, free of the trio-asyncio bridge.
 Rules that make it safe under cancellation:
 
 - At most ``size`` connections exist, lent or idle or being opened; a task
-  that finds none waits its turn (FIFO) for a slot.
+  that finds none waits its turn (FIFO) for a slot. A borrower that asks to
+  wait ``behind`` (work that can wait: the LLM path's budget and cache
+  calls) gets a freed slot only when no other borrower waits, and such
+  borrowers never hold the last connection (of a pool of two or more):
+  they may use all the others
+  while nothing else needs them, and logins and saves always find one,
+  even while the others wait on a lock.
 - A borrower hands a connection back with ``reuse=True`` only when its work
   finished normally. Anything else (an error, a cancel at any point, a
   result read halfway) hands it back with ``reuse=False`` and it is closed,
@@ -56,6 +62,52 @@ class PoolStatistics:
     discarded: int
 
 
+class _Slots:
+    """A counting semaphore whose waiters come in two lines: a freed slot goes
+    to the first line before the second (each in arrival order), and the
+    second holds at most ``most_behind`` slots at once."""
+
+    def __init__(self, count: int, most_behind: int) -> None:
+        self._free = count
+        self._most_behind = most_behind
+        self._behind_held = 0
+        self._first = trio.lowlevel.ParkingLot()
+        self._behind = trio.lowlevel.ParkingLot()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._first) + len(self._behind)
+
+    async def acquire(self, *, behind: bool) -> None:
+        # As trio.Semaphore: a cancel is taken before a slot, never after.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if behind:
+            if self._free and not self._first and not self._behind and self._behind_held < self._most_behind:
+                self._free -= 1
+                self._behind_held += 1
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            # A release hands its slot straight to the task it unparks (and
+            # counts it); a task cancelled while parked was never handed one.
+            await self._behind.park()
+        elif self._free and not self._first:
+            self._free -= 1
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        else:
+            await self._first.park()
+
+    def release(self, *, behind: bool) -> None:
+        if behind:
+            self._behind_held -= 1
+        if self._first:
+            self._first.unpark()
+        elif self._behind and self._behind_held < self._most_behind:
+            self._behind_held += 1
+            self._behind.unpark()
+        else:
+            self._free += 1
+
+
 class ConnectionPool(Generic[C]):
     """See the module docstring. Owns its connections: :meth:`close` drops
     the idle ones at once and the lent ones when they come back."""
@@ -76,7 +128,8 @@ class ConnectionPool(Generic[C]):
         self._close = close
         self._usable = usable
         self.max_idle = max_idle
-        self._slots = trio.Semaphore(size)
+        # Borrowers who wait behind never hold the last connection.
+        self._slots = _Slots(size, max(1, size - 1))
         self._idle: deque[tuple[C, float]] = deque()
         self._closed = False
         self._in_use = 0
@@ -94,7 +147,7 @@ class ConnectionPool(Generic[C]):
             open=self._in_use + len(self._idle) + self._connecting,
             in_use=self._in_use,
             idle=len(self._idle),
-            waiting=self._slots.statistics().tasks_waiting,
+            waiting=self._slots.waiting,
             borrows=self.borrows,
             wait_seconds=self.wait_seconds,
             max_wait_seconds=self.max_wait_seconds,
@@ -104,25 +157,27 @@ class ConnectionPool(Generic[C]):
         )
 
     @asynccontextmanager
-    async def borrow(self) -> AsyncIterator[C]:
+    async def borrow(self, *, behind: bool = False) -> AsyncIterator[C]:
         """Lend a connection for the body; it goes back to the pool only if
-        the body finishes without an exception (cancellation included)."""
-        conn = await self.acquire()
+        the body finishes without an exception (cancellation included).
+        ``behind``: see :meth:`acquire`."""
+        conn = await self.acquire(behind=behind)
         reuse = False
         try:
             yield conn
             reuse = True
         finally:
-            self.release(conn, reuse=reuse)
+            self.release(conn, reuse=reuse, behind=behind)
 
-    async def acquire(self) -> C:
+    async def acquire(self, *, behind: bool = False) -> C:
         """A connection for the caller's sole use; give it back with
-        :meth:`release`. Waits for a slot, then takes an idle connection or
-        opens one. Raises :class:`PoolClosed`, or what ``connect`` raises."""
+        :meth:`release`. Waits for a slot (with ``behind``, after every
+        waiting borrower without it), then takes an idle connection or opens
+        one. Raises :class:`PoolClosed`, or what ``connect`` raises."""
         if self._closed:
             raise PoolClosed("the connection pool is closed")
         started = trio.current_time()
-        await self._slots.acquire()
+        await self._slots.acquire(behind=behind)
         try:
             if self._closed:
                 raise PoolClosed("the connection pool is closed")
@@ -130,7 +185,7 @@ class ConnectionPool(Generic[C]):
             if conn is None:
                 conn = await self._open()
         except BaseException:
-            self._slots.release()
+            self._slots.release(behind=behind)
             raise
         self._in_use += 1
         self.borrows += 1
@@ -139,9 +194,10 @@ class ConnectionPool(Generic[C]):
         self.max_wait_seconds = max(self.max_wait_seconds, waited)
         return conn
 
-    def release(self, conn: C, *, reuse: bool) -> None:
-        """Give back a connection from :meth:`acquire`. With ``reuse=False``
-        (the borrower's work did not finish normally) it is closed."""
+    def release(self, conn: C, *, reuse: bool, behind: bool = False) -> None:
+        """Give back a connection from :meth:`acquire` (``behind`` as it was
+        taken). With ``reuse=False`` (the borrower's work did not finish
+        normally) it is closed."""
         self._in_use -= 1
         try:
             if reuse and not self._closed and self._usable(conn):
@@ -149,7 +205,7 @@ class ConnectionPool(Generic[C]):
             else:
                 self._discard(conn)
         finally:
-            self._slots.release()
+            self._slots.release(behind=behind)
 
     def close(self) -> list[C]:
         """Stop lending: later :meth:`acquire` calls raise :class:`PoolClosed`
