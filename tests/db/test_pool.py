@@ -156,11 +156,11 @@ async def test_close_hands_back_idle_connections_and_closes_lent_ones_on_return(
         assert pool.close() == []
 
 
-async def test_borrowers_who_wait_behind_go_after_the_others_and_never_take_the_last_connection(
+async def test_borrowers_marked_behind_leave_two_connections_to_the_others(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     with trio.fail_after(60):
-        pool = make_pool(3, Opener())
+        pool = make_pool(4, Opener())
         order: list[str] = []
 
         async def borrow(name: str, behind: bool, hold: float) -> None:
@@ -169,36 +169,36 @@ async def test_borrowers_who_wait_behind_go_after_the_others_and_never_take_the_
                 await trio.sleep(hold + len(order) / 10)  # connections come back one at a time
 
         async with trio.open_nursery() as nursery:
-            # Work that can wait takes two connections, never the third...
+            # Work that can wait takes two of the four connections...
             for i in range(4):
                 nursery.start_soon(borrow, f"llm{i}", True, 1.0)
             await trio.sleep(0.1)
             assert len(order) == 2 and pool.statistics().in_use == 2
-            # ...which a login gets at once, whatever waits behind.
+            # ...and logins the other two at once, though it waited first.
             nursery.start_soon(borrow, "login0", False, 5.0)
+            nursery.start_soon(borrow, "login1", False, 5.0)
             await trio.sleep(0.1)
-            assert order[-1] == "login0" and pool.statistics().in_use == 3
-            # Another login waits too, and is served before the waiting
-            # behind ones when the next connection comes back.
-            nursery.start_soon(borrow, "login1", False, 0.5)
+            assert sorted(order[2:]) == ["login0", "login1"] and pool.statistics().in_use == 4
+            # A third login waits its turn, behind the two still waiting:
+            # the first connection back goes to the first of them.
+            nursery.start_soon(borrow, "login2", False, 0.5)
             await trio.sleep(0.1)
             assert pool.statistics().waiting == 3
         # (Tasks started together start in no set order: the lines are what is kept.)
-        assert [name[:-1] for name in order] == ["llm", "llm", "login", "login", "llm", "llm"]
-        assert order[2:4] == ["login0", "login1"] and sorted(order) == sorted({*order})
+        assert [name[:-1] for name in order] == ["llm", "llm", "login", "login", "llm", "llm", "login"]
         stats = pool.statistics()
-        assert (stats.in_use, stats.waiting, stats.open) == (0, 0, 3)
+        assert (stats.in_use, stats.waiting, stats.open) == (0, 0, 4)
 
 
 async def test_a_borrower_cancelled_while_waiting_behind_leaks_no_slot(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(60):
-        pool = make_pool(2, Opener())
-        async with pool.borrow(behind=True):  # one behind: the most a pool of two lends them
+        pool = make_pool(3, Opener())
+        async with pool.borrow(behind=True):  # one behind: the most a pool of three lends them
             with trio.move_on_after(1) as scope:
                 async with pool.borrow(behind=True):
                     pass
             assert scope.cancelled_caught and pool.statistics().waiting == 0
-            async with pool.borrow():  # the last connection, for the others
-                assert pool.statistics().in_use == 2
+            async with pool.borrow(), pool.borrow():  # the two left, for the others
+                assert pool.statistics().in_use == 3
         async with pool.borrow(behind=True):
             assert pool.statistics().in_use == 1
