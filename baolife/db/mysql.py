@@ -687,7 +687,7 @@ class MysqlStore(MysqlCluster):
     async def _call_ai(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`_call` for the LLM path (budget reservations and
         settlements, the shared reply cache, usage): its calls hold at most
-        all connections but two, which logins and saves always find. With 64
+        all connections but one, which logins and saves always find. With 64
         NPC workers at 19,500 players their calls, queued on the day's budget
         row, had held all 8 connections and 8,948 logins timed out
         (docs/BENCHMARKS.md, issue 15)."""

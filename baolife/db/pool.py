@@ -10,10 +10,9 @@ Rules that make it safe under cancellation:
 - At most ``size`` connections exist, lent or idle or being opened; a task
   that finds none waits its turn (FIFO) for a slot. Borrowers marked
   ``behind`` (work that can wait: the LLM path's budget and cache calls)
-  hold at most ``size - 2`` at once (one, in a pool of three or fewer), so
-  that logins and saves always have two, even while every other
-  connection waits on a lock; past that bound they wait and others go
-  first.
+  hold at most ``size - 1`` at once (one, in a pool of one or two), so that
+  logins and saves always have one, even while every other connection waits
+  on a lock; past that bound they wait and others go first.
 - A borrower hands a connection back with ``reuse=True`` only when its work
   finished normally. Anything else (an error, a cancel at any point, a
   result read halfway) hands it back with ``reuse=False`` and it is closed,
@@ -136,8 +135,8 @@ class ConnectionPool(Generic[C]):
         self._close = close
         self._usable = usable
         self.max_idle = max_idle
-        # Borrowers who wait behind leave two connections to the others.
-        self._slots = _Slots(size, max(1, size - 2))
+        # Borrowers marked behind leave one connection to the others.
+        self._slots = _Slots(size, max(1, size - 1))
         self._idle: deque[tuple[C, float]] = deque()
         self._closed = False
         self._in_use = 0
