@@ -686,10 +686,11 @@ class MysqlStore(MysqlCluster):
 
     async def _call_ai(self, what: str, deadline: float, body: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`_call` for the LLM path (budget reservations and
-        settlements, the shared reply cache, usage): its calls hold at most
-        all connections but one, which logins and saves always find. With 64
-        NPC workers at 19,500 players their calls, queued on the day's budget
-        row, had held all 8 connections and 8,948 logins timed out
+        settlements, the shared reply cache, usage): it waits for a
+        connection behind logins, saves and everything else. With 64 NPC
+        workers at 19,500 players their calls, queued on the day's budget
+        row, had held all 8 connections and 8,948 logins timed out; they
+        may still use the whole pool while nothing else waits
         (docs/BENCHMARKS.md, issue 15)."""
         return await self._call_on(self._pool, what, deadline, body, *args, behind=True)
 

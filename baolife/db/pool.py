@@ -8,11 +8,13 @@ bookkeeping, and its tests, free of the trio-asyncio bridge.
 Rules that make it safe under cancellation:
 
 - At most ``size`` connections exist, lent or idle or being opened; a task
-  that finds none waits its turn (FIFO) for a slot. Borrowers marked
-  ``behind`` (work that can wait: the LLM path's budget and cache calls)
-  hold at most ``size - 1`` at once (one, in a pool of one or two), so that
-  logins and saves always have one, even while every other connection waits
-  on a lock; past that bound they wait and others go first.
+  that finds none waits its turn (FIFO) for a slot. A borrower that asks to
+  wait ``behind`` (work that can wait: the LLM path's budget and cache
+  calls) gets a freed slot only when no other borrower waits, and such
+  borrowers never hold the last connection (of a pool of two or more):
+  they may use all the others
+  while nothing else needs them, and logins and saves always find one,
+  even while the others wait on a lock.
 - A borrower hands a connection back with ``reuse=True`` only when its work
   finished normally. Anything else (an error, a cancel at any point, a
   result read halfway) hands it back with ``reuse=False`` and it is closed,
@@ -60,59 +62,50 @@ class PoolStatistics:
     discarded: int
 
 
-@attrs.define(eq=False)
-class _Waiter:
-    behind: bool
-    granted: bool = False
-    ready: trio.Event = attrs.Factory(trio.Event)
-
-
 class _Slots:
-    """A counting semaphore served in arrival order, under which borrowers
-    who wait ``behind`` hold at most ``most_behind`` slots at once: a freed
-    slot goes to the longest waiting borrower that may take it."""
+    """A counting semaphore whose waiters come in two lines: a freed slot goes
+    to the first line before the second (each in arrival order), and the
+    second holds at most ``most_behind`` slots at once."""
 
     def __init__(self, count: int, most_behind: int) -> None:
         self._free = count
         self._most_behind = most_behind
         self._behind_held = 0
-        self._waiters: deque[_Waiter] = deque()
+        self._first = trio.lowlevel.ParkingLot()
+        self._behind = trio.lowlevel.ParkingLot()
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return len(self._first) + len(self._behind)
 
     async def acquire(self, *, behind: bool) -> None:
         # As trio.Semaphore: a cancel is taken before a slot, never after.
         await trio.lowlevel.checkpoint_if_cancelled()
-        # A free slot with borrowers waiting is one none of them may take
-        # (they wait behind, at their bound): the others take it at once.
-        if self._free and not (behind and (self._behind_held >= self._most_behind or self._waiters)):
+        if behind:
+            if self._free and not self._first and not self._behind and self._behind_held < self._most_behind:
+                self._free -= 1
+                self._behind_held += 1
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            # A release hands its slot straight to the task it unparks (and
+            # counts it); a task cancelled while parked was never handed one.
+            await self._behind.park()
+        elif self._free and not self._first:
             self._free -= 1
-            self._behind_held += behind
             await trio.lowlevel.cancel_shielded_checkpoint()
-            return
-        waiter = _Waiter(behind)
-        self._waiters.append(waiter)
-        try:
-            await waiter.ready.wait()
-        except BaseException:
-            if waiter.granted:
-                self.release(behind=behind)  # handed one as the cancel came: pass it on
-            else:
-                self._waiters.remove(waiter)
-            raise
+        else:
+            await self._first.park()
 
     def release(self, *, behind: bool) -> None:
-        self._behind_held -= behind
-        for waiter in self._waiters:
-            if not waiter.behind or self._behind_held < self._most_behind:
-                self._waiters.remove(waiter)
-                waiter.granted = True
-                self._behind_held += waiter.behind
-                waiter.ready.set()
-                return
-        self._free += 1
+        if behind:
+            self._behind_held -= 1
+        if self._first:
+            self._first.unpark()
+        elif self._behind and self._behind_held < self._most_behind:
+            self._behind_held += 1
+            self._behind.unpark()
+        else:
+            self._free += 1
 
 
 class ConnectionPool(Generic[C]):
@@ -135,7 +128,7 @@ class ConnectionPool(Generic[C]):
         self._close = close
         self._usable = usable
         self.max_idle = max_idle
-        # Borrowers marked behind leave one connection to the others.
+        # Borrowers who wait behind never hold the last connection.
         self._slots = _Slots(size, max(1, size - 1))
         self._idle: deque[tuple[C, float]] = deque()
         self._closed = False
@@ -178,10 +171,9 @@ class ConnectionPool(Generic[C]):
 
     async def acquire(self, *, behind: bool = False) -> C:
         """A connection for the caller's sole use; give it back with
-        :meth:`release`. Waits for a slot (with ``behind``, also for the
-        borrowers marked so to hold fewer than their bound), then takes an
-        idle connection or opens one. Raises :class:`PoolClosed`, or what
-        ``connect`` raises."""
+        :meth:`release`. Waits for a slot (with ``behind``, after every
+        waiting borrower without it), then takes an idle connection or opens
+        one. Raises :class:`PoolClosed`, or what ``connect`` raises."""
         if self._closed:
             raise PoolClosed("the connection pool is closed")
         started = trio.current_time()

@@ -261,7 +261,7 @@ def test_the_migrate_command_reports_an_unreachable_database_in_one_line() -> No
     assert done.stderr.startswith("baolife: store: mysql migrate: (2003") and done.stderr.count("\n") == 1
 
 
-async def test_the_llm_paths_calls_leave_a_connection_to_logins_and_saves(mysql_url: str) -> None:
+async def test_the_llm_paths_calls_never_take_the_last_connection_from_logins(mysql_url: str) -> None:
     """NPC workers' budget calls blocked on the day's row (a busy budget)
     hold all connections but one: a login's claim still gets it. With 64
     workers at 19,500 players they had held all 8 and logins timed out."""
@@ -286,7 +286,7 @@ async def test_the_llm_paths_calls_leave_a_connection_to_logins_and_saves(mysql_
                     if store.statistics().pool_in_use == 3:
                         break
                 await trio.sleep(0.2)
-                assert store.statistics().pool_in_use == 3  # three of the four, the rest wait
+                assert store.statistics().pool_in_use == 3  # three of the four, the rest wait behind
                 with trio.fail_after(3):
                     assert (await store.claim(pid)).epoch == 2
                 await admin.execute("ROLLBACK")
