@@ -690,7 +690,7 @@ class MysqlStore(MysqlCluster):
         connection behind logins, saves and everything else. With 64 NPC
         workers at 19,500 players their calls, queued on the day's budget
         row, had held all 8 connections and 8,948 logins timed out; they
-        may still use the whole pool while nothing else waits
+        may still use every connection but one while nothing else waits
         (docs/BENCHMARKS.md, issue 15)."""
         return await self._call_on(self._pool, what, deadline, body, *args, behind=True)
 
