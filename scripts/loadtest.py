@@ -88,7 +88,7 @@ class LagMeter:
 
 
 class Stats:
-    def __init__(self) -> None:
+    def __init__(self, expected: int) -> None:
         self.connected = 0
         self.failed = 0
         self.failures: Counter[str] = Counter()
@@ -101,7 +101,7 @@ class Stats:
         self.sent: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
         self.welcomed = 0
-        self.expected = 0
+        self.expected = expected
         self.all_in = trio.Event()  # every expected player welcomed or failed
 
     def arrived(self, *, welcomed: bool) -> None:
@@ -504,8 +504,7 @@ async def run_once(
             command.append("--no-direct-write")
         if server == "bare-tasks":  # A/B of the read path: a reader task per connection
             command.append("--reader-tasks")
-    stats = Stats()
-    stats.expected = players
+    stats = Stats(players)
     spy: trio.Process | None = None
     async with child_server(["taskset", "-c", "0", *command], env, tmp) as child:
         proc, port = child.proc, child.ws_port

@@ -12,9 +12,8 @@ Rules that make it safe under cancellation:
   wait ``behind`` (work that can wait: the LLM path's budget and cache
   calls) gets a freed slot only when no other borrower waits, and such
   borrowers never hold the last connection (of a pool of two or more):
-  they may use all the others
-  while nothing else needs them, and logins and saves always find one,
-  even while the others wait on a lock.
+  they may use all the others while nothing else needs them, and logins
+  and saves always find one, even while the others wait on a lock.
 - A borrower hands a connection back with ``reuse=True`` only when its work
   finished normally. Anything else (an error, a cancel at any point, a
   result read halfway) hands it back with ``reuse=False`` and it is closed,
