@@ -15,6 +15,8 @@ ping->pong and answer->ack, error ops by code, frames per second, the
 server's CPU% and peak RSS (from /proc), the generator's own CPU%, and for
 ``ours`` the tick and collector figures from /metrics, for the whole run
 (``server_ticks``) and for the measured window (``server_ticks_measured``).
+``--metrics-out FILE`` also keeps the server's whole /metrics text as it
+stands when the run ends (pool waits, store calls, NPC replies).
 ``--peer colyseus`` then runs the strongest peer (Colyseus 0.18, 50-player
 rooms, ../shared/peers/colyseus/run.sh) with the same N in the same sitting
 and prints ours over its CPU, peak RSS and p99 ping (``ours_to_peer``).
@@ -482,6 +484,7 @@ async def run_once(
     templates: int = 500,
     interval: float = 0.0,
     python: str = sys.executable,
+    metrics_out: str | None = None,
 ) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="baolife-load-")
     tokens: list[str] | None = None
@@ -515,7 +518,7 @@ async def run_once(
             result = await _run_node(
                 proc.pid, port, players, duration, ramp, seed, scrape, tokens_file, interval, profile
             )
-            server_metrics = await _scrape(http_port) if server == "ours" else {}
+            server_metrics = await _scrape(http_port, metrics_out) if server == "ours" else {}
             return await _report(child, server, players, duration, ramp, result, server_metrics, seeded)
         rng = random.Random(seed)
         stop = trio.Event()
@@ -550,7 +553,7 @@ async def run_once(
             wall = time.perf_counter() - wall0
             frames = stats.frames - frames0
             stats.measuring = False
-            server_metrics = await _scrape(child.http_port) if server == "ours" else {}
+            server_metrics = await _scrape(child.http_port, metrics_out) if server == "ours" else {}
             stop.set()
             nursery.cancel_scope.cancel()
         gen_cpu = time.process_time() - gen_cpu0
@@ -635,9 +638,12 @@ async def _seed(folder: str, db_url: str, players: int, templates: int, seed: in
     return orjson.loads(done.stdout), tokens
 
 
-async def _scrape(port: int) -> dict[str, Any]:
-    """Tick and garbage collector figures from the server's /metrics."""
+async def _scrape(port: int, save_to: str | None = None) -> dict[str, Any]:
+    """Tick and garbage collector figures from the server's /metrics (the
+    whole text written to ``save_to`` when given)."""
     text = await fetch_metrics(port)
+    if save_to:
+        await trio.Path(save_to).write_text(text)
     out: dict[str, Any] = {}
     for line in text.splitlines():
         name = line.split(" ", 1)[0]
@@ -689,6 +695,7 @@ async def main(args: argparse.Namespace) -> int:
             args.templates,
             args.interval,
             args.server_python,
+            args.metrics_out,
         )
         report["result"] = result
         if args.peer:
@@ -850,6 +857,11 @@ if __name__ == "__main__":
         metavar="SECONDS",
         help="also report the server's CPU and RSS over each SECONDS of the measured window (node generator; for "
         "long runs: do they level off?)",
+    )
+    parser.add_argument(
+        "--metrics-out",
+        metavar="FILE",
+        help="write the server's whole /metrics text, as it stands when the run ends, to FILE (ours only)",
     )
     parser.add_argument("--find-limit", action="store_true", help="step N up against both servers")
     parser.add_argument(

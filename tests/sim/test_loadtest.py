@@ -22,18 +22,24 @@ LOADTEST = Path(__file__).parent.parent.parent / "scripts" / "loadtest.py"
 
 
 @pytest.mark.parametrize("generator", ["node", "python"])
-def test_a_small_load_test_measures_every_player_welcomed(generator: str) -> None:
+def test_a_small_load_test_measures_every_player_welcomed(generator: str, tmp_path: Path) -> None:
     if generator == "node" and shutil.which("node") is None:
         pytest.skip("node is not installed")
+    metrics = tmp_path / "metrics.txt"
     argv = [sys.executable, str(LOADTEST), "--generator", generator, "--players", "30", "--ramp", "200"]
     started = time.monotonic()
-    done = subprocess.run([*argv, "--duration", "3"], capture_output=True, timeout=120, check=True)
+    done = subprocess.run(
+        [*argv, "--duration", "3", "--metrics-out", str(metrics)], capture_output=True, timeout=120, check=True
+    )
     # Well under the minute it would wait for a player it never saw welcomed.
     assert time.monotonic() - started < 40
     result = orjson.loads(done.stdout)["result"]
     assert result["welcomed"] == 30 and result["connect_failures"] == 0
     assert result["ping_rtt_ms"]["n"] > 0 and result["errors_by_code"].keys() <= {"not_allowed"}
     assert result["sent_while_measuring"].get("register", 0) == 0  # all in before the window
+    # The server's whole /metrics, as it stood when the run ended.
+    values = dict(line.split(" ", 1) for line in metrics.read_text().splitlines() if not line.startswith("#"))
+    assert float(values["baolife_connections_accepted_total"]) >= 30
     if generator == "node":
         assert result["not_welcomed_at_start"] == 0
         assert result["joined_seconds"] >= result["ramp_seconds"]
