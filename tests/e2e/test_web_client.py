@@ -63,6 +63,20 @@ def _a_life(server: Server, page: Page) -> None:
     player = page.locator("#player-id").text_content() or ""
     assert player.isdigit()
     expect(page.locator("#stats meter")).to_have_count(4)
+    # Each stat's whole name shows beside its widest value ("Happiness" was
+    # cut to "Happi..." at both sizes).
+    cut = page.evaluate(
+        """() => {
+             const nums = [...document.querySelectorAll('#stats .num')];
+             const shown = nums.map(n => n.textContent);
+             nums.forEach(n => { n.textContent = '100'; });
+             const cut = [...document.querySelectorAll('#stats .stat-name')]
+               .filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent);
+             nums.forEach((n, i) => { n.textContent = shown[i]; });
+             return cut;
+           }"""
+    )
+    assert cut == [], cut
     expect(page.locator("#feed li")).not_to_have_count(0)
     expect(page.locator("#npcs li.npc")).not_to_have_count(0)
 
