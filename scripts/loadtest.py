@@ -16,7 +16,9 @@ server's CPU% and peak RSS (from /proc), the generator's own CPU%, and for
 ``ours`` the tick and collector figures from /metrics, for the whole run
 (``server_ticks``) and for the measured window (``server_ticks_measured``).
 ``--metrics-out FILE`` also keeps the server's whole /metrics text as it
-stands when the run ends (pool waits, store calls, NPC replies).
+stands when the run ends (pool waits, store calls, NPC replies), and with
+the Node generator as it stood at the window's start and end, in
+``FILE.start`` and ``FILE.end``.
 ``--peer colyseus`` then runs the strongest peer (Colyseus 0.18, 50-player
 rooms, ../shared/peers/colyseus/run.sh) with the same N in the same sitting
 and prints ours over its CPU, peak RSS and p99 ping (``ours_to_peer``).
@@ -53,7 +55,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -513,7 +514,14 @@ async def run_once(
         proc, port = child.proc, child.ws_port
         if generator == "node":
             http_port = child.http_port
-            scrape = partial(_scrape, http_port) if server == "ours" else None
+            edges = iter((".start", ".end"))
+            scrape = None
+            if server == "ours":
+
+                async def scrape() -> dict[str, Any]:
+                    # The window's first and last reads of /metrics.
+                    return await _scrape(http_port, metrics_out and metrics_out + next(edges, ""))
+
             tokens_file = f"{tmp}/tokens" if tokens is not None else None
             result = await _run_node(
                 proc.pid, port, players, duration, ramp, seed, scrape, tokens_file, interval, profile
@@ -861,7 +869,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--metrics-out",
         metavar="FILE",
-        help="write the server's whole /metrics text, as it stands when the run ends, to FILE (ours only)",
+        help="write the server's whole /metrics text, as it stands when the run ends, to FILE (ours only), and "
+        "at the measured window's start and end to FILE.start and FILE.end (node generator)",
     )
     parser.add_argument("--find-limit", action="store_true", help="step N up against both servers")
     parser.add_argument(
