@@ -419,34 +419,58 @@ async def _ai_usage(conn: Conn, bound: float, day: str) -> tuple[dict[int, int],
 
 
 async def _ai_reserve(
-    conn: Conn, bound: float, day: str, player_id: int, worst: float, player_calls: int, budget: float
+    conn: Conn,
+    bound: float,
+    days: set[str],
+    day: str,
+    player_id: int,
+    worst: float,
+    player_calls: int,
+    budget: float,
 ) -> str | None:
-    """Autocommitted statements, each atomic on its row (see sql.AI_RESERVE):
-    the player's call first, then the day's reservation, the call given back
-    when the budget refuses. A call cut off between them leaves one call
-    counted for the player: too many, never too few."""
+    """The player's call and the day's worst case in one statement, both or
+    neither (sql.AI_RESERVE_CALL): one round trip once the player's row and
+    the day's exist. When it matches nothing, the player's row is made (the
+    player's first call of the day) and the day's too unless ``days`` (the
+    days whose row this store has seen) holds it, and the statement is sent
+    again, all in a second round trip. A refusal then is told apart by
+    reading the player's calls: the player's bound or the budget; nothing
+    was counted for either."""
     if player_calls < 1:
         return "player"
     mariadb = _is_mariadb(conn)
     cur = await conn.cursor()
-    # Only the conditional UPDATEs count; a day's first call makes its row
-    # (another worker may make it at the same time) and counts again.
-    player = (day, player_id, player_calls)
-    await _send(cur, sql.AI_PLAYER_CALL, player, bound, mariadb)
-    if cur.rowcount != 1:
-        await _send(cur, sql.AI_PLAYER_ROW, (day, player_id), bound, mariadb)
-        await _send(cur, sql.AI_PLAYER_CALL, player, bound, mariadb)
-        if cur.rowcount != 1:
-            return "player"
-    reserve = (worst, day, worst, budget)
-    await _send(cur, sql.AI_RESERVE, reserve, bound, mariadb)
-    if cur.rowcount != 1:
-        await _send(cur, sql.AI_DAY_ROW, (day, day), bound, mariadb)
-        await _send(cur, sql.AI_RESERVE, reserve, bound, mariadb)
-        if cur.rowcount != 1:
-            await _send(cur, sql.AI_PLAYER_UNDO, (day, player_id), bound, mariadb)
-            return "budget"
-    return None
+    call = (worst, day, player_id, player_calls, worst, budget)
+    await _send(cur, sql.AI_RESERVE_CALL, call, bound, mariadb)
+    if cur.rowcount > 0:
+        return None
+    for _ in range(2):
+        # Rows are made with ON DUPLICATE KEY UPDATE: another worker may make
+        # the day's at the same time, and an erased player's is gone.
+        steps: list[tuple[str, Sequence[object]]] = [(sql.AI_PLAYER_ROW, (day, player_id))]
+        if day not in days:
+            steps.append((sql.AI_DAY_ROW, (day, day)))
+        steps.append((sql.AI_RESERVE_CALL, call))
+        done = await send_batch(cur, steps, bound, mariadb)
+        if done[-1].rowcount > 0:
+            _seen(days, day)
+            return None
+        (refused,) = await send_batch(cur, [(sql.AI_RESERVE_REFUSED, (day, player_id, day))], bound, mariadb)
+        calls, day_rows = refused.rows[0]
+        if day_rows:
+            _seen(days, day)
+            return "player" if calls is not None and int(calls) >= player_calls else "budget"
+        days.discard(day)  # the day's row is gone (by hand): made again, once
+    return "budget"
+
+
+def _seen(days: set[str], day: str) -> None:
+    """Keep ``day`` as a day whose budget row exists; only the newest few
+    are kept (the set lives as long as the store)."""
+    if day not in days:
+        if len(days) >= 4:
+            days.clear()
+        days.add(day)
 
 
 async def _ai_settle(conn: Conn, bound: float, day: str, released: float, costs: Sequence[tuple[int, float]]) -> None:
@@ -666,6 +690,8 @@ class MysqlStore(MysqlCluster):
         )
         self._stats = QueryStats()
         self._closed = False
+        # Days whose ai_budget row exists, as seen by ai_reserve.
+        self._ai_days: set[str] = set()
         # A login's two calls, sent together with the others waiting when
         # every connection is busy (a reconnect storm): see baolife.db.batcher.
         self._logins: Batcher[bytes, AccountLogin | None] = Batcher(
@@ -815,7 +841,7 @@ class MysqlStore(MysqlCluster):
     async def ai_reserve(self, day: str, player_id: int, worst: float, player_calls: int, budget: float) -> str | None:
         t = self.options.timeout
         return await self._call_ai(
-            "ai_reserve", t, _ai_reserve, self._bound(t), day, player_id, worst, player_calls, budget
+            "ai_reserve", t, _ai_reserve, self._bound(t), self._ai_days, day, player_id, worst, player_calls, budget
         )
 
     async def ai_settle(self, day: str, released: float, costs: Sequence[tuple[int, float]]) -> None:

@@ -85,19 +85,30 @@ ADD_AI_USAGE = (
 AI_USAGE = "SELECT player_id, calls, cost FROM ai_usage WHERE day = %s"
 
 # The shared AI budget (baolife/ai/budget.py): each statement is atomic on
-# its row, so a reservation needs no transaction and the hot ai_budget row
-# is locked only while one UPDATE runs. Its condition is what keeps the
-# cluster within the day's budget.
-AI_PLAYER_CALL = "UPDATE ai_usage SET calls = calls + 1 WHERE day = %s AND player_id = %s AND calls < %s"
+# the rows it changes, so a reservation needs no transaction and the hot
+# ai_budget row is locked only while one UPDATE runs. Its condition is what
+# keeps the cluster within the day's budget.
+#
+# A reservation: the player's call and the day's worst case, both or neither,
+# in one statement and one round trip once both rows exist. Its rowcount is 2
+# or 0 (nothing matched: a row missing, or a bound reached). Every statement
+# that locks both rows locks one player's row, whose one call in flight is
+# this one, so two of them cannot wait on each other.
+AI_RESERVE_CALL = (
+    "UPDATE ai_usage u JOIN ai_budget b ON b.day = u.day"
+    " SET u.calls = u.calls + 1, b.reserved = b.reserved + %s, b.calls = b.calls + 1"
+    " WHERE u.day = %s AND u.player_id = %s AND u.calls < %s"
+    " AND b.spent + b.reserved + %s <= COALESCE(b.budget, %s)"
+)
+# After a refusal: was it the player's bound, and is the day's row there?
+AI_RESERVE_REFUSED = (
+    "SELECT (SELECT calls FROM ai_usage WHERE day = %s AND player_id = %s),"
+    " (SELECT COUNT(*) FROM ai_budget WHERE day = %s)"
+)
 # Rows are made with ON DUPLICATE KEY UPDATE, not INSERT IGNORE: IGNORE's
 # duplicate-key warning costs a round trip and a Python warning.
 AI_PLAYER_ROW = (
     "INSERT INTO ai_usage (day, player_id, calls, cost) VALUES (%s, %s, 0, 0) ON DUPLICATE KEY UPDATE calls = calls"
-)
-AI_PLAYER_UNDO = "UPDATE ai_usage SET calls = calls - 1 WHERE day = %s AND player_id = %s AND calls > 0"
-AI_RESERVE = (
-    "UPDATE ai_budget SET reserved = reserved + %s, calls = calls + 1"
-    " WHERE day = %s AND spent + reserved + %s <= COALESCE(budget, %s)"
 )
 # The day's row starts from what ai_usage already holds for the day (spent by
 # workers of a release that wrote usage behind, before an upgrade mid-day).
