@@ -32,8 +32,9 @@ rather than losing usage.
 reservation is made in the database, atomically against every other worker
 (:meth:`~baolife.db.store.Store.ai_reserve`: one conditional UPDATE of the
 player's row joined to the day's, so the cluster cannot pass the budget
-however many workers spend at once). It runs in the AI path (:meth:`CostGovernor.reserve`, awaited by
-the job's flight), never in the tick. Settlements are sent by the governor's
+however many workers spend at once). It runs in the AI path
+(:meth:`CostGovernor.reserve`, awaited by the job's flight), never in the
+tick. Settlements are sent by the governor's
 own task as soon as they come, batched (:meth:`~baolife.db.store.Store.ai_settle`).
 Whatever cannot be known errs towards spending less:
 

@@ -40,10 +40,10 @@ def test_a_small_load_test_measures_every_player_welcomed(generator: str, tmp_pa
     # The server's whole /metrics, as it stood when the run ended.
     values = dict(line.split(" ", 1) for line in metrics.read_text().splitlines() if not line.startswith("#"))
     assert float(values["baolife_connections_accepted_total"]) >= 30
-    if generator == "node":  # and at the window's edges: everyone in when it opened
+    if generator == "node":
+        # ...and at the window's edges: everyone in when it opened.
         assert "baolife_connections 30.0" in Path(f"{metrics}.start").read_text().splitlines()
         assert "baolife_ticks_total" in Path(f"{metrics}.end").read_text()
-    if generator == "node":
         assert result["not_welcomed_at_start"] == 0
         assert result["joined_seconds"] >= result["ramp_seconds"]
         seconds = result["ping_p99_ms_by_second"]
