@@ -357,7 +357,7 @@ async def _run_node(
     duration: float,
     ramp: float,
     seed: int,
-    scrape: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    scrape: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
     tokens_file: str | None = None,
     interval: float = 0.0,
     profile: str | None = None,
@@ -407,7 +407,7 @@ async def _run_node(
                 window["cpu0"], _ = proc_stat(server_pid)
                 window["t0"] = time.perf_counter()
                 if scrape is not None:
-                    window["ticks0"] = await scrape()
+                    window["ticks0"] = await scrape("start")
                 if profile:
                     spy = await start_spy(server_pid, profile)
             if b"MEASURE_END" in buffer and "cpu1" not in window:
@@ -416,7 +416,7 @@ async def _run_node(
                 await stop_spy(spy)
                 spy = None
                 if scrape is not None:
-                    window["ticks1"] = await scrape()
+                    window["ticks1"] = await scrape("end")
         cancel.cancel()
 
     series: list[dict[str, float]] = []
@@ -514,13 +514,12 @@ async def run_once(
         proc, port = child.proc, child.ws_port
         if generator == "node":
             http_port = child.http_port
-            edges = iter((".start", ".end"))
             scrape = None
             if server == "ours":
 
-                async def scrape() -> dict[str, Any]:
-                    # The window's first and last reads of /metrics.
-                    return await _scrape(http_port, metrics_out and metrics_out + next(edges, ""))
+                async def scrape(edge: str) -> dict[str, Any]:
+                    # The window's first and last reads of /metrics (FILE.start, FILE.end).
+                    return await _scrape(http_port, metrics_out and f"{metrics_out}.{edge}")
 
             tokens_file = f"{tmp}/tokens" if tokens is not None else None
             result = await _run_node(
